@@ -1,0 +1,163 @@
+//! CPU cache of decoded pieces: an LRU bounded in bytes, keyed by descriptor unit, column
+//! window and (later) level. Memory in use never grows with the file's size, only with the
+//! budget.
+
+use std::sync::Arc;
+
+use lru::LruCache;
+
+use crate::decode::Piece;
+
+/// Identifies one decoded piece: page, unit, column window, level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PieceKey {
+    pub page: u32,
+    pub level: u8,
+    pub unit: u64,
+    pub x0: u32,
+    pub x1: u32,
+}
+
+/// LRU of pieces with a byte budget.
+pub struct PieceCache {
+    lru: LruCache<PieceKey, Arc<Piece>>,
+    bytes: usize,
+    budget: usize,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+impl PieceCache {
+    pub fn new(budget_bytes: usize) -> Self {
+        Self {
+            lru: LruCache::unbounded(),
+            bytes: 0,
+            budget: budget_bytes,
+            hits: 0,
+            misses: 0,
+        }
+    }
+
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+    pub fn len(&self) -> usize {
+        self.lru.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.lru.is_empty()
+    }
+    pub fn contains(&self, key: &PieceKey) -> bool {
+        self.lru.contains(key)
+    }
+
+    /// Look up and mark as recently used.
+    pub fn get(&mut self, key: &PieceKey) -> Option<Arc<Piece>> {
+        let hit = self.lru.get(key).cloned();
+        if hit.is_some() {
+            self.hits += 1;
+        } else {
+            self.misses += 1;
+        }
+        hit
+    }
+
+    /// Insert, evicting least recently used pieces to stay within the budget. A piece larger
+    /// than the whole budget is not kept.
+    pub fn insert(&mut self, key: PieceKey, piece: Arc<Piece>) {
+        let size = piece.byte_size();
+        if let Some(old) = self.lru.pop(&key) {
+            self.bytes -= old.byte_size();
+        }
+        if size > self.budget {
+            return;
+        }
+        while self.bytes + size > self.budget {
+            match self.lru.pop_lru() {
+                Some((_, old)) => self.bytes -= old.byte_size(),
+                None => break,
+            }
+        }
+        self.bytes += size;
+        self.lru.put(key, piece);
+    }
+
+    /// Change the budget, evicting as needed.
+    pub fn set_budget(&mut self, budget_bytes: usize) {
+        self.budget = budget_bytes;
+        while self.bytes > self.budget {
+            match self.lru.pop_lru() {
+                Some((_, old)) => self.bytes -= old.byte_size(),
+                None => break,
+            }
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.lru.clear();
+        self.bytes = 0;
+    }
+}
+
+/// A default budget: an eighth of physical memory, between 64 MiB and 2 GiB.
+pub fn default_budget() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let ram = if pages > 0 && page > 0 {
+        pages as u64 * page as u64
+    } else {
+        4 << 30
+    };
+    (ram / 8).clamp(64 << 20, 2 << 30) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::raw::{PixelKind, RawFormat};
+    use crate::format::Extent;
+
+    fn piece(w: u32) -> Arc<Piece> {
+        Arc::new(Piece::new(
+            Extent::new(0, 0, w, 1),
+            &RawFormat::new(PixelKind::Rgb, 8),
+        ))
+    }
+
+    fn key(unit: u64) -> PieceKey {
+        PieceKey {
+            page: 0,
+            level: 0,
+            unit,
+            x0: 0,
+            x1: 1,
+        }
+    }
+
+    #[test]
+    fn stays_within_budget_and_evicts_lru() {
+        let one = piece(1000).byte_size();
+        let mut c = PieceCache::new(one * 3);
+        for u in 0..3 {
+            c.insert(key(u), piece(1000));
+        }
+        assert_eq!(c.len(), 3);
+        assert!(c.get(&key(0)).is_some()); // 0 is now most recent
+        c.insert(key(3), piece(1000));
+        assert!(c.bytes() <= c.budget());
+        assert!(c.contains(&key(0)));
+        assert!(!c.contains(&key(1)), "least recently used goes first");
+        c.insert(key(9), piece(100_000));
+        assert!(!c.contains(&key(9)), "larger than the budget: not kept");
+        c.set_budget(one);
+        assert_eq!(c.len(), 1);
+    }
+}

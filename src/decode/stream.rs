@@ -1,0 +1,301 @@
+//! Streams that decode only from their start: PNG (zlib) and JPEG (entropy-coded scan).
+//!
+//! Decoding band `k` decodes every row above it. Rows stream through a few MB of decoder
+//! state; each finished band is handed to `emit` (the loader caches it), so memory never holds
+//! more than one band plus what the cache's byte budget allows. Random access into these
+//! streams (checkpoints, restart markers) is a later issue.
+
+use std::io::BufReader;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::Piece;
+use super::raw::RawFormat;
+use crate::error::FormatError;
+use crate::format::png::{png_error, row_transform};
+use crate::format::{Codec, Page, Storage};
+use crate::source::{Source, SourceReader};
+
+/// Adam7 passes: (x0, y0, dx, dy).
+const ADAM7: [(u32, u32, u32, u32); 7] = [
+    (0, 0, 8, 8),
+    (4, 0, 8, 8),
+    (0, 4, 4, 8),
+    (2, 0, 4, 4),
+    (0, 2, 2, 4),
+    (1, 0, 2, 2),
+    (0, 1, 1, 2),
+];
+
+/// Decode bands `0..=last` of a stream page. `wanted(band)` says which bands to keep; each kept
+/// band goes to `emit` as soon as it is complete. `cancelled()` is polled between rows.
+pub fn decode_bands(
+    source: &Source,
+    page: &Page,
+    last: u64,
+    wanted: &mut dyn FnMut(u64) -> bool,
+    emit: &mut dyn FnMut(u64, Piece),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), FormatError> {
+    let Storage::Stream {
+        codec, interlaced, ..
+    } = &page.storage
+    else {
+        return Err(FormatError::invalid("internal: not a stream page"));
+    };
+    match codec {
+        Codec::Zip if *interlaced => png_interlaced(source, page, last, wanted, emit, cancelled),
+        Codec::Zip => png_rows(source, page, last, wanted, emit, cancelled),
+        Codec::Jpeg => jpeg_rows(source, page, last, wanted, emit, cancelled),
+        _ => Err(FormatError::invalid("internal: not a stream codec")),
+    }
+}
+
+fn png_reader(
+    source: &Source,
+) -> Result<png::Reader<BufReader<SourceReader<&Source>>>, FormatError> {
+    let mut decoder = png::Decoder::new(BufReader::with_capacity(
+        256 << 10,
+        SourceReader::new(source, 0),
+    ));
+    decoder.set_ignore_text_chunk(true);
+    decoder.set_transformations(row_transform());
+    decoder.read_info().map_err(png_error)
+}
+
+/// Band-by-band assembly of rows arriving top to bottom.
+struct Bands<'a> {
+    page: &'a Page,
+    raw: RawFormat,
+    current: Option<(u64, Piece)>,
+}
+
+impl<'a> Bands<'a> {
+    fn new(page: &'a Page) -> Self {
+        Self {
+            page,
+            raw: page.raw,
+            current: None,
+        }
+    }
+
+    /// Put stored row `y`; returns a finished band when `y` is its last row.
+    fn row(
+        &mut self,
+        y: u32,
+        data: &[u8],
+        wanted: &mut dyn FnMut(u64) -> bool,
+    ) -> Option<(u64, Piece)> {
+        let band = self.page.grid.unit_row_of(y);
+        let extent = self.page.grid.unit_extent(band);
+        if self.current.as_ref().is_none_or(|(b, _)| *b != band) {
+            self.current = wanted(band).then(|| (band, Piece::new(extent, &self.raw)));
+        }
+        let (_, piece) = self.current.as_mut()?;
+        let palette = self.page.palette.as_deref().map(Vec::as_slice);
+        let (rgba, native) = piece.row_mut((y - extent.y0) as usize);
+        self.raw
+            .unpack_row(data, extent.width() as usize, palette, rgba, native);
+        if y + 1 == extent.y1 {
+            self.current.take()
+        } else {
+            None
+        }
+    }
+}
+
+fn png_rows(
+    source: &Source,
+    page: &Page,
+    last: u64,
+    wanted: &mut dyn FnMut(u64) -> bool,
+    emit: &mut dyn FnMut(u64, Piece),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), FormatError> {
+    let mut reader = png_reader(source)?;
+    let end_row = page.grid.unit_extent(last).y1;
+    let mut bands = Bands::new(page);
+    for y in 0..end_row {
+        if y % 64 == 0 && cancelled() {
+            return Err(FormatError::Cancelled);
+        }
+        let row = reader
+            .next_row()
+            .map_err(png_error)?
+            .ok_or_else(|| FormatError::truncated(format!("PNG data ends at row {y}")))?;
+        if let Some((band, piece)) = bands.row(y, row.data(), wanted) {
+            emit(band, piece);
+        }
+    }
+    Ok(())
+}
+
+/// Adam7: every band needs all seven passes, so the whole stream is read once and the pass
+/// rows are scattered into the wanted bands only (bounded by what the caller wants).
+fn png_interlaced(
+    source: &Source,
+    page: &Page,
+    last: u64,
+    wanted: &mut dyn FnMut(u64) -> bool,
+    emit: &mut dyn FnMut(u64, Piece),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), FormatError> {
+    let mut reader = png_reader(source)?;
+    let raw = page.raw;
+    let grid = &page.grid;
+    let mut pieces: Vec<(u64, Piece)> = (0..=last)
+        .filter(|&b| wanted(b))
+        .map(|b| (b, Piece::new(grid.unit_extent(b), &raw)))
+        .collect();
+    let palette = page.palette.as_deref().map(Vec::as_slice);
+    let (w, h) = (page.width, page.height);
+    for (x0, y0, dx, dy) in ADAM7 {
+        let pw = if w > x0 { (w - x0).div_ceil(dx) } else { 0 };
+        let ph = if h > y0 { (h - y0).div_ceil(dy) } else { 0 };
+        if pw == 0 || ph == 0 {
+            continue;
+        }
+        let mut tmp = Piece::new(crate::format::Extent::new(0, 0, pw, 1), &raw);
+        for line in 0..ph {
+            if line % 64 == 0 && cancelled() {
+                return Err(FormatError::Cancelled);
+            }
+            let row = reader.next_row().map_err(png_error)?.ok_or_else(|| {
+                FormatError::truncated(format!("PNG data ends in Adam7 pass at line {line}"))
+            })?;
+            let y = y0 + line * dy;
+            let band = grid.unit_row_of(y);
+            let Some((_, piece)) = pieces.iter_mut().find(|(b, _)| *b == band) else {
+                continue;
+            };
+            let (rgba, native) = tmp.row_mut(0);
+            raw.unpack_row(row.data(), pw as usize, palette, rgba, native);
+            for i in 0..pw {
+                copy_pixel(&tmp, i, 0, piece, x0 + i * dx, y);
+            }
+        }
+    }
+    for (band, piece) in pieces {
+        emit(band, piece);
+    }
+    Ok(())
+}
+
+/// Copy pixel (sx, sy) of `src` (piece coordinates) to image pixel (x, y) of `dst`.
+fn copy_pixel(src: &Piece, sx: u32, sy: u32, dst: &mut Piece, x: u32, y: u32) {
+    let sw = src.extent.width() as usize;
+    let dw = dst.extent.width() as usize;
+    let si = sy as usize * sw + sx as usize;
+    let di = (y - dst.extent.y0) as usize * dw + (x - dst.extent.x0) as usize;
+    dst.rgba[di * 4..di * 4 + 4].copy_from_slice(&src.rgba[si * 4..si * 4 + 4]);
+    match (&src.native, &mut dst.native) {
+        (super::Native::U8 { channels, data: s }, super::Native::U8 { data: d, .. }) => {
+            d[di * channels..(di + 1) * channels]
+                .copy_from_slice(&s[si * channels..(si + 1) * channels]);
+        }
+        (super::Native::U16 { channels, data: s }, super::Native::U16 { data: d, .. }) => {
+            d[di * channels..(di + 1) * channels]
+                .copy_from_slice(&s[si * channels..(si + 1) * channels]);
+        }
+        _ => {}
+    }
+}
+
+/// libjpeg error handling: fatal errors and warnings (corrupt or truncated data, which
+/// libjpeg would otherwise paint grey) both unwind with the message, caught below.
+mod jpeg_errors {
+    use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr, jpeg_std_error};
+    use std::os::raw::c_int;
+
+    fn message(cinfo: &mut jpeg_common_struct) -> String {
+        let mut buf = [0u8; 80];
+        // SAFETY: `err` is the manager we installed; format_message writes at most
+        // JMSG_LENGTH_MAX (200) bytes... so give it room for that.
+        let mut big = [0u8; 256];
+        let _ = &mut buf;
+        unsafe {
+            if let Some(fmt) = (*cinfo.err).format_message {
+                let f: unsafe extern "C-unwind" fn(&mut jpeg_common_struct, &mut [u8; 80]) =
+                    std::mem::transmute(fmt);
+                f(cinfo, &mut *(big.as_mut_ptr() as *mut [u8; 80]));
+            }
+        }
+        let end = big.iter().position(|&b| b == 0).unwrap_or(big.len());
+        String::from_utf8_lossy(&big[..end]).into_owned()
+    }
+
+    extern "C-unwind" fn fatal(cinfo: &mut jpeg_common_struct) {
+        let msg = message(cinfo);
+        std::panic::resume_unwind(Box::new(msg));
+    }
+
+    extern "C-unwind" fn emit(cinfo: &mut jpeg_common_struct, level: c_int) {
+        if level < 0 {
+            let msg = message(cinfo);
+            std::panic::resume_unwind(Box::new(msg));
+        }
+    }
+
+    pub fn strict() -> jpeg_error_mgr {
+        // SAFETY: jpeg_std_error fills every field of a zeroed manager.
+        let mut err: jpeg_error_mgr = unsafe { std::mem::zeroed() };
+        unsafe {
+            jpeg_std_error(&mut err);
+        }
+        err.error_exit = Some(fatal);
+        err.emit_message = Some(emit);
+        err
+    }
+}
+
+fn jpeg_rows(
+    source: &Source,
+    page: &Page,
+    last: u64,
+    wanted: &mut dyn FnMut(u64) -> bool,
+    emit: &mut dyn FnMut(u64, Piece),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), FormatError> {
+    let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), FormatError> {
+        let reader = BufReader::with_capacity(256 << 10, SourceReader::new(source, 0));
+        let d = mozjpeg::Decompress::with_err(jpeg_errors::strict())
+            .from_reader(reader)
+            .map_err(|e| FormatError::invalid(format!("JPEG: {e}")))?;
+        let started = match page.mode {
+            crate::format::Mode::L => d.grayscale(),
+            crate::format::Mode::Cmyk => d.to_colorspace(mozjpeg::ColorSpace::JCS_CMYK),
+            _ => d.rgb(),
+        };
+        let mut d = started.map_err(|e| FormatError::invalid(format!("JPEG: {e}")))?;
+        if d.width() != page.width as usize || d.height() != page.height as usize {
+            return Err(FormatError::invalid("JPEG size differs from its header"));
+        }
+        let comps = usize::from(page.raw.samples);
+        let row_len = page.width as usize * comps;
+        let mut bands = Bands::new(page);
+        let end_row = page.grid.unit_extent(last).y1;
+        let mut row = vec![0u8; row_len];
+        for y in 0..end_row {
+            if y % 64 == 0 && cancelled() {
+                return Err(FormatError::Cancelled);
+            }
+            d.read_scanlines_into(&mut row)
+                .map_err(|e| FormatError::truncated(format!("JPEG scan at row {y}: {e}")))?;
+            if let Some((band, piece)) = bands.row(y, &row, wanted) {
+                emit(band, piece);
+            }
+        }
+        // Stop early without finishing the scan: dropping the decompressor aborts it.
+        Ok(())
+    }));
+    match result {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "decoder failed".to_string());
+            Err(FormatError::invalid(format!("JPEG: {msg}")))
+        }
+    }
+}

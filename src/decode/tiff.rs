@@ -1,0 +1,125 @@
+//! Compressed TIFF chunks, decompressed by the `tiff` crate's `read_chunk` (PackBits, LZW,
+//! Deflate, JPEG, with the horizontal predictor undone). Each worker keeps one decoder per open
+//! file and page, because building one re-reads the IFD and its offset arrays.
+
+use std::sync::Arc;
+
+use tiff::decoder::{Decoder, DecodingResult};
+
+use super::{Piece, interleave_planes};
+use crate::error::FormatError;
+use crate::format::tiff::{open_decoder_owned, tiff_error};
+use crate::format::{Page, Storage};
+use crate::source::{Source, SourceReader};
+
+type OwnedDecoder = Decoder<SourceReader<Arc<Source>>>;
+
+/// A worker's decoder for the page it decoded last.
+#[derive(Default)]
+pub struct DecoderCache {
+    current: Option<(usize, usize, OwnedDecoder)>,
+    source: Option<Arc<Source>>,
+}
+
+impl DecoderCache {
+    /// Remember which source the next decodes read from.
+    pub fn set_source(&mut self, source: &Arc<Source>) {
+        let same = self.source.as_ref().is_some_and(|s| Arc::ptr_eq(s, source));
+        if !same {
+            self.current = None;
+            self.source = Some(source.clone());
+        }
+    }
+
+    fn decoder(&mut self, ifd: usize) -> Result<&mut OwnedDecoder, FormatError> {
+        let source = self
+            .source
+            .clone()
+            .ok_or_else(|| FormatError::invalid("internal: no source for the TIFF decoder"))?;
+        let key = Arc::as_ptr(&source) as usize;
+        let reuse = matches!(&self.current, Some((k, i, _)) if *k == key && *i == ifd);
+        if !reuse {
+            self.current = Some((key, ifd, open_decoder_owned(source, ifd)?));
+        }
+        match &mut self.current {
+            Some((_, _, d)) => Ok(d),
+            None => Err(FormatError::invalid("internal: decoder cache empty")),
+        }
+    }
+}
+
+/// Stored row bytes of a decoded chunk, and whether 16-bit samples are big-endian.
+fn result_bytes(result: DecodingResult) -> Result<(Vec<u8>, bool), FormatError> {
+    match result {
+        DecodingResult::U8(v) => Ok((v, true)),
+        DecodingResult::U16(v) => Ok((v.iter().flat_map(|s| s.to_be_bytes()).collect(), true)),
+        _ => Err(FormatError::unsupported("TIFF sample type")),
+    }
+}
+
+/// Decompress every plane of `unit` and unpack it.
+pub fn decode_chunk(
+    source: &Source,
+    page: &Page,
+    unit: u64,
+    cache: &mut DecoderCache,
+) -> Result<Piece, FormatError> {
+    let Storage::Chunks {
+        planes, ifd_index, ..
+    } = &page.storage
+    else {
+        return Err(FormatError::invalid("internal: not a chunked page"));
+    };
+    let extent = page.grid.unit_extent(unit);
+    // Check the chunks lie inside the file before the decoder tries them.
+    for p in 0..*planes {
+        let (off, len) = page.unit_bytes(unit, p);
+        crate::format::check_span(off, len, source.len(), &format!("chunk {unit} (plane {p})"))?;
+    }
+    let decoder = cache.decoder(*ifd_index)?;
+    let (chunk, _) = page.grid.unit_chunk(unit);
+    let chunks_per_plane = u64::from(page.grid.across()) * u64::from(page.grid.chunk_rows());
+    let (w, h) = (extent.width() as usize, extent.height() as usize);
+    let mut bufs = Vec::with_capacity(*planes as usize);
+    for p in 0..u64::from(*planes) {
+        let index = u32::try_from(chunk + p * chunks_per_plane)
+            .map_err(|_| FormatError::too_large("TIFF chunk index"))?;
+        let result = decoder.read_chunk(index).map_err(tiff_error)?;
+        let (bytes, _) = result_bytes(result)?;
+        bufs.push(bytes);
+    }
+    let mut raw = page.raw;
+    raw.big_endian = true;
+    // The `tiff` crate already inverts WhiteIsZero samples in decoded chunks.
+    if let crate::decode::raw::PixelKind::Gray { .. } = raw.kind {
+        raw.kind = crate::decode::raw::PixelKind::Gray {
+            white_is_zero: false,
+        };
+    }
+    let palette = page.palette.as_deref().map(Vec::as_slice);
+    let mut piece = Piece::new(extent, &raw);
+    let data = if bufs.len() == 1 {
+        bufs.pop().unwrap_or_default()
+    } else {
+        let plane_raw = crate::decode::raw::RawFormat { samples: 1, ..raw };
+        interleave_planes(
+            &bufs,
+            plane_raw.row_bytes(extent.width()) as usize,
+            raw.bits,
+            w,
+        )
+    };
+    let row_bytes = raw.row_bytes(extent.width()) as usize;
+    if data.len() < row_bytes * h {
+        return Err(FormatError::truncated(format!(
+            "chunk {unit} decoded to {} bytes, {} needed",
+            data.len(),
+            row_bytes * h
+        )));
+    }
+    for (y, src) in data.chunks_exact(row_bytes).take(h).enumerate() {
+        let (rgba, native) = piece.row_mut(y);
+        raw.unpack_row(src, w, palette, rgba, native);
+    }
+    Ok(piece)
+}

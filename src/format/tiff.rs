@@ -1,0 +1,365 @@
+//! TIFF and BigTIFF: one descriptor per strip or tile (per plane for planar files), every IFD a
+//! page. The `tiff` crate walks the IFD chain (with loop detection) and reads the tags; we turn
+//! them into descriptors ourselves because its decoder exposes no per-chunk offsets API beyond
+//! the raw tags, and we read uncompressed chunks ourselves (column windows, mmap). Compressed
+//! chunks are decompressed by the `tiff` crate's `read_chunk` (see `decode::tiff`).
+
+use std::sync::Arc;
+
+use tiff::decoder::{Decoder, Limits};
+use tiff::tags::Tag;
+
+use super::{
+    Codec, FileFormat, Grid, Layout, Mode, Page, Storage, check_dimensions, raw_band_rows,
+};
+use crate::decode::raw::{PixelKind, RawFormat};
+use crate::error::FormatError;
+use crate::source::{Source, SourceReader};
+
+/// Pages beyond this are not read (a chain this long is a hostile file).
+const MAX_PAGES: usize = 4096;
+/// Largest chunk (one plane) we decompress: bigger ones would need more than a few MB each.
+pub const MAX_CHUNK_BYTES: u64 = 256 << 20;
+
+pub fn tiff_error(e: tiff::TiffError) -> FormatError {
+    match e {
+        tiff::TiffError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            FormatError::truncated("TIFF data ends early")
+        }
+        tiff::TiffError::IoError(source) => FormatError::Io { offset: 0, source },
+        tiff::TiffError::UnsupportedError(e) => FormatError::unsupported(format!("TIFF: {e}")),
+        tiff::TiffError::LimitsExceeded => FormatError::too_large("TIFF data exceeds limits"),
+        other => FormatError::invalid(format!("TIFF: {other}")),
+    }
+}
+
+/// Limits for the `tiff` crate: tag arrays can't be bigger than the file itself.
+pub fn limits(file_len: u64) -> Limits {
+    let mut l = Limits::unlimited();
+    l.ifd_value_size = file_len.min(1 << 30) as usize;
+    l.decoding_buffer_size = MAX_CHUNK_BYTES as usize;
+    l.intermediate_buffer_size = MAX_CHUNK_BYTES as usize;
+    l
+}
+
+/// A `tiff` decoder over the source, positioned at page `ifd`.
+fn open_decoder<S: std::ops::Deref<Target = Source>>(
+    source: S,
+    ifd: usize,
+) -> Result<Decoder<SourceReader<S>>, FormatError> {
+    let len = source.len();
+    let mut d = Decoder::new(SourceReader::new(source, 0))
+        .map_err(tiff_error)?
+        .with_limits(limits(len));
+    if ifd > 0 {
+        d.seek_to_image(ifd).map_err(tiff_error)?;
+    }
+    Ok(d)
+}
+
+/// A decoder that owns its source, for the workers' caches.
+pub fn open_decoder_owned(
+    source: Arc<Source>,
+    ifd: usize,
+) -> Result<Decoder<SourceReader<Arc<Source>>>, FormatError> {
+    open_decoder(source, ifd)
+}
+
+pub fn parse(source: &Source) -> Result<Layout, FormatError> {
+    let mut d = open_decoder(source, 0)?;
+    let mut pages = Vec::new();
+    loop {
+        pages.push(parse_page(&mut d, pages.len(), source.len())?);
+        if !d.more_images() || pages.len() >= MAX_PAGES {
+            break;
+        }
+        d.next_image().map_err(tiff_error)?;
+    }
+    Ok(Layout {
+        format: FileFormat::Tiff,
+        pages,
+    })
+}
+
+fn tag_u16(
+    d: &mut Decoder<SourceReader<&Source>>,
+    tag: Tag,
+    default: u16,
+) -> Result<u16, FormatError> {
+    Ok(d.find_tag_unsigned::<u16>(tag)
+        .map_err(tiff_error)?
+        .unwrap_or(default))
+}
+
+fn parse_page(
+    d: &mut Decoder<SourceReader<&Source>>,
+    ifd_index: usize,
+    file_len: u64,
+) -> Result<Page, FormatError> {
+    let (w, h) = d.dimensions().map_err(tiff_error)?;
+    let (width, height) = check_dimensions(u64::from(w), u64::from(h))?;
+    let compression = tag_u16(d, Tag::Compression, 1)?;
+    let photometric = d
+        .find_tag_unsigned::<u16>(Tag::PhotometricInterpretation)
+        .map_err(tiff_error)?
+        .ok_or_else(|| FormatError::invalid("TIFF page has no PhotometricInterpretation"))?;
+    let samples = tag_u16(d, Tag::SamplesPerPixel, 1)?;
+    let bits_list = d
+        .find_tag_unsigned_vec::<u16>(Tag::BitsPerSample)
+        .map_err(tiff_error)?
+        .unwrap_or_else(|| vec![1]);
+    let bits = bits_list.first().copied().unwrap_or(1);
+    if bits_list.iter().any(|&b| b != bits) {
+        return Err(FormatError::unsupported(format!(
+            "TIFF with mixed bits per sample {bits_list:?}"
+        )));
+    }
+    if !matches!(bits, 1 | 2 | 4 | 8 | 16) {
+        return Err(FormatError::unsupported(format!(
+            "TIFF with {bits} bits per sample"
+        )));
+    }
+    if let Some(formats) = d
+        .find_tag_unsigned_vec::<u16>(Tag::SampleFormat)
+        .map_err(tiff_error)?
+        && formats.iter().any(|&f| f != 1)
+    {
+        return Err(FormatError::unsupported(format!(
+            "TIFF sample format {formats:?} (only unsigned integers)"
+        )));
+    }
+    if samples == 0 || samples > 16 {
+        return Err(FormatError::invalid(format!(
+            "TIFF SamplesPerPixel {samples}"
+        )));
+    }
+    let planar = tag_u16(d, Tag::PlanarConfiguration, 1)? == 2 && samples > 1;
+    let predictor = tag_u16(d, Tag::Predictor, 1)?;
+    let extra = d
+        .find_tag_unsigned_vec::<u16>(Tag::ExtraSamples)
+        .map_err(tiff_error)?
+        .unwrap_or_default();
+    let subfile = d
+        .find_tag_unsigned::<u32>(Tag::NewSubfileType)
+        .map_err(tiff_error)?
+        .unwrap_or(0);
+    let bits8 = bits as u8;
+    let alpha = extra.first().copied();
+    let wide = bits == 16;
+
+    let (mode, kind, premultiplied) = match (photometric, samples) {
+        (0 | 1, 1) => (
+            if bits == 1 {
+                Mode::Bilevel
+            } else if wide {
+                Mode::I16
+            } else {
+                Mode::L
+            },
+            PixelKind::Gray {
+                white_is_zero: photometric == 0,
+            },
+            false,
+        ),
+        (0 | 1, _) if matches!(alpha, Some(1 | 2)) => (
+            if wide { Mode::La16 } else { Mode::La },
+            PixelKind::GrayA,
+            alpha == Some(1),
+        ),
+        (0 | 1, _) => (
+            if wide { Mode::I16 } else { Mode::L },
+            PixelKind::Gray {
+                white_is_zero: photometric == 0,
+            },
+            false,
+        ),
+        (2, 3) => (
+            if wide { Mode::Rgb16 } else { Mode::Rgb },
+            PixelKind::Rgb,
+            false,
+        ),
+        (2, s) if s > 3 && matches!(alpha, Some(1 | 2)) => (
+            if wide { Mode::Rgba16 } else { Mode::Rgba },
+            PixelKind::Rgba,
+            alpha == Some(1),
+        ),
+        (2, s) if s > 3 => (
+            if wide { Mode::Rgb16 } else { Mode::Rgb },
+            PixelKind::Rgb,
+            false,
+        ),
+        (3, 1) => (Mode::P, PixelKind::Palette, false),
+        (5, 4) => (
+            if wide { Mode::Cmyk16 } else { Mode::Cmyk },
+            PixelKind::Cmyk { inverted: false },
+            false,
+        ),
+        (5, s) if s > 4 => (Mode::Cmyka, PixelKind::Cmyk { inverted: false }, false),
+        (6, 3) if compression == 7 => (Mode::Rgb, PixelKind::YCbCr, false),
+        _ => {
+            return Err(FormatError::unsupported(format!(
+                "TIFF photometric interpretation {photometric} with {samples} samples{}",
+                if photometric == 6 {
+                    " (YCbCr without JPEG compression)"
+                } else {
+                    ""
+                }
+            )));
+        }
+    };
+    if kind == PixelKind::YCbCr && bits != 8 {
+        return Err(FormatError::unsupported(
+            "TIFF YCbCr with other than 8 bits",
+        ));
+    }
+    if kind == PixelKind::Palette && wide {
+        return Err(FormatError::unsupported("TIFF palette with 16-bit indices"));
+    }
+    if planar && bits < 8 {
+        return Err(FormatError::unsupported(
+            "planar TIFF with sub-byte samples",
+        ));
+    }
+    let mut raw = RawFormat::new(kind, bits8)
+        .with_samples(samples as u8)
+        .premultiplied(premultiplied);
+    if d.byte_order() == tiff::tags::ByteOrder::LittleEndian {
+        raw = raw.little_endian();
+    }
+
+    let palette = if kind == PixelKind::Palette {
+        let map = d
+            .find_tag_unsigned_vec::<u16>(Tag::ColorMap)
+            .map_err(tiff_error)?
+            .ok_or_else(|| FormatError::invalid("TIFF palette image has no ColorMap"))?;
+        let n = 1usize << bits;
+        if map.len() < 3 * n {
+            return Err(FormatError::invalid(format!(
+                "TIFF ColorMap has {} entries, needs {}",
+                map.len(),
+                3 * n
+            )));
+        }
+        let mut pal: Vec<[u8; 4]> = (0..n)
+            .map(|i| {
+                let c = |v: u16| (v >> 8) as u8;
+                [c(map[i]), c(map[n + i]), c(map[2 * n + i]), 255]
+            })
+            .collect();
+        pal.resize(256, [0, 0, 0, 255]);
+        Some(Arc::new(pal))
+    } else {
+        None
+    };
+
+    let tiled = d
+        .find_tag_unsigned::<u32>(Tag::TileWidth)
+        .map_err(tiff_error)?
+        .is_some();
+    let (chunk_w, chunk_h, offsets_tag, counts_tag) = if tiled {
+        let tw = d.get_tag_u32(Tag::TileWidth).map_err(tiff_error)?;
+        let th = d.get_tag_u32(Tag::TileLength).map_err(tiff_error)?;
+        if tw == 0 || th == 0 || tw % 16 != 0 || th % 16 != 0 {
+            return Err(FormatError::invalid(format!(
+                "TIFF tile size {tw}x{th} (must be non-zero multiples of 16)"
+            )));
+        }
+        (tw, th, Tag::TileOffsets, Tag::TileByteCounts)
+    } else {
+        let rps = d
+            .find_tag_unsigned::<u32>(Tag::RowsPerStrip)
+            .map_err(tiff_error)?
+            .unwrap_or(u32::MAX);
+        if rps == 0 {
+            return Err(FormatError::invalid("TIFF RowsPerStrip is 0"));
+        }
+        (
+            width,
+            rps.min(height),
+            Tag::StripOffsets,
+            Tag::StripByteCounts,
+        )
+    };
+    let offsets = d
+        .find_tag_unsigned_vec::<u64>(offsets_tag)
+        .map_err(tiff_error)?
+        .ok_or_else(|| FormatError::invalid("TIFF page has no strip or tile offsets"))?;
+    let lengths = d
+        .find_tag_unsigned_vec::<u64>(counts_tag)
+        .map_err(tiff_error)?
+        .ok_or_else(|| FormatError::invalid("TIFF page has no strip or tile byte counts"))?;
+
+    let planes = if planar { u32::from(samples) } else { 1 };
+    let chunk_raw = if planar {
+        RawFormat { samples: 1, ..raw }
+    } else {
+        raw
+    };
+    let chunk_stride = chunk_raw.row_bytes(chunk_w);
+    let chunk_bytes = chunk_stride * u64::from(chunk_h);
+    let codec = match compression {
+        1 => Codec::Raw,
+        5 => Codec::Lzw,
+        7 => Codec::Jpeg,
+        8 | 32946 => Codec::Deflate,
+        32773 => Codec::PackBits,
+        6 => {
+            return Err(FormatError::unsupported(
+                "old-style JPEG compression (6) in TIFF",
+            ));
+        }
+        c => Codec::TiffOther(c),
+    };
+    // Split big uncompressed strips into bands; compressed chunks decode whole, so cap them.
+    let max_band_rows = if codec == Codec::Raw && !tiled {
+        raw_band_rows(chunk_stride)
+    } else {
+        if chunk_bytes > MAX_CHUNK_BYTES {
+            return Err(FormatError::too_large(format!(
+                "TIFF {} of {chunk_w}x{chunk_h} ({chunk_bytes} bytes) exceeds {MAX_CHUNK_BYTES}",
+                if tiled { "tile" } else { "compressed strip" }
+            )));
+        }
+        chunk_h
+    };
+    let grid = Grid::new(width, height, chunk_w, chunk_h, max_band_rows);
+    let chunks = u64::from(grid.across()) * u64::from(grid.chunk_rows()) * u64::from(planes);
+    if (offsets.len() as u64) < chunks || (lengths.len() as u64) < chunks {
+        return Err(FormatError::invalid(format!(
+            "TIFF page {ifd_index} has {} offsets and {} byte counts for {chunks} chunks",
+            offsets.len(),
+            lengths.len()
+        )));
+    }
+    let mut lengths = lengths;
+    if codec == Codec::Raw {
+        // Uncompressed chunks have a known size; a byte count that lies can't make us read more
+        // (or less) than the chunk, and the end of the file bounds what is really there.
+        for l in lengths.iter_mut() {
+            *l = (*l).min(chunk_bytes);
+            if *l == 0 {
+                *l = chunk_bytes;
+            }
+        }
+    }
+    let _ = file_len;
+    Ok(Page {
+        width,
+        height,
+        mode,
+        raw,
+        palette,
+        grid,
+        storage: Storage::Chunks {
+            offsets: Arc::new(offsets),
+            lengths: Arc::new(lengths),
+            codec,
+            compression,
+            predictor,
+            planes,
+            chunk_stride,
+            ifd_index,
+        },
+        reduced: subfile & 1 == 1,
+    })
+}

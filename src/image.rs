@@ -1,0 +1,60 @@
+//! An open image: its source and parsed layout, shared by the loader's workers.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{Error, FormatError};
+use crate::format::{self, Access, Layout, Page};
+use crate::source::Source;
+
+/// A file opened for viewing.
+#[derive(Debug)]
+pub struct OpenImage {
+    pub source: Arc<Source>,
+    pub layout: Layout,
+}
+
+impl OpenImage {
+    /// Open and parse the header. Reads only headers (and, for sequential encodings that can
+    /// be indexed, one pass to find band offsets).
+    pub fn open(path: &Path) -> Result<Arc<Self>, Error> {
+        let mut source = Source::open(path)?;
+        let layout = format::parse(&source).map_err(|e| Error::Format {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        if layout.pages.iter().any(|p| p.access() == Access::Mmap) {
+            source.enable_mmap();
+        }
+        Ok(Arc::new(Self {
+            source: Arc::new(source),
+            layout,
+        }))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.source.path()
+    }
+
+    pub fn page(&self, index: u32) -> Result<&Page, Error> {
+        self.layout
+            .pages
+            .get(index as usize)
+            .ok_or_else(|| Error::Request {
+                path: self.path().to_path_buf(),
+                msg: format!(
+                    "page {index} does not exist (the file has {})",
+                    self.layout.pages.len()
+                ),
+            })
+    }
+
+    /// Wrap a decoder error with the file name and the unit's first descriptor.
+    pub fn descriptor_error(&self, unit: u64, source: FormatError) -> Error {
+        Error::Descriptor {
+            path: self.path().to_path_buf(),
+            index: unit,
+            source,
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! `tessera info`: the layout as a table or JSON, streamed so a million descriptors print fast.
+
+use std::io::Write;
+
+use crate::format::{Layout, Page, TileDescriptor};
+
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn tile_json(d: &TileDescriptor) -> String {
+    format!(
+        "{{\"index\":{},\"decoder\":{},\"extent\":[{},{},{},{}],\"offset\":{},\"length\":{},\"args\":{},\"access\":{}}}",
+        d.index,
+        json_str(d.decoder),
+        d.extent.x0,
+        d.extent.y0,
+        d.extent.x1,
+        d.extent.y1,
+        d.offset,
+        d.length,
+        json_str(&d.args),
+        json_str(d.access.name())
+    )
+}
+
+/// Write the JSON form for page `page`.
+pub fn write_json(out: &mut impl Write, layout: &Layout, page_index: usize) -> std::io::Result<()> {
+    let page = &layout.pages[page_index];
+    write!(
+        out,
+        "{{\"format\":{},\"width\":{},\"height\":{},\"mode\":{},\"pages\":{},\"page\":{},\"page_list\":[",
+        json_str(layout.format.name()),
+        page.width,
+        page.height,
+        json_str(page.mode.name()),
+        layout.pages.len(),
+        page_index
+    )?;
+    for (i, p) in layout.pages.iter().enumerate() {
+        write!(
+            out,
+            "{}{{\"width\":{},\"height\":{},\"mode\":{},\"descriptors\":{},\"reduced\":{}}}",
+            if i > 0 { "," } else { "" },
+            p.width,
+            p.height,
+            json_str(p.mode.name()),
+            p.descriptor_count(),
+            p.reduced
+        )?;
+    }
+    write!(out, "],\"tiles\":[")?;
+    for i in 0..page.descriptor_count() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(tile_json(&page.descriptor(i)).as_bytes())?;
+    }
+    writeln!(out, "]}}")
+}
+
+fn page_summary(page: &Page) -> String {
+    format!(
+        "{}x{} {}, {} descriptors{}",
+        page.width,
+        page.height,
+        page.mode,
+        page.descriptor_count(),
+        if page.reduced {
+            " (reduced resolution)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Write the human-readable table for page `page_index`.
+pub fn write_table(
+    out: &mut impl Write,
+    path: &str,
+    file_len: u64,
+    layout: &Layout,
+    page_index: usize,
+) -> std::io::Result<()> {
+    let page = &layout.pages[page_index];
+    writeln!(out, "file:    {path} ({file_len} bytes)")?;
+    writeln!(out, "format:  {}", layout.format.name())?;
+    writeln!(out, "size:    {}x{}", page.width, page.height)?;
+    writeln!(out, "mode:    {}", page.mode)?;
+    writeln!(out, "pages:   {}", layout.pages.len())?;
+    for (i, p) in layout.pages.iter().enumerate() {
+        writeln!(
+            out,
+            "  {}page {i}: {}",
+            if i == page_index { "*" } else { " " },
+            page_summary(p)
+        )?;
+    }
+    let access = page.access();
+    writeln!(out, "access:  {} ({})", access.name(), access.reason())?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:>8}  {:<18}  {:<27}  {:>14}  {:>10}  {:<8}  args",
+        "index", "decoder", "extent (x0,y0,x1,y1)", "offset", "length", "access"
+    )?;
+    let mut past_end = 0u64;
+    for i in 0..page.descriptor_count() {
+        let d = page.descriptor(i);
+        if d.offset.saturating_add(d.length) > file_len {
+            past_end += 1;
+        }
+        let extent = format!(
+            "({},{},{},{})",
+            d.extent.x0, d.extent.y0, d.extent.x1, d.extent.y1
+        );
+        writeln!(
+            out,
+            "{:>8}  {:<18}  {:<27}  {:>14}  {:>10}  {:<8}  {}",
+            d.index,
+            d.decoder,
+            extent,
+            d.offset,
+            d.length,
+            d.access.name(),
+            d.args
+        )?;
+    }
+    if past_end > 0 {
+        writeln!(
+            out,
+            "warning: {past_end} descriptors extend past the end of the file"
+        )?;
+    }
+    Ok(())
+}

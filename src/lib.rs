@@ -1,0 +1,35 @@
+//! Tessera: a viewer for images larger than RAM.
+//!
+//! A file is parsed into tile descriptors in PIL's sense, `(decoder, extent, offset, args)`;
+//! only the descriptors that intersect the view are read, through `mmap` where the stored
+//! layout is what we keep in memory and `pread` otherwise; decoded pieces live in a byte-bounded
+//! LRU cache.
+//!
+//! ```text
+//! path ─▶ source::Source (pread | mmap, SIGBUS-safe)
+//!            │
+//!            ▼
+//!        format::parse ─▶ Layout { pages: [Page { grid, storage, raw format }] }
+//!            │
+//! view / render region ─▶ units in region ─▶ cache hit? ─▶ compose / paint
+//!                                              │ miss
+//!                                              ▼
+//!                      loader (named workers, newest first, stale requests dropped)
+//!                      read bytes ─▶ decode (raw | tiff chunk | indexed band | stream)
+//!                      ─▶ cache ─▶ bounded result channel
+//! ```
+
+pub mod cache;
+pub mod decode;
+pub mod error;
+pub mod format;
+pub mod image;
+pub mod info;
+pub mod loader;
+pub mod render;
+pub mod source;
+pub mod stats;
+pub mod synth;
+
+pub use error::{Error, FormatError};
+pub use image::OpenImage;

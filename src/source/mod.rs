@@ -1,0 +1,316 @@
+//! Bytes at offsets: positioned reads (`pread`) and, where the layout allows, a memory map.
+//!
+//! Every read is checked against the file's length and reported as a typed error; a mapped file
+//! that shrinks while open is caught by [`sigbus`] and turns the mapping off (reads fall back to
+//! `pread`, which just comes back short). Reads are counted for `--stats` and the status bar.
+
+mod sigbus;
+
+use std::fs::File;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::error::{Error, FormatError};
+
+/// Counters of what was read from one file.
+#[derive(Debug, Default)]
+pub struct IoStats {
+    pub bytes: AtomicU64,
+    pub reads: AtomicU64,
+}
+
+struct Mapping {
+    // Field order matters: the guard unregisters before the map is unmapped.
+    guard: sigbus::Guard,
+    map: memmap2::Mmap,
+}
+
+/// An open image file.
+pub struct Source {
+    path: PathBuf,
+    file: File,
+    len: u64,
+    map: Option<Mapping>,
+    /// Set once the mapping faulted: the file changed, so we stop trusting the map.
+    map_poisoned: AtomicBool,
+    pub stats: IoStats,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("path", &self.path)
+            .field("len", &self.len)
+            .field("mapped", &self.map.is_some())
+            .finish()
+    }
+}
+
+impl Source {
+    /// Open a regular file for reading. FIFOs and devices are refused before they can block.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let err = |source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(err)?;
+        let ft = meta.file_type();
+        let what = if ft.is_dir() {
+            Some("is a directory")
+        } else if ft.is_fifo() {
+            Some("is a FIFO, not a file")
+        } else if ft.is_socket() {
+            Some("is a socket, not a file")
+        } else if ft.is_block_device() || ft.is_char_device() {
+            Some("is a device, not a file")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(Error::NotAFile {
+                path: path.to_path_buf(),
+                what,
+            });
+        }
+        // O_NONBLOCK: if the path was swapped for a FIFO since the check, open must not hang.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(err)?;
+        let meta = file.metadata().map_err(err)?;
+        if !meta.file_type().is_file() {
+            return Err(Error::NotAFile {
+                path: path.to_path_buf(),
+                what: "is not a regular file",
+            });
+        }
+        let len = meta.len();
+        if len == 0 {
+            return Err(Error::Format {
+                path: path.to_path_buf(),
+                source: FormatError::invalid("file (it is empty)"),
+            });
+        }
+        // Viewport reads jump around: no readahead beyond what we ask for.
+        // SAFETY: a plain advisory syscall on a valid descriptor.
+        unsafe {
+            libc::posix_fadvise(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                0,
+                0,
+                libc::POSIX_FADV_RANDOM,
+            );
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            len,
+            map: None,
+            map_poisoned: AtomicBool::new(false),
+            stats: IoStats::default(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Length when the file was opened.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn is_mapped(&self) -> bool {
+        self.map.is_some() && !self.map_poisoned.load(Ordering::Acquire)
+    }
+
+    /// Map the file (for layouts PIL would map). Failure just leaves `pread` in charge.
+    pub fn enable_mmap(&mut self) {
+        if self.map.is_some() {
+            return;
+        }
+        // SAFETY: the mapping is read-only and private to this struct. If the file shrinks,
+        // touching the lost pages raises SIGBUS; `sigbus` maps zeros there, counts the fault,
+        // and `read_mapped` turns that into FileChanged, so no zeros ever reach the user.
+        let Ok(map) = (unsafe { memmap2::MmapOptions::new().map(&self.file) }) else {
+            return;
+        };
+        let _ = map.advise(memmap2::Advice::Random);
+        if let Some(guard) = sigbus::register(map.as_ptr() as usize, map.len()) {
+            self.map = Some(Mapping { guard, map });
+        }
+    }
+
+    fn count(&self, bytes: usize) {
+        self.stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.stats.reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The file's current length (it may have changed since open).
+    pub fn current_len(&self) -> u64 {
+        self.file.metadata().map(|m| m.len()).unwrap_or(0)
+    }
+
+    fn changed_or_truncated(&self, offset: u64, want: usize) -> FormatError {
+        let now = self.current_len();
+        if now != self.len {
+            FormatError::FileChanged { len: now }
+        } else {
+            FormatError::truncated(format!(
+                "{want} bytes at offset {offset} run past the end of the file ({} bytes)",
+                self.len
+            ))
+        }
+    }
+
+    /// Read up to `buf.len()` bytes at `offset`; returns how many were read (short at EOF).
+    pub fn read_some(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FormatError> {
+        let mut done = 0;
+        while done < buf.len() {
+            match self.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(FormatError::Io {
+                        offset: offset + done as u64,
+                        source,
+                    });
+                }
+            }
+        }
+        self.count(done);
+        Ok(done)
+    }
+
+    /// Fill `buf` from `offset`, through the map when there is one.
+    pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), FormatError> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > self.len) {
+            return Err(self.changed_or_truncated(offset, buf.len()));
+        }
+        if self.read_mapped(offset, buf)? {
+            return Ok(());
+        }
+        let n = self.read_some(offset, buf)?;
+        if n < buf.len() {
+            return Err(self.changed_or_truncated(offset, buf.len()));
+        }
+        Ok(())
+    }
+
+    /// Copy from the mapping; Ok(false) when there is no usable mapping.
+    fn read_mapped(&self, offset: u64, buf: &mut [u8]) -> Result<bool, FormatError> {
+        let Some(m) = &self.map else {
+            return Ok(false);
+        };
+        if self.map_poisoned.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let (start, end) = (offset as usize, offset as usize + buf.len());
+        let Some(src) = m.map.get(start..end) else {
+            return Ok(false);
+        };
+        let before = m.guard.faults();
+        buf.copy_from_slice(src);
+        if m.guard.faults() != before || before != 0 {
+            self.map_poisoned.store(true, Ordering::Release);
+            return Err(FormatError::FileChanged {
+                len: self.current_len(),
+            });
+        }
+        self.count(buf.len());
+        Ok(true)
+    }
+
+    /// Read a window of `rows` stored rows, `stride` bytes apart from `offset`: from each row,
+    /// `width` bytes starting `skip` bytes in. `out` receives the rows packed (`width` apart).
+    pub fn read_rows(
+        &self,
+        offset: u64,
+        stride: u64,
+        rows: usize,
+        skip: u64,
+        width: usize,
+        out: &mut [u8],
+    ) -> Result<(), FormatError> {
+        let out = &mut out[..rows * width];
+        if rows == 0 || width == 0 {
+            return Ok(());
+        }
+        let span = (rows as u64 - 1) * stride + skip + width as u64;
+        let whole = width as u64 == stride && skip == 0;
+        // When the window is most of each row, one read of the span beats a read per row.
+        if whole || (span <= (8 << 20) && (width as u64) * 2 >= stride) {
+            if whole {
+                return self.read_exact_at(offset, out);
+            }
+            let mut tmp = vec![0u8; span as usize];
+            self.read_exact_at(offset, &mut tmp)?;
+            for (r, dst) in out.chunks_exact_mut(width).enumerate() {
+                let s = r * stride as usize + skip as usize;
+                dst.copy_from_slice(&tmp[s..s + width]);
+            }
+            return Ok(());
+        }
+        for (r, dst) in out.chunks_exact_mut(width).enumerate() {
+            self.read_exact_at(offset + r as u64 * stride + skip, dst)?;
+        }
+        Ok(())
+    }
+
+    /// Tell the kernel to drop this file's cached pages (for cold-cache benchmarks).
+    pub fn evict_page_cache(&self) {
+        // SAFETY: advisory syscall on a valid descriptor.
+        unsafe {
+            libc::posix_fadvise(
+                std::os::fd::AsRawFd::as_raw_fd(&self.file),
+                0,
+                0,
+                libc::POSIX_FADV_DONTNEED,
+            );
+        }
+    }
+}
+
+/// A `Read + Seek` cursor over a [`Source`], for decoders that want a stream (`tiff`, `png`,
+/// `mozjpeg`). `S` is `&Source` while parsing and `Arc<Source>` in the workers' caches.
+pub struct SourceReader<S> {
+    source: S,
+    pos: u64,
+}
+
+impl<S: std::ops::Deref<Target = Source>> SourceReader<S> {
+    pub fn new(source: S, pos: u64) -> Self {
+        Self { source, pos }
+    }
+}
+
+impl<S: std::ops::Deref<Target = Source>> std::io::Read for SourceReader<S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self
+            .source
+            .read_some(self.pos, buf)
+            .map_err(std::io::Error::other)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<S: std::ops::Deref<Target = Source>> std::io::Seek for SourceReader<S> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        let new = match pos {
+            std::io::SeekFrom::Start(p) => Some(p),
+            std::io::SeekFrom::End(d) => self.source.len().checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = new.ok_or_else(|| std::io::Error::other("seek before start of file"))?;
+        Ok(self.pos)
+    }
+}

@@ -1,0 +1,177 @@
+//! Shared helpers: write fixtures to a temp dir, render through the real engine, compare with
+//! an independent decode.
+#![allow(dead_code)] // reason: each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use tessera::OpenImage;
+use tessera::cache::PieceCache;
+use tessera::format::Extent;
+use tessera::loader::Loader;
+use tessera::render::{RenderRequest, Rgba, render};
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// Render `region` (x, y, w, h) of page 0 through the same loader the viewer uses.
+pub fn render_region(
+    path: &Path,
+    region: (u32, u32, u32, u32),
+    scale: u32,
+) -> Result<Rgba, String> {
+    render_page(path, 0, region, scale)
+}
+
+pub fn render_page(
+    path: &Path,
+    page: u32,
+    (x, y, w, h): (u32, u32, u32, u32),
+    scale: u32,
+) -> Result<Rgba, String> {
+    let image = OpenImage::open(path).map_err(|e| e.to_string())?;
+    let cache = Arc::new(Mutex::new(PieceCache::new(8 << 20)));
+    let loader = Loader::new(image, cache, 2, 1024);
+    render(
+        &loader,
+        RenderRequest {
+            page,
+            region: Extent::new(x, y, x + w, y + h),
+            scale,
+        },
+    )
+    .map(|(img, _)| img)
+    .map_err(|e| e.to_string())
+}
+
+/// The image crate's decode of the whole file, as RGBA8.
+pub fn reference(path: &Path) -> image::RgbaImage {
+    image::ImageReader::open(path)
+        .expect("open")
+        .with_guessed_format()
+        .expect("guess")
+        .decode()
+        .unwrap_or_else(|e| panic!("image crate cannot decode {}: {e}", path.display()))
+        .to_rgba8()
+}
+
+/// Crop a reference image to a region, box-filtered by `scale` like `render`.
+pub fn crop_scaled(
+    reference: &dyn Fn(u32, u32) -> [u8; 4],
+    (x, y, w, h): (u32, u32, u32, u32),
+    scale: u32,
+) -> Vec<u8> {
+    let (ow, oh) = (w.div_ceil(scale), h.div_ceil(scale));
+    let mut out = Vec::with_capacity((ow * oh * 4) as usize);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            let mut sum = [0u32; 4];
+            let mut n = 0;
+            for dy in 0..scale {
+                for dx in 0..scale {
+                    let (px, py) = (ox * scale + dx, oy * scale + dy);
+                    if px < w && py < h {
+                        let p = reference(x + px, y + py);
+                        for c in 0..4 {
+                            sum[c] += u32::from(p[c]);
+                        }
+                        n += 1;
+                    }
+                }
+            }
+            for s in sum {
+                out.push(((s + n / 2) / n) as u8);
+            }
+        }
+    }
+    out
+}
+
+/// Regions that matter: whole image, interior, touching right and bottom edges, 1-pixel.
+pub fn regions(w: u32, h: u32) -> Vec<(u32, u32, u32, u32)> {
+    let mut r = vec![(0, 0, w, h)];
+    if w > 4 && h > 4 {
+        r.push((w / 3, h / 4, w / 2, h / 2));
+        r.push((w - w / 3, h - h / 3, w / 3, h / 3)); // bottom-right corner
+        r.push((1, h - 2, w - 1, 2)); // bottom edge
+        r.push((w - 1, 0, 1, h)); // last column
+        r.push((w / 2, h / 2, 1, 1));
+    }
+    r
+}
+
+/// Max and mean absolute difference.
+pub fn diff(a: &[u8], b: &[u8]) -> (u8, f64) {
+    assert_eq!(a.len(), b.len(), "sizes differ");
+    let mut max = 0u8;
+    let mut sum = 0u64;
+    for (x, y) in a.iter().zip(b) {
+        let d = x.abs_diff(*y);
+        max = max.max(d);
+        sum += u64::from(d);
+    }
+    (max, sum as f64 / a.len().max(1) as f64)
+}
+
+/// Render every region (scale 1 and 3) and compare with `reference(x, y)`.
+pub fn check_against(
+    path: &Path,
+    w: u32,
+    h: u32,
+    reference: &dyn Fn(u32, u32) -> [u8; 4],
+    max_tolerance: u8,
+    mean_tolerance: f64,
+) {
+    for region in regions(w, h) {
+        for scale in [1, 3] {
+            let got = render_region(path, region, scale)
+                .unwrap_or_else(|e| panic!("{}: render {region:?}: {e}", path.display()));
+            let want = crop_scaled(reference, region, scale);
+            let (max, mean) = diff(&got.data, &want);
+            assert!(
+                max <= max_tolerance && mean <= mean_tolerance,
+                "{}: region {region:?} scale {scale}: max diff {max}, mean {mean:.3}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Compare with the image crate's decode of the same file.
+pub fn check_against_image_crate(path: &Path, max_tolerance: u8, mean_tolerance: f64) {
+    let r = reference(path);
+    let (w, h) = r.dimensions();
+    check_against(
+        path,
+        w,
+        h,
+        &|x, y| r.get_pixel(x, y).0,
+        max_tolerance,
+        mean_tolerance,
+    );
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tessera"))
+}
+
+/// Run the CLI; returns (exit code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run tessera");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).expect("write fixture");
+    p
+}
