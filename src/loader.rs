@@ -29,10 +29,71 @@ pub struct Loaded {
     pub cached: bool,
 }
 
-struct Queue {
+/// The request policy, kept apart from threads so it can be tested: newest first, a bounded
+/// number waiting (the oldest dropped), keys being decoded never asked twice.
+#[derive(Debug, Default)]
+pub struct Queue {
     /// Pending requests; the newest is last and is served first.
     pending: Vec<PieceKey>,
     in_flight: HashSet<PieceKey>,
+}
+
+impl Queue {
+    /// Add requests, later ones served first; re-asked keys move to the front.
+    pub fn request(&mut self, keys: impl IntoIterator<Item = PieceKey>, capacity: usize) {
+        for key in keys {
+            if self.in_flight.contains(&key) {
+                continue;
+            }
+            self.pending.retain(|k| *k != key);
+            self.pending.push(key);
+        }
+        if self.pending.len() > capacity {
+            let excess = self.pending.len() - capacity;
+            self.pending.drain(..excess);
+        }
+    }
+
+    /// Keep only pending requests in `wanted`, then ask for `wanted` (first = served first).
+    pub fn replace(&mut self, wanted: &[PieceKey], capacity: usize) {
+        let set: HashSet<&PieceKey> = wanted.iter().collect();
+        self.pending.retain(|k| set.contains(k));
+        self.request(wanted.iter().rev().copied(), capacity);
+    }
+
+    /// The next request to serve, marked in flight.
+    pub fn pop(&mut self) -> Option<PieceKey> {
+        let k = self.pending.pop()?;
+        self.in_flight.insert(k);
+        Some(k)
+    }
+
+    pub fn done(&mut self, key: &PieceKey) {
+        self.in_flight.remove(key);
+    }
+
+    /// Remove a pending request (answered by a stream on its way); true if it was pending.
+    pub fn take(&mut self, key: &PieceKey) -> bool {
+        let before = self.pending.len();
+        self.pending.retain(|p| p != key);
+        before != self.pending.len()
+    }
+
+    pub fn contains(&self, key: &PieceKey) -> bool {
+        self.in_flight.contains(key) || self.pending.contains(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len() + self.in_flight.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn clear_pending(&mut self) {
+        self.pending.clear();
+    }
 }
 
 struct Shared {
@@ -74,10 +135,7 @@ impl Loader {
         let shared = Arc::new(Shared {
             image,
             cache,
-            queue: Mutex::new(Queue {
-                pending: Vec::new(),
-                in_flight: HashSet::new(),
-            }),
+            queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             shutdown: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
@@ -121,48 +179,29 @@ impl Loader {
     /// Ask for pieces; later calls are served before earlier ones. Keys already pending move
     /// to the front; keys being decoded are not asked twice.
     pub fn request(&self, keys: impl IntoIterator<Item = PieceKey>) {
-        let mut q = lock(&self.shared.queue);
-        for key in keys {
-            if q.in_flight.contains(&key) {
-                continue;
-            }
-            q.pending.retain(|k| *k != key);
-            q.pending.push(key);
-        }
-        let cap = self.shared.capacity;
-        if q.pending.len() > cap {
-            let excess = q.pending.len() - cap;
-            q.pending.drain(..excess);
-        }
-        drop(q);
+        lock(&self.shared.queue).request(keys, self.shared.capacity);
         self.shared.wake.notify_all();
     }
 
     /// Make `keys` the whole wanted set: pending requests not in it are dropped.
     pub fn replace(&self, keys: &[PieceKey]) {
-        {
-            let wanted: HashSet<&PieceKey> = keys.iter().collect();
-            let mut q = lock(&self.shared.queue);
-            q.pending.retain(|k| wanted.contains(k));
-        }
-        self.request(keys.iter().rev().copied());
+        lock(&self.shared.queue).replace(keys, self.shared.capacity);
+        self.shared.wake.notify_all();
     }
 
     /// Drop every pending request and stop streams in progress.
     pub fn cancel_all(&self) {
-        lock(&self.shared.queue).pending.clear();
+        lock(&self.shared.queue).clear_pending();
         self.shared.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Requests waiting or being decoded.
     pub fn pending(&self) -> usize {
-        let q = lock(&self.shared.queue);
-        q.pending.len() + q.in_flight.len()
+        lock(&self.shared.queue).len()
     }
 
     pub fn is_pending(&self, key: &PieceKey) -> bool {
-        let q = lock(&self.shared.queue);
-        q.in_flight.contains(key) || q.pending.contains(key)
+        lock(&self.shared.queue).contains(key)
     }
 
     /// Units decoded from the file so far (not counting cache hits).
@@ -202,8 +241,7 @@ fn worker(shared: &Shared) {
                 if shared.shutdown.load(Ordering::Acquire) {
                     return;
                 }
-                if let Some(k) = q.pending.pop() {
-                    q.in_flight.insert(k);
+                if let Some(k) = q.pop() {
                     break k;
                 }
                 q = shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
@@ -215,7 +253,7 @@ fn worker(shared: &Shared) {
             Some(p) => (Ok(p), true),
             None => (load(shared, key, &mut tiff_cache), false),
         };
-        lock(&shared.queue).in_flight.remove(&key);
+        lock(&shared.queue).done(&key);
         let loaded = Loaded {
             key,
             result,
@@ -292,7 +330,7 @@ fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>>
     let mut target = None;
     // Interlaced streams hold every kept band until the end: keep only what was asked for.
     let mut wanted = |unit: u64| {
-        !interlaced || unit == key.unit || lock(&shared.queue).pending.contains(&band_key(unit))
+        !interlaced || unit == key.unit || lock(&shared.queue).contains(&band_key(unit))
     };
     let mut emit = |unit: u64, piece: Piece| {
         let piece = Arc::new(piece);
@@ -303,12 +341,7 @@ fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>>
             target = Some(piece);
             return;
         }
-        let was_pending = {
-            let mut q = lock(&shared.queue);
-            let before = q.pending.len();
-            q.pending.retain(|p| *p != k);
-            q.pending.len() != before
-        };
+        let was_pending = lock(&shared.queue).take(&k);
         if was_pending {
             let _ = shared.results.send(Loaded {
                 key: k,
@@ -333,4 +366,47 @@ fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>>
             FormatError::invalid("stream ended before the band"),
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(unit: u64) -> PieceKey {
+        PieceKey {
+            page: 0,
+            level: 0,
+            unit,
+            x0: 0,
+            x1: 1,
+        }
+    }
+
+    #[test]
+    fn newest_first_and_bounded() {
+        let mut q = Queue::default();
+        q.request([k(1), k(2), k(3)], 10);
+        assert_eq!(q.pop(), Some(k(3)));
+        q.request([k(1)], 10); // re-asked: moves to the front
+        assert_eq!(q.pop(), Some(k(1)));
+        q.request([k(3)], 10); // in flight: not asked twice
+        assert_eq!(q.pop(), Some(k(2)));
+        assert_eq!(q.pop(), None);
+        q.request((10..20).map(k), 4);
+        assert_eq!(q.pending.len(), 4, "the oldest are dropped");
+        assert_eq!(q.pop(), Some(k(19)));
+    }
+
+    #[test]
+    fn replace_drops_what_is_no_longer_wanted() {
+        let mut q = Queue::default();
+        q.request([k(1), k(2), k(3)], 10);
+        q.replace(&[k(7), k(2)], 10);
+        assert_eq!(q.pop(), Some(k(7)), "first wanted is served first");
+        assert_eq!(q.pop(), Some(k(2)));
+        assert_eq!(q.pop(), None, "1 and 3 were dropped");
+        assert!(q.contains(&k(7)), "in flight until done");
+        q.done(&k(7));
+        assert!(!q.contains(&k(7)));
+    }
 }

@@ -246,6 +246,81 @@ impl Source {
         }
         let span = (rows as u64 - 1) * stride + skip + width as u64;
         let whole = width as u64 == stride && skip == 0;
+        self.prefetch_rows(offset, stride, rows, skip, width);
+        let result = self.read_rows_now(offset, stride, skip, width, span, whole, out);
+        self.release_mapped(offset + skip, span - skip);
+        result
+    }
+
+    /// Ask the kernel to start reading every row window now, so a cold band costs one round of
+    /// parallel I/O instead of one synchronous read (or page fault) per row.
+    fn prefetch_rows(&self, offset: u64, stride: u64, rows: usize, skip: u64, width: usize) {
+        let gap = stride.saturating_sub(width as u64);
+        // Small gaps: one range (the gap costs less than the extra requests).
+        let ranges: Box<dyn Iterator<Item = (u64, u64)>> = if gap <= 16 << 10 || rows == 1 {
+            let span = (rows as u64 - 1) * stride + width as u64;
+            Box::new(std::iter::once((offset + skip, span)))
+        } else {
+            Box::new((0..rows as u64).map(move |r| (offset + r * stride + skip, width as u64)))
+        };
+        let mapped = self.is_mapped();
+        for (off, len) in ranges {
+            if off.saturating_add(len) > self.len {
+                break;
+            }
+            if mapped {
+                if let Some(m) = &self.map {
+                    let _ =
+                        m.map
+                            .advise_range(memmap2::Advice::WillNeed, off as usize, len as usize);
+                }
+            } else {
+                // SAFETY: advisory syscall on a valid descriptor.
+                unsafe {
+                    libc::posix_fadvise(
+                        std::os::fd::AsRawFd::as_raw_fd(&self.file),
+                        off as libc::off_t,
+                        len as libc::off_t,
+                        libc::POSIX_FADV_WILLNEED,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Unmap pages of a span we copied out of the map: they stay in the page cache, but stop
+    /// counting in our resident set (fault-around maps 64 KB for every page touched).
+    fn release_mapped(&self, offset: u64, len: u64) {
+        if let Some(m) = &self.map
+            && offset.saturating_add(len) <= m.map.len() as u64
+        {
+            let page = 4096u64;
+            let start = offset / page * page;
+            let end = (offset + len).div_ceil(page) * page;
+            let end = end.min(m.map.len() as u64);
+            // SAFETY: a read-only file mapping; MADV_DONTNEED drops our page-table entries and
+            // later accesses fault the same file contents back in.
+            unsafe {
+                libc::madvise(
+                    m.map.as_ptr().add(start as usize) as *mut libc::c_void,
+                    (end - start) as usize,
+                    libc::MADV_DONTNEED,
+                );
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // reason: the row window's geometry, computed once
+    fn read_rows_now(
+        &self,
+        offset: u64,
+        stride: u64,
+        skip: u64,
+        width: usize,
+        span: u64,
+        whole: bool,
+        out: &mut [u8],
+    ) -> Result<(), FormatError> {
         // When the window is most of each row, one read of the span beats a read per row.
         if whole || (span <= (8 << 20) && (width as u64) * 2 >= stride) {
             if whole {
