@@ -25,6 +25,9 @@ pub struct PieceCache {
     budget: usize,
     pub hits: u64,
     pub misses: u64,
+    /// Keys evicted since the last [`PieceCache::take_evicted`], when tracking is on (the
+    /// viewer shows evicted descriptors; headless renders don't track).
+    evicted: Option<Vec<PieceKey>>,
 }
 
 impl PieceCache {
@@ -35,6 +38,25 @@ impl PieceCache {
             budget: budget_bytes,
             hits: 0,
             misses: 0,
+            evicted: None,
+        }
+    }
+
+    /// Record evicted keys for [`PieceCache::take_evicted`].
+    pub fn track_evictions(&mut self) {
+        self.evicted.get_or_insert_with(Vec::new);
+    }
+
+    pub fn take_evicted(&mut self) -> Vec<PieceKey> {
+        self.evicted
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn note_evicted(&mut self, key: PieceKey) {
+        if let Some(v) = &mut self.evicted {
+            v.push(key);
         }
     }
 
@@ -77,7 +99,10 @@ impl PieceCache {
         }
         while self.bytes + size > self.budget {
             match self.lru.pop_lru() {
-                Some((_, old)) => self.bytes -= old.byte_size(),
+                Some((k, old)) => {
+                    self.bytes -= old.byte_size();
+                    self.note_evicted(k);
+                }
                 None => break,
             }
         }
@@ -90,7 +115,10 @@ impl PieceCache {
         self.budget = budget_bytes;
         while self.bytes > self.budget {
             match self.lru.pop_lru() {
-                Some((_, old)) => self.bytes -= old.byte_size(),
+                Some((k, old)) => {
+                    self.bytes -= old.byte_size();
+                    self.note_evicted(k);
+                }
                 None => break,
             }
         }

@@ -19,6 +19,8 @@
 //!                      ─▶ cache ─▶ bounded result channel
 //! ```
 
+pub mod app;
+pub mod bench_view;
 pub mod cache;
 pub mod decode;
 pub mod error;
@@ -27,9 +29,13 @@ pub mod image;
 pub mod info;
 pub mod loader;
 pub mod render;
+pub mod session;
 pub mod source;
 pub mod stats;
 pub mod synth;
+pub mod textures;
+pub mod ui;
+pub mod viewport;
 
 pub use error::{Error, FormatError};
 pub use image::OpenImage;

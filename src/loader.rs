@@ -109,7 +109,12 @@ struct Shared {
     results: SyncSender<Loaded>,
     capacity: usize,
     pub decoded: AtomicU64,
+    /// Called after each result is sent (the UI's request_repaint), with no lock held.
+    notify: Mutex<Option<Notify>>,
 }
+
+/// A callback that wakes the receiver.
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A worker that panicked mid-update leaves plain data behind; keep going with it.
@@ -143,6 +148,7 @@ impl Loader {
             results: tx,
             capacity: capacity.max(1),
             decoded: AtomicU64::new(0),
+            notify: Mutex::new(None),
         });
         let workers = (0..workers.max(1))
             .filter_map(|i| {
@@ -166,6 +172,11 @@ impl Loader {
             .map(|n| n.get())
             .unwrap_or(2)
             .clamp(2, 8)
+    }
+
+    /// Call `f` whenever a result is ready (after it is sent and every lock released).
+    pub fn set_notify(&self, f: Notify) {
+        *lock(&self.shared.notify) = Some(f);
     }
 
     pub fn image(&self) -> &Arc<OpenImage> {
@@ -263,6 +274,14 @@ fn worker(shared: &Shared) {
         if shared.results.send(loaded).is_err() {
             return;
         }
+        wake(shared);
+    }
+}
+
+fn wake(shared: &Shared) {
+    let notify = lock(&shared.notify).clone();
+    if let Some(f) = notify {
+        f();
     }
 }
 
@@ -349,6 +368,7 @@ fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>>
                 elapsed: Duration::ZERO,
                 cached: false,
             });
+            wake(shared);
         }
     };
     decode::stream::decode_bands(

@@ -1,5 +1,5 @@
-//! The `tessera` command line: `info` and `render` today; the viewer window arrives with the
-//! GUI issue. Errors print as one line and exit non-zero.
+//! The `tessera` command line: the viewer window (`tessera [FILE]`), `info`, `render`,
+//! `bench-view` and `synth`. Errors print as one line and exit non-zero.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,6 +14,8 @@ use tessera::render::{RenderRequest, parse_region, region_extent, render, write_
 use tessera::{OpenImage, info, stats};
 
 const USAGE: &str = "usage:
+  tessera [FILE] [--cache-mb M]          open the viewer (the bundled sample without FILE)
+  tessera bench-view FILE [--cache-mb M] drive the viewer along a scripted path, print JSON
   tessera info FILE [--json] [--page P]
   tessera render FILE --region X,Y,W,H [--scale N] [--page P] [--cache-mb M] [--stats] -o OUT.png
   tessera synth KIND WIDTH HEIGHT OUT   (KIND: ppm pgm bmp tiff-strip tiff-tiled-rgba)";
@@ -71,6 +73,16 @@ impl<'a> Args<'a> {
         }
     }
 
+    fn positionals_upto(self, n: usize, usage: &str) -> Result<Vec<&'a str>> {
+        if let Some(unknown) = self.rest.iter().find(|a| a.starts_with("--")) {
+            bail!("unknown option {unknown}\n{usage}");
+        }
+        if self.rest.len() > n {
+            bail!("{usage}");
+        }
+        Ok(self.rest)
+    }
+
     fn positionals(self, n: usize, usage: &str) -> Result<Vec<&'a str>> {
         if let Some(unknown) = self.rest.iter().find(|a| a.starts_with("--")) {
             bail!("unknown option {unknown}\n{usage}");
@@ -84,18 +96,80 @@ impl<'a> Args<'a> {
 
 fn run(args: &[String]) -> Result<()> {
     let Some((cmd, rest)) = args.split_first() else {
-        bail!("{USAGE}");
+        return cmd_view(args, false);
     };
     match cmd.as_str() {
         "info" => cmd_info(rest),
         "render" => cmd_render(rest),
         "synth" => cmd_synth(rest),
+        "bench-view" => cmd_view(rest, true),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
         }
-        other => bail!("unknown command {other:?}\n{USAGE}"),
+        other if other.starts_with("--") && other != "--cache-mb" => {
+            bail!("unknown option {other}\n{USAGE}")
+        }
+        _ => cmd_view(args, false),
     }
+}
+
+/// The sample shown when no file is given: embedded so the binary works from any directory.
+const SAMPLE: &[u8] = include_bytes!("../assets/sample.tif");
+
+fn sample_path() -> Result<PathBuf> {
+    let dir = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("tessera");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("sample.tif");
+    if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(SAMPLE.len() as u64) {
+        std::fs::write(&path, SAMPLE).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(path)
+}
+
+fn cmd_view(args: &[String], bench: bool) -> Result<()> {
+    let mut a = Args::new(args);
+    let cache_mb: Option<u64> = a.number("--cache-mb")?;
+    let usage = if bench {
+        "usage: tessera bench-view FILE [--cache-mb M]"
+    } else {
+        "usage: tessera [FILE] [--cache-mb M]"
+    };
+    let rest = a.positionals_upto(1, usage)?;
+    let file = match rest.first() {
+        Some(f) => {
+            let p = PathBuf::from(f);
+            // Fail fast, in one line, for a path that cannot be opened at all.
+            std::fs::metadata(&p).with_context(|| format!("{}", p.display()))?;
+            Some(p)
+        }
+        None if bench => bail!("{usage}"),
+        None => Some(sample_path()?),
+    };
+    let start = tessera::app::StartOptions {
+        file,
+        cache_mb,
+        bench,
+    };
+    let options = eframe::NativeOptions {
+        renderer: eframe::Renderer::Glow,
+        persist_window: !bench,
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Tessera")
+            .with_inner_size([1280.0, 800.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "Tessera",
+        options,
+        Box::new(move |cc| Ok(Box::new(tessera::app::TesseraApp::new(cc, start)))),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open a window: {e}"))
 }
 
 fn cmd_info(args: &[String]) -> Result<()> {

@@ -1,0 +1,511 @@
+//! The `eframe::App`: drains loader results, uploads textures within a per-frame budget, draws
+//! the menus, panels and canvas, and applies the [`Command`]s they return.
+//!
+//! Opening parses headers on a background thread; the UI thread never reads the file.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use crate::bench_view::BenchView;
+use crate::cache::default_budget;
+use crate::error::Error;
+use crate::image::OpenImage;
+use crate::session::Session;
+use crate::ui::Command;
+use crate::ui::canvas::canvas_ui;
+use crate::ui::descriptor_panel::{StateFilter, descriptor_panel_ui};
+use crate::ui::navigator::navigator_ui;
+use crate::ui::status_bar::status_bar_ui;
+use crate::viewport::Viewport;
+
+/// Bytes of texture uploaded per frame at most, so panning never stutters.
+pub const UPLOAD_BYTES_PER_FRAME: usize = 8 << 20;
+/// GPU texture budget.
+pub const TEXTURE_BUDGET: usize = 512 << 20;
+const STORAGE_KEY: &str = "tessera-settings";
+const MAX_RECENT: usize = 10;
+
+/// Settings kept between runs (eframe storage; window geometry is kept by eframe itself).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub recent: Vec<PathBuf>,
+    pub cache_mb: u64,
+    pub show_panel: bool,
+    pub show_overlay: bool,
+    pub show_navigator: bool,
+    pub filter: StateFilter,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            recent: Vec::new(),
+            cache_mb: (default_budget() >> 20) as u64,
+            show_panel: true,
+            show_overlay: false,
+            show_navigator: true,
+            filter: StateFilter::All,
+        }
+    }
+}
+
+/// How the app starts.
+#[derive(Debug, Default, Clone)]
+pub struct StartOptions {
+    pub file: Option<PathBuf>,
+    pub cache_mb: Option<u64>,
+    /// Run the scripted benchmark path and print its JSON line.
+    pub bench: bool,
+}
+
+struct Opening {
+    path: PathBuf,
+    started: Instant,
+    rx: Receiver<Result<Arc<OpenImage>, Error>>,
+}
+
+pub struct TesseraApp {
+    pub settings: Settings,
+    pub session: Option<Session>,
+    pub view: Viewport,
+    need_fit: bool,
+    opening: Option<Opening>,
+    dialog: Option<Receiver<Option<PathBuf>>>,
+    /// Errors for the banner, newest last.
+    pub errors: Vec<String>,
+    pub selected: Option<u64>,
+    hover: Option<(u32, u32)>,
+    last_center: (f64, f64),
+    visible_units: HashSet<u64>,
+    bench: Option<BenchView>,
+    ctx: egui::Context,
+    /// Where the canvas was drawn last frame (screen points); the view maps canvas-relative
+    /// coordinates.
+    pub canvas_rect: egui::Rect,
+}
+
+impl TesseraApp {
+    pub fn new(cc: &eframe::CreationContext<'_>, start: StartOptions) -> Self {
+        let mut settings: Settings = cc
+            .storage
+            .and_then(|s| eframe::get_value(s, STORAGE_KEY))
+            .unwrap_or_default();
+        if let Some(mb) = start.cache_mb {
+            settings.cache_mb = mb;
+        }
+        let mut app = Self {
+            settings,
+            session: None,
+            view: Viewport::new(800.0, 600.0),
+            need_fit: false,
+            opening: None,
+            dialog: None,
+            errors: Vec::new(),
+            selected: None,
+            hover: None,
+            last_center: (0.0, 0.0),
+            visible_units: HashSet::new(),
+            bench: start.bench.then(BenchView::new),
+            ctx: cc.egui_ctx.clone(),
+            canvas_rect: egui::Rect::NOTHING,
+        };
+        if let Some(path) = start.file {
+            app.open(path);
+        }
+        app
+    }
+
+    /// Start opening `path` on a background thread.
+    pub fn open(&mut self, path: PathBuf) {
+        let (tx, rx) = channel();
+        let ctx = self.ctx.clone();
+        let p = path.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tessera-open".into())
+            .spawn(move || {
+                let _ = tx.send(OpenImage::open(&p));
+                ctx.request_repaint();
+            });
+        match spawned {
+            Ok(_) => {
+                self.opening = Some(Opening {
+                    path,
+                    started: Instant::now(),
+                    rx,
+                })
+            }
+            Err(e) => self.errors.push(format!("cannot start opening: {e}")),
+        }
+    }
+
+    /// Whether a file is being opened.
+    pub fn is_opening(&self) -> bool {
+        self.opening.is_some()
+    }
+
+    fn poll_opening(&mut self) {
+        let Some(opening) = &self.opening else {
+            return;
+        };
+        match opening.rx.try_recv() {
+            Ok(Ok(image)) => {
+                let path = opening.path.clone();
+                self.opening = None;
+                let budget = (self.settings.cache_mb as usize)
+                    .saturating_mul(1 << 20)
+                    .max(16 << 20);
+                let session = Session::new(image, budget, TEXTURE_BUDGET);
+                let ctx = self.ctx.clone();
+                session
+                    .loader
+                    .set_notify(Arc::new(move || ctx.request_repaint()));
+                self.session = Some(session);
+                self.selected = None;
+                self.need_fit = true;
+                self.errors.clear();
+                self.settings.recent.retain(|p| *p != path);
+                self.settings.recent.insert(0, path);
+                self.settings.recent.truncate(MAX_RECENT);
+            }
+            Ok(Err(e)) => {
+                self.opening = None;
+                self.errors.push(e.to_string());
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                self.opening = None;
+                self.errors.push("opening failed unexpectedly".into());
+            }
+        }
+    }
+
+    fn open_dialog(&mut self) {
+        if self.dialog.is_some() {
+            return;
+        }
+        let (tx, rx) = channel();
+        let ctx = self.ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tessera-dialog".into())
+            .spawn(move || {
+                let _ = tx.send(rfd::FileDialog::new().set_title("Open image").pick_file());
+                ctx.request_repaint();
+            });
+        if spawned.is_ok() {
+            self.dialog = Some(rx);
+        }
+    }
+
+    fn apply(&mut self, cmd: Command) {
+        let size = self
+            .session
+            .as_ref()
+            .map(|s| (s.page().width, s.page().height));
+        match cmd {
+            Command::Open(p) => self.open(p),
+            Command::OpenDialog => self.open_dialog(),
+            Command::Fit => {
+                if let Some((w, h)) = size {
+                    self.view.fit(w, h);
+                }
+            }
+            Command::ActualSize => {
+                if let Some((w, h)) = size {
+                    let min = self.view.min_zoom(w, h);
+                    let f = 1.0 / self.view.zoom;
+                    self.view.zoom_about(
+                        self.view.screen_w / 2.0,
+                        self.view.screen_h / 2.0,
+                        f,
+                        min,
+                    );
+                }
+            }
+            Command::ZoomBy(f) => {
+                if let Some((w, h)) = size {
+                    let min = self.view.min_zoom(w, h);
+                    self.view.zoom_about(
+                        self.view.screen_w / 2.0,
+                        self.view.screen_h / 2.0,
+                        f,
+                        min,
+                    );
+                }
+            }
+            Command::GoTo(index) => {
+                if let Some(s) = &self.session
+                    && index < s.page().descriptor_count()
+                {
+                    let e = s.page().descriptor(index).extent;
+                    self.view.center_x = (f64::from(e.x0) + f64::from(e.x1)) / 2.0;
+                    self.view.center_y = (f64::from(e.y0) + f64::from(e.y1)) / 2.0;
+                    self.selected = Some(index);
+                }
+            }
+            Command::Select(sel) => self.selected = sel,
+            Command::CenterOn(x, y) => {
+                self.view.center_x = x;
+                self.view.center_y = y;
+            }
+            Command::ToggleFullscreen => {
+                let full = self.ctx.input(|i| i.viewport().fullscreen.unwrap_or(false));
+                self.ctx
+                    .send_viewport_cmd(egui::ViewportCommand::Fullscreen(!full));
+            }
+            Command::DismissError => {
+                self.errors.clear();
+            }
+            Command::Quit => self.ctx.send_viewport_cmd(egui::ViewportCommand::Close),
+        }
+    }
+
+    fn keyboard(&self, ctx: &egui::Context) -> Vec<Command> {
+        if ctx.egui_wants_keyboard_input() {
+            return Vec::new();
+        }
+        let mut cmds = Vec::new();
+        ctx.input(|i| {
+            let step = 80.0 / self.view.zoom;
+            let mut pan = (0.0, 0.0);
+            if i.key_pressed(egui::Key::ArrowLeft) || i.key_pressed(egui::Key::A) {
+                pan.0 -= step;
+            }
+            if i.key_pressed(egui::Key::ArrowRight) || i.key_pressed(egui::Key::D) {
+                pan.0 += step;
+            }
+            if i.key_pressed(egui::Key::ArrowUp) || i.key_pressed(egui::Key::W) {
+                pan.1 -= step;
+            }
+            if i.key_pressed(egui::Key::ArrowDown) || i.key_pressed(egui::Key::S) {
+                pan.1 += step;
+            }
+            if pan != (0.0, 0.0) {
+                cmds.push(Command::CenterOn(
+                    self.view.center_x + pan.0,
+                    self.view.center_y + pan.1,
+                ));
+            }
+            if i.key_pressed(egui::Key::Plus) || i.key_pressed(egui::Key::Equals) {
+                cmds.push(Command::ZoomBy(1.25));
+            }
+            if i.key_pressed(egui::Key::Minus) {
+                cmds.push(Command::ZoomBy(0.8));
+            }
+            if i.key_pressed(egui::Key::Num0) {
+                cmds.push(Command::Fit);
+            }
+            if i.key_pressed(egui::Key::Num1) {
+                cmds.push(Command::ActualSize);
+            }
+            if i.key_pressed(egui::Key::F11) {
+                cmds.push(Command::ToggleFullscreen);
+            }
+            if i.modifiers.command && i.key_pressed(egui::Key::O) {
+                cmds.push(Command::OpenDialog);
+            }
+        });
+        cmds
+    }
+
+    fn menu_ui(&mut self, ui: &mut egui::Ui) -> Vec<Command> {
+        let mut cmds = Vec::new();
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                if ui.button("Open...  (Ctrl+O)").clicked() {
+                    cmds.push(Command::OpenDialog);
+                }
+                ui.menu_button("Recent", |ui| {
+                    if self.settings.recent.is_empty() {
+                        ui.label("No recent files");
+                    }
+                    for p in &self.settings.recent {
+                        if ui.button(p.display().to_string()).clicked() {
+                            cmds.push(Command::Open(p.clone()));
+                        }
+                    }
+                });
+                ui.separator();
+                if ui.button("Quit").clicked() {
+                    cmds.push(Command::Quit);
+                }
+            });
+            ui.menu_button("View", |ui| {
+                if ui.button("Fit to window  (0)").clicked() {
+                    cmds.push(Command::Fit);
+                }
+                if ui.button("Actual size 100%  (1)").clicked() {
+                    cmds.push(Command::ActualSize);
+                }
+                if ui.button("Full screen  (F11)").clicked() {
+                    cmds.push(Command::ToggleFullscreen);
+                }
+                ui.separator();
+                ui.checkbox(&mut self.settings.show_panel, "Descriptor panel");
+                ui.checkbox(&mut self.settings.show_overlay, "Descriptor boundaries");
+                ui.checkbox(&mut self.settings.show_navigator, "Navigator");
+            });
+            ui.menu_button("Settings", |ui| {
+                ui.label("Cache budget (MB), for the next file opened:");
+                ui.add(egui::DragValue::new(&mut self.settings.cache_mb).range(16..=65536));
+            });
+            if let Some(o) = &self.opening
+                && o.started.elapsed() > Duration::from_millis(100)
+            {
+                ui.spinner();
+                ui.label(format!("Opening {}...", o.path.display()));
+            }
+        });
+        cmds
+    }
+}
+
+impl eframe::App for TesseraApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        self.poll_opening();
+        if let Some(rx) = &self.dialog {
+            match rx.try_recv() {
+                Ok(path) => {
+                    self.dialog = None;
+                    if let Some(p) = path {
+                        self.open(p);
+                    }
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => self.dialog = None,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            }
+        }
+        let mut cmds: Vec<Command> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(Command::Open)
+                .collect()
+        });
+        cmds.extend(self.keyboard(&ctx));
+        if let Some(s) = &mut self.session {
+            s.poll();
+            self.errors.append(&mut s.new_errors);
+        }
+
+        egui::Panel::top("menu").show(ui, |ui| cmds.extend(self.menu_ui(ui)));
+        if !self.errors.is_empty() {
+            egui::Panel::top("errors")
+                .frame(
+                    egui::Frame::new()
+                        .fill(egui::Color32::from_rgb(120, 24, 24))
+                        .inner_margin(6.0),
+                )
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        let last = self.errors.last().cloned().unwrap_or_default();
+                        let more = if self.errors.len() > 1 {
+                            format!("  (+{} more)", self.errors.len() - 1)
+                        } else {
+                            String::new()
+                        };
+                        ui.label(
+                            egui::RichText::new(format!("Error: {last}{more}"))
+                                .color(egui::Color32::WHITE),
+                        );
+                        if ui.button("Dismiss").clicked() {
+                            cmds.push(Command::DismissError);
+                        }
+                    });
+                });
+        }
+        egui::Panel::bottom("status").show(ui, |ui| {
+            status_bar_ui(ui, self.session.as_ref(), &self.view, self.hover);
+        });
+        if self.settings.show_panel
+            && let Some(s) = &self.session
+        {
+            egui::Panel::right("descriptors")
+                .resizable(true)
+                .default_size(520.0)
+                .show(ui, |ui| {
+                    cmds.extend(descriptor_panel_ui(
+                        ui,
+                        s,
+                        &mut self.settings.filter,
+                        self.selected,
+                        &self.visible_units,
+                    ));
+                });
+        }
+        egui::CentralPanel::no_frame().show(ui, |ui| {
+            let canvas_rect = ui.available_rect_before_wrap();
+            self.canvas_rect = canvas_rect;
+            if self.need_fit
+                && let Some(s) = &self.session
+            {
+                self.view.resize(
+                    f64::from(canvas_rect.width()),
+                    f64::from(canvas_rect.height()),
+                );
+                self.view.fit(s.page().width, s.page().height);
+                self.need_fit = false;
+            }
+            let out = canvas_ui(
+                ui,
+                self.session.as_mut(),
+                &mut self.view,
+                self.settings.show_overlay,
+                self.selected,
+            );
+            self.hover = out.hover_pixel;
+            cmds.extend(out.commands);
+            if self.settings.show_navigator
+                && let Some(s) = &self.session
+                && let Some(c) =
+                    navigator_ui(ui, canvas_rect, &self.view, s.page().width, s.page().height)
+            {
+                cmds.push(c);
+            }
+        });
+        for c in cmds {
+            self.apply(c);
+        }
+        if let Some(bench) = &mut self.bench {
+            bench.step(
+                &ctx,
+                self.session.as_ref(),
+                &mut self.view,
+                self.opening.is_some(),
+            );
+        }
+        // Ask for pieces for the view as it is now, and upload what has arrived.
+        if let Some(s) = &mut self.session {
+            let (w, h) = (s.page().width, s.page().height);
+            self.view.clamp_center(w, h);
+            let motion = (
+                self.view.center_x - self.last_center.0,
+                self.view.center_y - self.last_center.1,
+            );
+            self.last_center = (self.view.center_x, self.view.center_y);
+            s.update_wanted(&self.view, motion);
+            s.upload(&ctx, UPLOAD_BYTES_PER_FRAME);
+            self.visible_units = self
+                .view
+                .visible_extent(w, h, 0.0)
+                .map(|e| s.page().grid.units_in(&e).take(100_000).collect())
+                .unwrap_or_default();
+            if s.pending_uploads() > 0 {
+                ctx.request_repaint();
+            }
+        }
+        if self.opening.is_some() {
+            ctx.request_repaint_after(Duration::from_millis(50));
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, STORAGE_KEY, &self.settings);
+    }
+}

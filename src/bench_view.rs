@@ -1,0 +1,190 @@
+//! `tessera bench-view FILE`: drive the real window along a scripted path and print one JSON
+//! line of frame times, time to first frame, time until sharp after each jump, bytes read and
+//! peak RSS.
+//!
+//! Path: open → fit → 1:1 at five places (jumps) → a long pan at 1:1 → jumps to the four far
+//! corners. A jump is "sharp" when every piece the view wants is on the GPU.
+
+use std::time::{Duration, Instant};
+
+use crate::session::Session;
+use crate::viewport::Viewport;
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Jump { fx: f64, fy: f64, zoom: Option<f64> },
+    Pan { dx: f64, dy: f64, frames: u32 },
+}
+
+pub struct BenchView {
+    started: Instant,
+    first_frame: Option<Duration>,
+    last_frame: Option<Instant>,
+    frame_times: Vec<f64>,
+    steps: Vec<Step>,
+    current: usize,
+    /// When the current jump was made, and its time to sharp once reached.
+    jump_at: Option<Instant>,
+    sharp_times: Vec<f64>,
+    pan_left: u32,
+    done: bool,
+}
+
+impl Default for BenchView {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BenchView {
+    pub fn new() -> Self {
+        let mut steps = vec![Step::Jump {
+            fx: 0.5,
+            fy: 0.5,
+            zoom: None,
+        }];
+        for (fx, fy) in [(0.5, 0.5), (0.25, 0.3), (0.7, 0.6), (0.4, 0.8), (0.85, 0.2)] {
+            steps.push(Step::Jump {
+                fx,
+                fy,
+                zoom: Some(1.0),
+            });
+        }
+        steps.push(Step::Pan {
+            dx: 24.0,
+            dy: 6.0,
+            frames: 240,
+        });
+        for (fx, fy) in [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)] {
+            steps.push(Step::Jump {
+                fx,
+                fy,
+                zoom: Some(1.0),
+            });
+        }
+        Self {
+            started: Instant::now(),
+            first_frame: None,
+            last_frame: None,
+            frame_times: Vec::new(),
+            steps,
+            current: 0,
+            jump_at: None,
+            sharp_times: Vec::new(),
+            pan_left: 0,
+            done: false,
+        }
+    }
+
+    /// Called once per frame after the UI is drawn.
+    pub fn step(
+        &mut self,
+        ctx: &egui::Context,
+        session: Option<&Session>,
+        view: &mut Viewport,
+        opening: bool,
+    ) {
+        let now = Instant::now();
+        if let Some(last) = self.last_frame {
+            self.frame_times.push((now - last).as_secs_f64() * 1000.0);
+        }
+        self.last_frame = Some(now);
+        if self.first_frame.is_none() {
+            self.first_frame = Some(now - self.started);
+        }
+        ctx.request_repaint();
+        if self.done {
+            return;
+        }
+        let Some(s) = session else {
+            if !opening && now - self.started > Duration::from_secs(30) {
+                self.finish(ctx, None);
+            }
+            return;
+        };
+        let (w, h) = (f64::from(s.page().width), f64::from(s.page().height));
+        // Wait for the current jump to become sharp (30 s at most).
+        if let Some(at) = self.jump_at {
+            let waited = now - at;
+            if s.is_sharp() || waited > Duration::from_secs(30) {
+                if self.current > 1 {
+                    self.sharp_times.push(waited.as_secs_f64() * 1000.0);
+                }
+                self.jump_at = None;
+            } else {
+                return;
+            }
+        }
+        if self.pan_left > 0 {
+            self.pan_left -= 1;
+            if let Some(Step::Pan { dx, dy, .. }) = self.steps.get(self.current - 1) {
+                view.pan_by_screen(-dx, -dy);
+            }
+            return;
+        }
+        let Some(step) = self.steps.get(self.current).copied() else {
+            self.finish(ctx, Some(s));
+            return;
+        };
+        self.current += 1;
+        match step {
+            Step::Jump { fx, fy, zoom } => {
+                match zoom {
+                    None => view.fit(w as u32, h as u32),
+                    Some(z) => {
+                        view.zoom = z;
+                        // Corners: put the corner of the image at the corner of the screen.
+                        let half_w = view.screen_w / 2.0 / z;
+                        let half_h = view.screen_h / 2.0 / z;
+                        view.center_x =
+                            (fx * w).clamp(half_w.min(w / 2.0), (w - half_w).max(w / 2.0));
+                        view.center_y =
+                            (fy * h).clamp(half_h.min(h / 2.0), (h - half_h).max(h / 2.0));
+                    }
+                }
+                self.jump_at = Some(now);
+            }
+            Step::Pan { frames, .. } => self.pan_left = frames,
+        }
+    }
+
+    fn finish(&mut self, ctx: &egui::Context, session: Option<&Session>) {
+        self.done = true;
+        let mut t = self.frame_times.clone();
+        t.sort_by(f64::total_cmp);
+        let pct = |p: f64| {
+            if t.is_empty() {
+                0.0
+            } else {
+                t[((t.len() - 1) as f64 * p).round() as usize]
+            }
+        };
+        let mut sharp = self.sharp_times.clone();
+        sharp.sort_by(f64::total_cmp);
+        let median = sharp.get(sharp.len() / 2).copied().unwrap_or(0.0);
+        let worst = sharp.last().copied().unwrap_or(0.0);
+        let bytes = session.map_or(0, |s| {
+            s.image
+                .source
+                .stats
+                .bytes
+                .load(std::sync::atomic::Ordering::Relaxed)
+        });
+        let budget = session.map_or(0, |s| s.cache.lock().map(|c| c.budget()).unwrap_or(0));
+        println!(
+            "{{\"frames\":{},\"frame_ms_p50\":{:.2},\"frame_ms_p99\":{:.2},\"frame_ms_max\":{:.2},\"first_frame_ms\":{:.1},\"sharp_ms_median\":{:.1},\"sharp_ms_worst\":{:.1},\"jumps\":{},\"bytes_read\":{},\"peak_rss_mb\":{:.1},\"cache_budget_mb\":{:.1}}}",
+            t.len() + 1,
+            pct(0.5),
+            pct(0.99),
+            t.last().copied().unwrap_or(0.0),
+            self.first_frame.map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+            median,
+            worst,
+            sharp.len(),
+            bytes,
+            crate::stats::peak_rss_bytes() as f64 / 1e6,
+            budget as f64 / 1e6
+        );
+        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+    }
+}

@@ -1,0 +1,106 @@
+//! GPU textures of decoded pieces: an LRU bounded in bytes. Dropping a `TextureHandle` frees
+//! its GPU memory, so evicting from this LRU *is* freeing GPU memory. A piece larger than the
+//! GPU's `max_texture_side` is split into several textures.
+
+use lru::LruCache;
+
+use crate::cache::PieceKey;
+use crate::decode::Piece;
+use crate::format::Extent;
+
+/// Crisp pixels when magnified (above 100 %), smooth when minified.
+pub const TEXTURE_OPTIONS: egui::TextureOptions = egui::TextureOptions {
+    magnification: egui::TextureFilter::Nearest,
+    minification: egui::TextureFilter::Linear,
+    wrap_mode: egui::TextureWrapMode::ClampToEdge,
+    mipmap_mode: None,
+};
+
+/// The textures of one piece, each with the image extent it covers.
+pub struct PieceTextures {
+    pub parts: Vec<(egui::TextureHandle, Extent)>,
+    pub bytes: usize,
+}
+
+pub struct TextureCache {
+    lru: LruCache<PieceKey, PieceTextures>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl TextureCache {
+    pub fn new(budget_bytes: usize) -> Self {
+        Self {
+            lru: LruCache::unbounded(),
+            bytes: 0,
+            budget: budget_bytes,
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn get(&mut self, key: &PieceKey) -> Option<&PieceTextures> {
+        self.lru.get(key)
+    }
+
+    pub fn contains(&self, key: &PieceKey) -> bool {
+        self.lru.contains(key)
+    }
+
+    /// Upload `piece` (split to fit `max_side`); returns the bytes uploaded.
+    pub fn upload(
+        &mut self,
+        ctx: &egui::Context,
+        key: PieceKey,
+        piece: &Piece,
+        max_side: usize,
+    ) -> usize {
+        let e = piece.extent;
+        let side = max_side.clamp(64, 16384) as u32;
+        let mut parts = Vec::new();
+        let mut bytes = 0;
+        let pw = e.width() as usize;
+        let mut y = e.y0;
+        while y < e.y1 {
+            let y1 = (y + side).min(e.y1);
+            let mut x = e.x0;
+            while x < e.x1 {
+                let x1 = (x + side).min(e.x1);
+                let (w, h) = ((x1 - x) as usize, (y1 - y) as usize);
+                let mut rgba = Vec::with_capacity(w * h * 4);
+                for row in (y - e.y0) as usize..(y1 - e.y0) as usize {
+                    let start = (row * pw + (x - e.x0) as usize) * 4;
+                    rgba.extend_from_slice(&piece.rgba[start..start + w * 4]);
+                }
+                let image = egui::ColorImage::from_rgba_unmultiplied([w, h], &rgba);
+                let name = format!("piece-{}-{}-{}-{x}-{y}", key.page, key.unit, key.x0);
+                parts.push((
+                    ctx.load_texture(name, image, TEXTURE_OPTIONS),
+                    Extent::new(x, y, x1, y1),
+                ));
+                bytes += w * h * 4;
+                x = x1;
+            }
+            y = y1;
+        }
+        if let Some(old) = self.lru.pop(&key) {
+            self.bytes -= old.bytes;
+        }
+        while self.bytes + bytes > self.budget {
+            match self.lru.pop_lru() {
+                Some((_, old)) => self.bytes -= old.bytes,
+                None => break,
+            }
+        }
+        self.bytes += bytes;
+        self.lru.put(key, PieceTextures { parts, bytes });
+        bytes
+    }
+
+    pub fn clear(&mut self) {
+        self.lru.clear();
+        self.bytes = 0;
+    }
+}

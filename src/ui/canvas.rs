@@ -1,0 +1,194 @@
+//! The image canvas: paints pieces (or placeholders), the descriptor overlay, selection and
+//! hover, and turns pointer input into view changes.
+
+use egui::{Color32, Pos2, Rect, Sense, Stroke, StrokeKind, Vec2};
+
+use super::{Command, state_color};
+use crate::format::Extent;
+use crate::session::{Session, UnitState, ViewMode};
+use crate::viewport::Viewport;
+
+/// What the canvas reports back.
+#[derive(Default)]
+pub struct CanvasOutput {
+    pub commands: Vec<Command>,
+    /// Image pixel under the pointer.
+    pub hover_pixel: Option<(u32, u32)>,
+}
+
+fn to_rect(view: &Viewport, origin: Pos2, e: &Extent) -> Rect {
+    let (x0, y0) = view.screen_from_image(f64::from(e.x0), f64::from(e.y0));
+    let (x1, y1) = view.screen_from_image(f64::from(e.x1), f64::from(e.y1));
+    Rect::from_min_max(
+        origin + Vec2::new(x0 as f32, y0 as f32),
+        origin + Vec2::new(x1 as f32, y1 as f32),
+    )
+}
+
+/// Zoom factor for one wheel event: 1.25 per line (or per 50 points of smooth scrolling).
+pub fn wheel_factor(unit: egui::MouseWheelUnit, delta_y: f32) -> f64 {
+    let lines = match unit {
+        egui::MouseWheelUnit::Line => f64::from(delta_y),
+        egui::MouseWheelUnit::Page => f64::from(delta_y) * 10.0,
+        egui::MouseWheelUnit::Point => f64::from(delta_y) / 50.0,
+    };
+    1.25f64.powf(lines)
+}
+
+pub fn canvas_ui(
+    ui: &mut egui::Ui,
+    session: Option<&mut Session>,
+    view: &mut Viewport,
+    overlay: bool,
+    selected: Option<u64>,
+) -> CanvasOutput {
+    let mut out = CanvasOutput::default();
+    let rect = ui.available_rect_before_wrap();
+    let response = ui.allocate_rect(rect, Sense::click_and_drag());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 0.0, Color32::from_gray(24));
+    view.resize(f64::from(rect.width()), f64::from(rect.height()));
+    let Some(session) = session else {
+        painter.text(
+            rect.center(),
+            egui::Align2::CENTER_CENTER,
+            "Open an image: File > Open (Ctrl+O), or drop a file here",
+            egui::FontId::proportional(18.0),
+            Color32::from_gray(180),
+        );
+        return out;
+    };
+    let page = session.page().clone();
+    let (iw, ih) = (page.width, page.height);
+    let origin = rect.min;
+
+    // Input: drag pans, wheel / pinch zoom about the pointer.
+    if response.dragged_by(egui::PointerButton::Primary)
+        || response.dragged_by(egui::PointerButton::Middle)
+    {
+        let d = response.drag_delta();
+        view.pan_by_screen(f64::from(d.x), f64::from(d.y));
+    }
+    let min_zoom = view.min_zoom(iw, ih);
+    if let Some(pos) = response.hover_pos() {
+        let (sx, sy) = (f64::from(pos.x - origin.x), f64::from(pos.y - origin.y));
+        let mut factor = ui.input(|i| {
+            i.events
+                .iter()
+                .filter_map(|e| match e {
+                    egui::Event::MouseWheel { unit, delta, .. } => {
+                        Some(wheel_factor(*unit, delta.y))
+                    }
+                    _ => None,
+                })
+                .product::<f64>()
+        });
+        if let Some(touch) = ui.input(|i| i.multi_touch()) {
+            factor *= f64::from(touch.zoom_delta);
+        }
+        if (factor - 1.0).abs() > 1e-9 {
+            view.zoom_about(sx, sy, factor, min_zoom);
+        }
+        let (ix, iy) = view.image_from_screen(sx, sy);
+        if ix >= 0.0 && iy >= 0.0 && ix < f64::from(iw) && iy < f64::from(ih) {
+            out.hover_pixel = Some((ix as u32, iy as u32));
+        }
+    }
+    view.clamp_center(iw, ih);
+
+    // The image area, as a neutral placeholder under the pieces.
+    let image_rect = to_rect(view, origin, &page.extent());
+    painter.rect_filled(image_rect, 0.0, Color32::from_gray(48));
+    let visible = view.visible_extent(iw, ih, 0.0);
+
+    if session.mode == ViewMode::TooFarOut {
+        painter.text(
+            rect.center(),
+            egui::Align2::CENTER_CENTER,
+            "Zoomed too far out to load full-resolution pieces.\nThis file has no resolution levels yet: zoom in to see pixels.",
+            egui::FontId::proportional(16.0),
+            Color32::from_gray(200),
+        );
+    }
+    if let Some(visible) = visible {
+        let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+        for key in session.wanted.clone() {
+            let e = session.key_extent(&key);
+            if e.intersect(&visible).is_none() {
+                continue;
+            }
+            match session.textures.get(&key) {
+                Some(tex) => {
+                    for (handle, part) in &tex.parts {
+                        painter.image(handle.id(), to_rect(view, origin, part), uv, Color32::WHITE);
+                    }
+                }
+                None => {
+                    let r = to_rect(view, origin, &e);
+                    let failed = matches!(
+                        session.units.get(&key.unit).map(|i| &i.state),
+                        Some(UnitState::Failed(_))
+                    );
+                    if failed {
+                        painter.rect_filled(
+                            r,
+                            0.0,
+                            Color32::from_rgba_unmultiplied(150, 30, 30, 160),
+                        );
+                        painter.line_segment(
+                            [r.left_top(), r.right_bottom()],
+                            Stroke::new(2.0, Color32::RED),
+                        );
+                        painter.line_segment(
+                            [r.right_top(), r.left_bottom()],
+                            Stroke::new(2.0, Color32::RED),
+                        );
+                    } else {
+                        painter.rect_filled(r, 0.0, Color32::from_gray(60));
+                    }
+                }
+            }
+        }
+        // Descriptor boundaries, coloured by state.
+        if overlay {
+            let units: Vec<u64> = page.grid.units_in(&visible).take(20_000).collect();
+            for unit in units {
+                let r = to_rect(view, origin, &page.grid.unit_extent(unit));
+                let state = session.units.get(&unit).map(|i| &i.state);
+                painter.rect_stroke(
+                    r,
+                    0.0,
+                    Stroke::new(1.0, state_color(state)),
+                    StrokeKind::Inside,
+                );
+            }
+        }
+    }
+    // Selected descriptor and the one under the pointer.
+    if let Some(index) = selected
+        && index < page.descriptor_count()
+    {
+        let e = page.descriptor(index).extent;
+        painter.rect_stroke(
+            to_rect(view, origin, &e),
+            0.0,
+            Stroke::new(3.0, Color32::from_rgb(0, 220, 255)),
+            StrokeKind::Outside,
+        );
+    }
+    if let Some((x, y)) = out.hover_pixel {
+        let unit = page.grid.unit_row_of(y) * u64::from(page.grid.across())
+            + u64::from(x / page.grid.chunk_w);
+        let e = page.grid.unit_extent(unit);
+        painter.rect_stroke(
+            to_rect(view, origin, &e),
+            0.0,
+            Stroke::new(1.5, Color32::from_white_alpha(160)),
+            StrokeKind::Inside,
+        );
+    }
+    if response.double_clicked() {
+        out.commands.push(Command::Fit);
+    }
+    out
+}

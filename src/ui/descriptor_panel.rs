@@ -1,0 +1,189 @@
+//! The tile-descriptor panel: every descriptor of the page with its live state, virtualised
+//! (only visible rows are built) so a million rows scroll smoothly; filter by state; select a
+//! row to outline it, "Go to" to centre the view on it.
+
+use egui::RichText;
+
+use super::{Command, state_color};
+use crate::session::{Session, UnitState};
+
+/// Which descriptors the panel lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum StateFilter {
+    #[default]
+    All,
+    Visible,
+    Cached,
+    Loading,
+    Failed,
+    Evicted,
+}
+
+impl StateFilter {
+    const ALL: [StateFilter; 6] = [
+        StateFilter::All,
+        StateFilter::Visible,
+        StateFilter::Cached,
+        StateFilter::Loading,
+        StateFilter::Failed,
+        StateFilter::Evicted,
+    ];
+    fn name(self) -> &'static str {
+        match self {
+            StateFilter::All => "all",
+            StateFilter::Visible => "visible",
+            StateFilter::Cached => "cached",
+            StateFilter::Loading => "loading",
+            StateFilter::Failed => "failed",
+            StateFilter::Evicted => "evicted",
+        }
+    }
+}
+
+pub fn descriptor_panel_ui(
+    ui: &mut egui::Ui,
+    session: &Session,
+    filter: &mut StateFilter,
+    selected: Option<u64>,
+    visible_units: &std::collections::HashSet<u64>,
+) -> Vec<Command> {
+    let mut commands = Vec::new();
+    let page = session.page();
+    let access = page.access();
+    ui.heading("Tile descriptors");
+    ui.label(format!(
+        "{} {}x{} {}: {} descriptors, access {} ({})",
+        session.image.layout.format.name(),
+        page.width,
+        page.height,
+        page.mode,
+        page.descriptor_count(),
+        access.name(),
+        access.reason()
+    ));
+    ui.horizontal(|ui| {
+        ui.label("Show:");
+        egui::ComboBox::from_id_salt("state-filter")
+            .selected_text(filter.name())
+            .show_ui(ui, |ui| {
+                for f in StateFilter::ALL {
+                    ui.selectable_value(filter, f, f.name());
+                }
+            });
+        if let Some(index) = selected
+            && ui
+                .button("Go to")
+                .on_hover_text("Centre the view on the selected descriptor")
+                .clicked()
+        {
+            commands.push(Command::GoTo(index));
+        }
+    });
+    ui.separator();
+    let units_per_plane = page.unit_count().max(1);
+    let planes = page.descriptor_count() / units_per_plane;
+    // Filtered lists come from the (sparse) state map; "all" is the whole range.
+    let rows: Option<Vec<u64>> = match *filter {
+        StateFilter::All => None,
+        StateFilter::Visible => {
+            let mut v: Vec<u64> = visible_units.iter().copied().collect();
+            v.sort_unstable();
+            Some(expand_planes(v, planes, units_per_plane))
+        }
+        f => {
+            let mut v: Vec<u64> = session
+                .units
+                .iter()
+                .filter(|(_, i)| {
+                    matches!(
+                        (f, &i.state),
+                        (StateFilter::Cached, UnitState::Cached)
+                            | (StateFilter::Loading, UnitState::Loading)
+                            | (StateFilter::Failed, UnitState::Failed(_))
+                            | (StateFilter::Evicted, UnitState::Evicted)
+                    )
+                })
+                .map(|(u, _)| *u)
+                .collect();
+            v.sort_unstable();
+            Some(expand_planes(v, planes, units_per_plane))
+        }
+    };
+    let total = rows
+        .as_ref()
+        .map_or(page.descriptor_count(), |r| r.len() as u64);
+    let row_height = ui.text_style_height(&egui::TextStyle::Monospace) + 4.0;
+    ui.label(
+        RichText::new(format!(
+            "{:>7} {:<10} {:<25} {:>12} {:>9} {:<6} {:<8} {:>7}",
+            "index", "decoder", "extent", "offset", "length", "access", "state", "ms"
+        ))
+        .monospace()
+        .strong(),
+    );
+    egui::ScrollArea::both()
+        .auto_shrink([false, false])
+        .show_rows(ui, row_height, total as usize, |ui, range| {
+            for row in range {
+                let index = rows.as_ref().map_or(row as u64, |r| r[row]);
+                let d = page.descriptor(index);
+                let info = session.descriptor_state(index);
+                let unit = page.descriptor_unit(index);
+                let state_name = match info.map(|i| &i.state) {
+                    Some(s) => s.name(),
+                    None if visible_units.contains(&unit) => "visible",
+                    None => "",
+                };
+                let ms = info
+                    .and_then(|i| i.decode_time)
+                    .map(|t| format!("{:.1}", t.as_secs_f64() * 1000.0))
+                    .unwrap_or_default();
+                let text = format!(
+                    "{:>7} {:<10} {:<25} {:>12} {:>9} {:<6} {:<8} {:>7}",
+                    d.index,
+                    d.decoder,
+                    format!(
+                        "({},{},{},{})",
+                        d.extent.x0, d.extent.y0, d.extent.x1, d.extent.y1
+                    ),
+                    d.offset,
+                    d.length,
+                    d.access.name(),
+                    state_name,
+                    ms
+                );
+                let color = state_color(info.map(|i| &i.state));
+                let response = ui
+                    .selectable_label(
+                        selected == Some(index),
+                        RichText::new(text).monospace().color(color),
+                    )
+                    .on_hover_text(format!(
+                        "args {}{}",
+                        d.args,
+                        match info.map(|i| &i.state) {
+                            Some(UnitState::Failed(e)) => format!("\nerror: {e}"),
+                            _ => String::new(),
+                        }
+                    ));
+                if response.clicked() {
+                    commands.push(Command::Select(Some(index)));
+                }
+                if response.double_clicked() {
+                    commands.push(Command::GoTo(index));
+                }
+            }
+        });
+    commands
+}
+
+fn expand_planes(units: Vec<u64>, planes: u64, per_plane: u64) -> Vec<u64> {
+    if planes <= 1 {
+        return units;
+    }
+    let mut out: Vec<u64> = (0..planes)
+        .flat_map(|p| units.iter().map(move |u| p * per_plane + u))
+        .collect();
+    out.sort_unstable();
+    out
+}

@@ -1,0 +1,39 @@
+//! Panels and widgets. Each returns [`Command`]s instead of mutating the app, so one place
+//! (the app) applies them once per frame.
+
+pub mod canvas;
+pub mod descriptor_panel;
+pub mod navigator;
+pub mod status_bar;
+
+use std::path::PathBuf;
+
+/// Something the user asked for, applied by the app after drawing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Open(PathBuf),
+    OpenDialog,
+    Fit,
+    ActualSize,
+    ZoomBy(f64),
+    /// Centre the view on descriptor `index` (and select it).
+    GoTo(u64),
+    Select(Option<u64>),
+    /// Centre the view on an image point.
+    CenterOn(f64, f64),
+    ToggleFullscreen,
+    DismissError,
+    Quit,
+}
+
+/// Colours for descriptor states, shared by the overlay and the panel.
+pub fn state_color(state: Option<&crate::session::UnitState>) -> egui::Color32 {
+    use crate::session::UnitState;
+    match state {
+        Some(UnitState::Cached) => egui::Color32::from_rgb(80, 200, 120),
+        Some(UnitState::Loading) => egui::Color32::from_rgb(240, 200, 60),
+        Some(UnitState::Failed(_)) => egui::Color32::from_rgb(230, 70, 70),
+        Some(UnitState::Evicted) => egui::Color32::from_rgb(140, 140, 160),
+        None => egui::Color32::from_rgb(90, 130, 220),
+    }
+}

@@ -1,0 +1,65 @@
+//! The status bar: pixel under the cursor with its native value, zoom, memory and I/O.
+
+use std::sync::atomic::Ordering;
+
+use crate::session::Session;
+use crate::viewport::Viewport;
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+pub fn status_bar_ui(
+    ui: &mut egui::Ui,
+    session: Option<&Session>,
+    view: &Viewport,
+    hover: Option<(u32, u32)>,
+) {
+    ui.horizontal(|ui| {
+        let Some(s) = session else {
+            ui.label("No image");
+            return;
+        };
+        let page = s.page();
+        match hover {
+            Some((x, y)) => {
+                let value = match s.native_at(x, y) {
+                    Some(values) => page
+                        .mode
+                        .channel_names()
+                        .iter()
+                        .zip(values)
+                        .map(|(n, v)| format!("{n} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    None => "not loaded".to_string(),
+                };
+                ui.label(format!("x {x}  y {y}  {}: {value}", page.mode));
+            }
+            None => {
+                ui.label(format!("{}x{} {}", page.width, page.height, page.mode));
+            }
+        }
+        ui.separator();
+        ui.label(format!("zoom {:.1}%", view.zoom * 100.0));
+        ui.separator();
+        let (cache_bytes, budget) = {
+            let c = s.cache.lock().unwrap_or_else(|e| e.into_inner());
+            (c.bytes() as u64, c.budget() as u64)
+        };
+        ui.label(format!("cache {} / {}", mb(cache_bytes), mb(budget)));
+        ui.separator();
+        ui.label(format!("GPU {}", mb(s.textures.bytes() as u64)));
+        ui.separator();
+        ui.label(format!(
+            "read {}",
+            mb(s.image.source.stats.bytes.load(Ordering::Relaxed))
+        ));
+        ui.separator();
+        let pending = s.loader.pending() + s.pending_uploads();
+        ui.label(format!("pending {pending}"));
+        if pending > 0 {
+            ui.spinner();
+        }
+    });
+}

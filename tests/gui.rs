@@ -1,0 +1,283 @@
+//! The real app under egui_kittest (no GPU): open without the dialog, drag, wheel, keys, the
+//! descriptor panel, go-to, and the error banner.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use egui::{Event, Modifiers, PointerButton, Pos2, Vec2};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use tessera::app::{StartOptions, TesseraApp};
+use tessera::synth::{TiffSpec, write_tiff};
+
+fn harness(path: &Path) -> Harness<'static, TesseraApp> {
+    let path = path.to_path_buf();
+    let mut h = Harness::builder()
+        .with_size(Vec2::new(1400.0, 900.0))
+        .build_eframe(move |cc| {
+            TesseraApp::new(
+                cc,
+                StartOptions {
+                    file: Some(path),
+                    cache_mb: Some(64),
+                    bench: false,
+                },
+            )
+        });
+    settle(&mut h, |app| !app.is_opening());
+    h
+}
+
+/// Step frames until `done` holds (or 20 s pass).
+fn settle(h: &mut Harness<'static, TesseraApp>, done: impl Fn(&TesseraApp) -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        h.step();
+        if done(h.state()) {
+            h.step();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("the app did not settle");
+}
+
+/// A 2000x1500 tiled TIFF with 256x256 tiles: 8x6 = 48 descriptors.
+fn tiled(dir: &Path) -> std::path::PathBuf {
+    let p = dir.join("t.tif");
+    let spec = TiffSpec::new(2000, 1500, 3, 8, 2).tiles(256, 256);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).expect("create"));
+    write_tiff(
+        &mut f,
+        &spec,
+        &|x, y, c| u16::from(tessera::synth::pattern(x, y, c)),
+        None,
+    )
+    .expect("tiff");
+    drop(f);
+    p
+}
+
+fn canvas_point(h: &Harness<'static, TesseraApp>) -> Pos2 {
+    // A point well inside the canvas (left of the panel, below the menu).
+    let _ = h;
+    Pos2::new(300.0, 350.0)
+}
+
+#[test]
+fn opens_a_file_fitted_and_loads_its_pieces() {
+    let dir = common::tempdir();
+    let mut h = harness(&tiled(dir.path()));
+    let app = h.state();
+    let s = app.session.as_ref().expect("the file opened");
+    assert_eq!(s.page().descriptor_count(), 48);
+    let fit = app.view.fit_zoom(2000, 1500);
+    assert!(
+        (app.view.zoom - fit).abs() < 1e-9,
+        "opened fitted to the window"
+    );
+    settle(&mut h, |a| a.session.as_ref().is_some_and(|s| s.is_sharp()));
+    let s = h.state().session.as_ref().expect("session");
+    assert!(s.textures.bytes() > 0, "pieces were uploaded as textures");
+}
+
+#[test]
+fn drag_moves_the_view_by_the_dragged_distance() {
+    let dir = common::tempdir();
+    let mut h = harness(&tiled(dir.path()));
+    let p0 = canvas_point(&h);
+    let before = {
+        let v = &h.state().view;
+        (v.center_x, v.center_y, v.zoom)
+    };
+    let p1 = p0 + Vec2::new(120.0, -70.0);
+    h.event(Event::PointerMoved(p0));
+    h.event(Event::PointerButton {
+        pos: p0,
+        button: PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    for i in 1..=10 {
+        h.event(Event::PointerMoved(p0 + (p1 - p0) * (i as f32 / 10.0)));
+        h.step();
+    }
+    h.event(Event::PointerButton {
+        pos: p1,
+        button: PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    let v = &h.state().view;
+    let moved = (
+        (before.0 - v.center_x) * before.2,
+        (before.1 - v.center_y) * before.2,
+    );
+    assert!(
+        (moved.0 - 120.0).abs() < 1.0 && (moved.1 + 70.0).abs() < 1.0,
+        "moved {moved:?}"
+    );
+}
+
+#[test]
+fn wheel_zooms_about_the_cursor() {
+    let dir = common::tempdir();
+    let mut h = harness(&tiled(dir.path()));
+    let p = canvas_point(&h);
+    h.event(Event::PointerMoved(p));
+    h.step();
+    let origin = h.state().canvas_rect.min;
+    let (sx, sy) = (f64::from(p.x - origin.x), f64::from(p.y - origin.y));
+    let (zoom0, under0) = {
+        let v = &h.state().view;
+        (v.zoom, v.image_from_screen(sx, sy))
+    };
+    h.event(Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Line,
+        delta: Vec2::new(0.0, 1.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Wheel,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    h.step();
+    let v = &h.state().view;
+    assert!(
+        (v.zoom / zoom0 - 1.25).abs() < 1e-6,
+        "one wheel step zooms by 1.25: {} -> {}",
+        zoom0,
+        v.zoom
+    );
+    let under1 = v.image_from_screen(sx, sy);
+    assert!(
+        (under0.0 - under1.0).abs() < 0.01 && (under0.1 - under1.1).abs() < 0.01,
+        "{under0:?} vs {under1:?}"
+    );
+}
+
+#[test]
+fn keys_fit_actual_size_and_pan() {
+    let dir = common::tempdir();
+    let mut h = harness(&tiled(dir.path()));
+    h.key_press(egui::Key::Num1);
+    h.step();
+    assert!((h.state().view.zoom - 1.0).abs() < 1e-9, "1 = 100 %");
+    let x = h.state().view.center_x;
+    h.key_press(egui::Key::ArrowRight);
+    h.step();
+    assert!(h.state().view.center_x > x, "arrow pans");
+    h.key_press(egui::Key::Num0);
+    h.step();
+    let v = &h.state().view;
+    assert!((v.zoom - v.fit_zoom(2000, 1500)).abs() < 1e-9, "0 fits");
+}
+
+#[test]
+fn panel_lists_the_descriptors_and_go_to_centres_on_one() {
+    let dir = common::tempdir();
+    let mut h = harness(&tiled(dir.path()));
+    // Every row of a 48-descriptor file; the panel is virtualised, so scroll it by name.
+    let rows = h.query_all_by_label_contains("raw        (").count();
+    assert!(rows >= 20, "the panel shows descriptor rows ({rows})");
+    // Select descriptor 9: tile (1, 1) → extent (256,256,512,512).
+    h.get_by_label_contains("      9 raw").click();
+    h.step();
+    assert_eq!(h.state().selected, Some(9));
+    h.step();
+    h.get_by_label("Go to").click();
+    h.step();
+    h.step();
+    let v = &h.state().view;
+    assert!(
+        (v.center_x - 384.0).abs() < 1e-9 && (v.center_y - 384.0).abs() < 1e-9,
+        "centred on tile 9: {} {}",
+        v.center_x,
+        v.center_y
+    );
+}
+
+#[test]
+fn an_unreadable_file_shows_the_error_banner() {
+    let dir = common::tempdir();
+    let bad = common::write(dir.path(), "bad.tif", b"II*\0\xff\xff\xff\x7f");
+    let mut h = harness(&bad);
+    assert!(h.state().session.is_none());
+    assert!(!h.state().errors.is_empty());
+    h.step();
+    assert!(
+        h.query_by_label_contains("Error: ").is_some(),
+        "the banner is shown"
+    );
+    assert!(
+        h.query_by_label_contains("bad.tif").is_some(),
+        "the banner names the file"
+    );
+    // The app keeps working: dismiss and open a good file.
+    h.get_by_label("Dismiss").click();
+    h.step();
+    assert!(h.state().errors.is_empty());
+}
+
+#[test]
+fn a_failing_descriptor_is_marked_and_reported() {
+    use std::io::Write;
+    let dir = common::tempdir();
+    let p = dir.path().join("z.tif");
+    let spec = TiffSpec::new(600, 500, 3, 8, 2).tiles(256, 256);
+    let deflate = |b: &[u8]| {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b).expect("deflate");
+        e.finish().expect("deflate")
+    };
+    let mut f = std::fs::File::create(&p).expect("create");
+    write_tiff(
+        &mut f,
+        &spec,
+        &|x, y, c| ((x ^ y) + c) as u16 % 256,
+        Some((8, &deflate)),
+    )
+    .expect("tiff");
+    drop(f);
+    // Overwrite tile 0's compressed bytes with garbage.
+    let image = tessera::OpenImage::open(&p).expect("open");
+    let d = image.layout.pages[0].descriptor(0);
+    drop(image);
+    let mut bytes = std::fs::read(&p).expect("read");
+    for b in &mut bytes[d.offset as usize..(d.offset + d.length) as usize] {
+        *b = 0xEE;
+    }
+    std::fs::write(&p, &bytes).expect("write");
+    let mut h = harness(&p);
+    settle(&mut h, |a| {
+        a.session
+            .as_ref()
+            .is_some_and(|s| s.loader.pending() == 0 && s.units.len() >= 6)
+    });
+    let app = h.state();
+    let s = app.session.as_ref().expect("session");
+    assert!(matches!(
+        s.units.get(&0).map(|u| &u.state),
+        Some(tessera::session::UnitState::Failed(_))
+    ));
+    assert!(
+        s.units
+            .iter()
+            .filter(|(u, _)| **u != 0)
+            .all(|(_, i)| i.state == tessera::session::UnitState::Cached),
+        "the other tiles load"
+    );
+    assert!(
+        app.errors.iter().any(|e| e.contains("descriptor 0")),
+        "{:?}",
+        app.errors
+    );
+    h.step();
+    assert!(
+        h.query_by_label_contains("descriptor 0").is_some(),
+        "the banner names it"
+    );
+}
