@@ -80,6 +80,7 @@ def main():
     ap.add_argument("--size", type=int, default=24000)
     ap.add_argument("--dir", default=os.path.join(ROOT, "bench-data"))
     ap.add_argument("--runs", type=int, default=3, help="runs per cell; the median is shown")
+    ap.add_argument("--prepare-only", action="store_true", help="only generate the images")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     tessera = tessera_bin()
@@ -97,6 +98,8 @@ def main():
     ]
     for _, name, kind, _, _ in images:
         generate(kind, size, os.path.join(args.dir, name), tessera)
+    if args.prepare_only:
+        return 0
     views = {
         "centre": ((size - VIEW_W) // 2, (size - VIEW_H) // 2),
         "bottom-right": (size - VIEW_W, size - VIEW_H),

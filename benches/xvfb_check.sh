@@ -32,10 +32,18 @@ xdotool windowmove "$win" 0 0 windowsize "$win" 1600 1000
 sleep 2
 # Zoom in with the wheel over the canvas, then drag to pan.
 xdotool mousemove 500 500
-for _ in $(seq 14); do xdotool click 4; sleep 0.05; done
+for _ in $(seq ${CLICKS:-5}); do xdotool click 4; sleep 0.05; done
 sleep 1
 xdotool mousedown 1 mousemove 600 560 mousemove 700 620 mouseup 1
-sleep 2
+sleep 1
+# Show descriptor boundaries (B), select a row in the panel and go to it. Xvfb has no window
+# manager, so give the window the keyboard focus first.
+xdotool windowfocus --sync "$win" 2>/dev/null || xdotool windowfocus "$win"
+xdotool mousemove 500 500 key b
+xdotool mousemove 1250 240 click 1
+sleep 0.5
+xdotool mousemove 1007 79 click 1
+sleep 3
 import -window root "$out"
 kill -0 $viewer || { echo "viewer died"; exit 1; }
 echo "screenshot: $out"

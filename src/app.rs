@@ -22,7 +22,7 @@ use crate::ui::status_bar::status_bar_ui;
 use crate::viewport::Viewport;
 
 /// Bytes of texture uploaded per frame at most, so panning never stutters.
-pub const UPLOAD_BYTES_PER_FRAME: usize = 8 << 20;
+pub const UPLOAD_BYTES_PER_FRAME: usize = 4 << 20;
 /// GPU texture budget.
 pub const TEXTURE_BUDGET: usize = 512 << 20;
 const STORAGE_KEY: &str = "tessera-settings";
@@ -72,7 +72,9 @@ pub struct TesseraApp {
     pub settings: Settings,
     pub session: Option<Session>,
     pub view: Viewport,
-    need_fit: bool,
+    /// Fit to window until the user zooms, pans or jumps: the view refits when the canvas
+    /// changes size (window resize, panel shown or resized).
+    fit_mode: bool,
     opening: Option<Opening>,
     dialog: Option<Receiver<Option<PathBuf>>>,
     /// Errors for the banner, newest last.
@@ -101,7 +103,7 @@ impl TesseraApp {
             settings,
             session: None,
             view: Viewport::new(800.0, 600.0),
-            need_fit: false,
+            fit_mode: false,
             opening: None,
             dialog: None,
             errors: Vec::new(),
@@ -165,7 +167,7 @@ impl TesseraApp {
                     .set_notify(Arc::new(move || ctx.request_repaint()));
                 self.session = Some(session);
                 self.selected = None;
-                self.need_fit = true;
+                self.fit_mode = true;
                 self.errors.clear();
                 self.settings.recent.retain(|p| *p != path);
                 self.settings.recent.insert(0, path);
@@ -211,6 +213,7 @@ impl TesseraApp {
             Command::Fit => {
                 if let Some((w, h)) = size {
                     self.view.fit(w, h);
+                    self.fit_mode = true;
                 }
             }
             Command::ActualSize => {
@@ -256,6 +259,8 @@ impl TesseraApp {
                 self.ctx
                     .send_viewport_cmd(egui::ViewportCommand::Fullscreen(!full));
             }
+            Command::ToggleOverlay => self.settings.show_overlay = !self.settings.show_overlay,
+            Command::TogglePanel => self.settings.show_panel = !self.settings.show_panel,
             Command::DismissError => {
                 self.errors.clear();
             }
@@ -304,6 +309,12 @@ impl TesseraApp {
             if i.key_pressed(egui::Key::F11) {
                 cmds.push(Command::ToggleFullscreen);
             }
+            if i.key_pressed(egui::Key::B) {
+                cmds.push(Command::ToggleOverlay);
+            }
+            if i.key_pressed(egui::Key::P) {
+                cmds.push(Command::TogglePanel);
+            }
             if i.modifiers.command && i.key_pressed(egui::Key::O) {
                 cmds.push(Command::OpenDialog);
             }
@@ -344,8 +355,11 @@ impl TesseraApp {
                     cmds.push(Command::ToggleFullscreen);
                 }
                 ui.separator();
-                ui.checkbox(&mut self.settings.show_panel, "Descriptor panel");
-                ui.checkbox(&mut self.settings.show_overlay, "Descriptor boundaries");
+                ui.checkbox(&mut self.settings.show_panel, "Descriptor panel  (P)");
+                ui.checkbox(
+                    &mut self.settings.show_overlay,
+                    "Descriptor boundaries  (B)",
+                );
                 ui.checkbox(&mut self.settings.show_navigator, "Navigator");
             });
             ui.menu_button("Settings", |ui| {
@@ -365,6 +379,7 @@ impl TesseraApp {
 
 impl eframe::App for TesseraApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let frame_start = Instant::now();
         let ctx = ui.ctx().clone();
         self.poll_opening();
         if let Some(rx) = &self.dialog {
@@ -442,7 +457,7 @@ impl eframe::App for TesseraApp {
         egui::CentralPanel::no_frame().show(ui, |ui| {
             let canvas_rect = ui.available_rect_before_wrap();
             self.canvas_rect = canvas_rect;
-            if self.need_fit
+            if self.fit_mode
                 && let Some(s) = &self.session
             {
                 self.view.resize(
@@ -450,8 +465,8 @@ impl eframe::App for TesseraApp {
                     f64::from(canvas_rect.height()),
                 );
                 self.view.fit(s.page().width, s.page().height);
-                self.need_fit = false;
             }
+            let fitted = self.view;
             let out = canvas_ui(
                 ui,
                 self.session.as_mut(),
@@ -460,6 +475,13 @@ impl eframe::App for TesseraApp {
                 self.selected,
             );
             self.hover = out.hover_pixel;
+            // A drag or a wheel step leaves fit mode.
+            if self.view.zoom != fitted.zoom
+                || self.view.center_x != fitted.center_x
+                || self.view.center_y != fitted.center_y
+            {
+                self.fit_mode = false;
+            }
             cmds.extend(out.commands);
             if self.settings.show_navigator
                 && let Some(s) = &self.session
@@ -470,15 +492,32 @@ impl eframe::App for TesseraApp {
             }
         });
         for c in cmds {
+            if !matches!(
+                c,
+                Command::Fit
+                    | Command::Select(_)
+                    | Command::DismissError
+                    | Command::ToggleOverlay
+                    | Command::TogglePanel
+                    | Command::ToggleFullscreen
+                    | Command::Open(_)
+                    | Command::OpenDialog
+            ) {
+                self.fit_mode = false;
+            }
             self.apply(c);
         }
         if let Some(bench) = &mut self.bench {
+            let before = self.view;
             bench.step(
                 &ctx,
                 self.session.as_ref(),
                 &mut self.view,
                 self.opening.is_some(),
             );
+            if self.view != before {
+                self.fit_mode = false;
+            }
         }
         // Ask for pieces for the view as it is now, and upload what has arrived.
         if let Some(s) = &mut self.session {
@@ -503,6 +542,15 @@ impl eframe::App for TesseraApp {
         if self.opening.is_some() {
             ctx.request_repaint_after(Duration::from_millis(50));
         }
+        if let Some(bench) = &mut self.bench {
+            bench
+                .ui_times
+                .push(frame_start.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+
+    fn clear_color(&self, _visuals: &egui::Visuals) -> [f32; 4] {
+        egui::Color32::from_gray(24).to_normalized_gamma_f32()
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

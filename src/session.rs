@@ -75,12 +75,11 @@ impl Session {
         let mut cache = PieceCache::new(cache_budget);
         cache.track_evictions();
         let cache = Arc::new(Mutex::new(cache));
-        let loader = Loader::new(
-            image.clone(),
-            cache.clone(),
-            Loader::default_workers(),
-            4096,
-        );
+        // Leave a core to the UI and the renderer: on a software renderer they share the CPU
+        // with the decoders, and a busy core shows as frame-time spikes.
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let workers = cores.saturating_sub(1).clamp(1, 8);
+        let loader = Loader::new(image.clone(), cache.clone(), workers, 4096);
         Self {
             image,
             page: 0,
@@ -265,9 +264,10 @@ impl Session {
     /// Upload queued pieces, at most `budget_bytes` (but at least one piece) this frame.
     pub fn upload(&mut self, ctx: &egui::Context, budget_bytes: usize) -> usize {
         let max_side = ctx.input(|i| i.max_texture_side);
+        let opaque = !self.page().mode.has_alpha();
         let mut done = 0;
         while let Some((key, piece)) = self.uploads.pop_front() {
-            done += self.textures.upload(ctx, key, &piece, max_side);
+            done += self.textures.upload(ctx, key, &piece, max_side, opaque);
             if done >= budget_bytes {
                 break;
             }

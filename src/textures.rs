@@ -49,13 +49,15 @@ impl TextureCache {
         self.lru.contains(key)
     }
 
-    /// Upload `piece` (split to fit `max_side`); returns the bytes uploaded.
+    /// Upload `piece` (split to fit `max_side`); returns the bytes uploaded. `opaque` pieces
+    /// skip premultiplication (it is the identity when alpha is 255).
     pub fn upload(
         &mut self,
         ctx: &egui::Context,
         key: PieceKey,
         piece: &Piece,
         max_side: usize,
+        opaque: bool,
     ) -> usize {
         let e = piece.extent;
         let side = max_side.clamp(64, 16384) as u32;
@@ -69,12 +71,19 @@ impl TextureCache {
             while x < e.x1 {
                 let x1 = (x + side).min(e.x1);
                 let (w, h) = ((x1 - x) as usize, (y1 - y) as usize);
-                let mut rgba = Vec::with_capacity(w * h * 4);
+                let mut pixels = Vec::with_capacity(w * h);
                 for row in (y - e.y0) as usize..(y1 - e.y0) as usize {
                     let start = (row * pw + (x - e.x0) as usize) * 4;
-                    rgba.extend_from_slice(&piece.rgba[start..start + w * 4]);
+                    let src = piece.rgba[start..start + w * 4].chunks_exact(4);
+                    if opaque {
+                        pixels.extend(src.map(|p| egui::Color32::from_rgb(p[0], p[1], p[2])));
+                    } else {
+                        pixels.extend(src.map(|p| {
+                            egui::Color32::from_rgba_unmultiplied(p[0], p[1], p[2], p[3])
+                        }));
+                    }
                 }
-                let image = egui::ColorImage::from_rgba_unmultiplied([w, h], &rgba);
+                let image = egui::ColorImage::new([w, h], pixels);
                 let name = format!("piece-{}-{}-{}-{x}-{y}", key.page, key.unit, key.x0);
                 parts.push((
                     ctx.load_texture(name, image, TEXTURE_OPTIONS),

@@ -181,10 +181,12 @@ fn panel_lists_the_descriptors_and_go_to_centres_on_one() {
     let dir = common::tempdir();
     let mut h = harness(&tiled(dir.path()));
     // Every row of a 48-descriptor file; the panel is virtualised, so scroll it by name.
-    let rows = h.query_all_by_label_contains("raw        (").count();
+    let rows = h
+        .query_all_by_label_contains("raw                (")
+        .count();
     assert!(rows >= 20, "the panel shows descriptor rows ({rows})");
     // Select descriptor 9: tile (1, 1) → extent (256,256,512,512).
-    h.get_by_label_contains("      9 raw").click();
+    h.get_by_label_contains("      9 raw ").click();
     h.step();
     assert_eq!(h.state().selected, Some(9));
     h.step();

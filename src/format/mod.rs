@@ -29,7 +29,8 @@ pub const RAW_BAND_BYTES: u64 = 4 << 20;
 /// Most rows in a band, so a band of a narrow image stays within a GPU texture's side.
 pub const MAX_BAND_ROWS: u32 = 1024;
 /// Width of the column windows a raw band is read in (a multiple of 8 so 1-bit rows stay
-/// byte-aligned). Small enough that a 1920-pixel viewport reads at most ~1.5× its columns.
+/// byte-aligned). The viewer reads raw bands in windows of this width: wide enough to keep
+/// texture counts low, narrow enough not to read far beyond the view.
 pub const COLUMN_CHUNK: u32 = 512;
 /// Largest side we accept: keeps `x * y * samples` arithmetic inside u64 everywhere.
 pub const MAX_SIDE: u32 = 1 << 30;

@@ -46,7 +46,8 @@ pub fn canvas_ui(
     let rect = ui.available_rect_before_wrap();
     let response = ui.allocate_rect(rect, Sense::click_and_drag());
     let painter = ui.painter_at(rect);
-    painter.rect_filled(rect, 0.0, Color32::from_gray(24));
+    // No full-canvas fill: the clear colour is the background, and on a software renderer
+    // every layer drawn over the whole window costs a full-screen fill.
     view.resize(f64::from(rect.width()), f64::from(rect.height()));
     let Some(session) = session else {
         painter.text(
@@ -96,12 +97,15 @@ pub fn canvas_ui(
     }
     view.clamp_center(iw, ih);
 
-    // The image area, as a neutral placeholder under the pieces.
-    let image_rect = to_rect(view, origin, &page.extent());
-    painter.rect_filled(image_rect, 0.0, Color32::from_gray(48));
     let visible = view.visible_extent(iw, ih, 0.0);
 
     if session.mode == ViewMode::TooFarOut {
+        // Nothing is loaded at this scale: the image area is a neutral placeholder.
+        painter.rect_filled(
+            to_rect(view, origin, &page.extent()),
+            0.0,
+            Color32::from_gray(48),
+        );
         painter.text(
             rect.center(),
             egui::Align2::CENTER_CENTER,

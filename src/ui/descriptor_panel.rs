@@ -51,7 +51,7 @@ pub fn descriptor_panel_ui(
     let page = session.page();
     let access = page.access();
     ui.heading("Tile descriptors");
-    ui.label(format!(
+    ui.add(egui::Label::new(format!(
         "{} {}x{} {}: {} descriptors, access {} ({})",
         session.image.layout.format.name(),
         page.width,
@@ -60,7 +60,7 @@ pub fn descriptor_panel_ui(
         page.descriptor_count(),
         access.name(),
         access.reason()
-    ));
+    )));
     ui.horizontal(|ui| {
         ui.label("Show:");
         egui::ComboBox::from_id_salt("state-filter")
@@ -113,17 +113,16 @@ pub fn descriptor_panel_ui(
         .as_ref()
         .map_or(page.descriptor_count(), |r| r.len() as u64);
     let row_height = ui.text_style_height(&egui::TextStyle::Monospace) + 4.0;
-    ui.label(
-        RichText::new(format!(
-            "{:>7} {:<10} {:<25} {:>12} {:>9} {:<6} {:<8} {:>7}",
-            "index", "decoder", "extent", "offset", "length", "access", "state", "ms"
-        ))
-        .monospace()
-        .strong(),
+    let header = format!(
+        "{:>7} {:<18} {:<25} {:>12} {:>9} {:<6} {:<8} {:>7}  {}",
+        "index", "decoder", "extent", "offset", "length", "access", "state", "ms", "args"
     );
     egui::ScrollArea::both()
         .auto_shrink([false, false])
         .show_rows(ui, row_height, total as usize, |ui, range| {
+            // One line a row: the virtualised list relies on a fixed row height.
+            ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Extend);
+            ui.label(RichText::new(&header).monospace().strong());
             for row in range {
                 let index = rows.as_ref().map_or(row as u64, |r| r[row]);
                 let d = page.descriptor(index);
@@ -139,7 +138,7 @@ pub fn descriptor_panel_ui(
                     .map(|t| format!("{:.1}", t.as_secs_f64() * 1000.0))
                     .unwrap_or_default();
                 let text = format!(
-                    "{:>7} {:<10} {:<25} {:>12} {:>9} {:<6} {:<8} {:>7}",
+                    "{:>7} {:<18} {:<25} {:>12} {:>9} {:<6} {:<8} {:>7}  {}",
                     d.index,
                     d.decoder,
                     format!(
@@ -150,7 +149,8 @@ pub fn descriptor_panel_ui(
                     d.length,
                     d.access.name(),
                     state_name,
-                    ms
+                    ms,
+                    d.args
                 );
                 let color = state_color(info.map(|i| &i.state));
                 let response = ui
@@ -158,14 +158,10 @@ pub fn descriptor_panel_ui(
                         selected == Some(index),
                         RichText::new(text).monospace().color(color),
                     )
-                    .on_hover_text(format!(
-                        "args {}{}",
-                        d.args,
-                        match info.map(|i| &i.state) {
-                            Some(UnitState::Failed(e)) => format!("\nerror: {e}"),
-                            _ => String::new(),
-                        }
-                    ));
+                    .on_hover_text(match info.map(|i| &i.state) {
+                        Some(UnitState::Failed(e)) => format!("error: {e}"),
+                        _ => "click to select, double-click to go to".to_string(),
+                    });
                 if response.clicked() {
                     commands.push(Command::Select(Some(index)));
                 }

@@ -22,6 +22,8 @@ pub enum Command {
     /// Centre the view on an image point.
     CenterOn(f64, f64),
     ToggleFullscreen,
+    ToggleOverlay,
+    TogglePanel,
     DismissError,
     Quit,
 }
