@@ -66,6 +66,7 @@ struct Opening {
     path: PathBuf,
     started: Instant,
     rx: Receiver<Result<Arc<OpenImage>, Error>>,
+    progress: Arc<crate::progress::Progress>,
 }
 
 pub struct TesseraApp {
@@ -123,13 +124,18 @@ impl TesseraApp {
 
     /// Start opening `path` on a background thread.
     pub fn open(&mut self, path: PathBuf) {
+        if let Some(o) = &self.opening {
+            o.progress.cancel();
+        }
         let (tx, rx) = channel();
         let ctx = self.ctx.clone();
         let p = path.clone();
+        let progress = Arc::new(crate::progress::Progress::new());
+        let worker_progress = progress.clone();
         let spawned = std::thread::Builder::new()
             .name("tessera-open".into())
             .spawn(move || {
-                let _ = tx.send(OpenImage::open(&p));
+                let _ = tx.send(OpenImage::open_with_progress(&p, &worker_progress));
                 ctx.request_repaint();
             });
         match spawned {
@@ -138,6 +144,7 @@ impl TesseraApp {
                     path,
                     started: Instant::now(),
                     rx,
+                    progress,
                 })
             }
             Err(e) => self.errors.push(format!("cannot start opening: {e}")),
@@ -174,8 +181,11 @@ impl TesseraApp {
                 self.settings.recent.truncate(MAX_RECENT);
             }
             Ok(Err(e)) => {
+                let cancelled = opening.progress.is_cancelled();
                 self.opening = None;
-                self.errors.push(e.to_string());
+                if !cancelled {
+                    self.errors.push(e.to_string());
+                }
             }
             Err(std::sync::mpsc::TryRecvError::Empty) => {}
             Err(std::sync::mpsc::TryRecvError::Disconnected) => {
@@ -371,6 +381,16 @@ impl TesseraApp {
             {
                 ui.spinner();
                 ui.label(format!("Opening {}...", o.path.display()));
+                if let Some(f) = o.progress.fraction() {
+                    ui.add(
+                        egui::ProgressBar::new(f)
+                            .desired_width(160.0)
+                            .text(format!("indexing {:.0}%", f * 100.0)),
+                    );
+                }
+                if ui.button("Cancel").clicked() {
+                    o.progress.cancel();
+                }
             }
         });
         cmds

@@ -18,8 +18,16 @@ impl OpenImage {
     /// Open and parse the header. Reads only headers (and, for sequential encodings that can
     /// be indexed, one pass to find band offsets).
     pub fn open(path: &Path) -> Result<Arc<Self>, Error> {
+        Self::open_with_progress(path, &crate::progress::Progress::new())
+    }
+
+    /// [`OpenImage::open`], reporting (and cancellable through) `progress`.
+    pub fn open_with_progress(
+        path: &Path,
+        progress: &crate::progress::Progress,
+    ) -> Result<Arc<Self>, Error> {
         let mut source = Source::open(path)?;
-        let layout = format::parse(&source).map_err(|e| Error::Format {
+        let layout = format::parse_with_progress(&source, progress).map_err(|e| Error::Format {
             path: path.to_path_buf(),
             source: e,
         })?;

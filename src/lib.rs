@@ -28,6 +28,7 @@ pub mod format;
 pub mod image;
 pub mod info;
 pub mod loader;
+pub mod progress;
 pub mod render;
 pub mod session;
 pub mod source;

@@ -172,3 +172,36 @@ fn png_bands_stream_in_one_pass() {
     }
     assert_eq!(loader.decoded(), bands, "each band decoded once");
 }
+
+fn big_plain_pgm(dir: &std::path::Path, side: u32) -> std::path::PathBuf {
+    use std::io::Write;
+    let p = dir.join("big.pgm");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).expect("create"));
+    write!(f, "P2\n{side} {side}\n255\n").expect("header");
+    for y in 0..side {
+        for x in 0..side {
+            write!(f, "{} ", (x + y) % 256).expect("sample");
+        }
+        writeln!(f).expect("eol");
+    }
+    drop(f);
+    p
+}
+
+/// Indexing a plain PNM at open reports progress and stops when cancelled.
+#[test]
+fn indexing_reports_progress_and_can_be_cancelled() {
+    let dir = tempdir();
+    let p = big_plain_pgm(dir.path(), 1200);
+    let progress = tessera::progress::Progress::new();
+    let image = tessera::OpenImage::open_with_progress(&p, &progress).expect("open");
+    assert!(image.layout.pages[0].descriptor_count() > 1);
+    assert!(
+        progress.fraction().is_some_and(|f| f > 0.5),
+        "progress was reported"
+    );
+    let cancelled = tessera::progress::Progress::new();
+    cancelled.cancel();
+    let err = tessera::OpenImage::open_with_progress(&p, &cancelled).expect_err("cancelled");
+    assert!(err.to_string().contains("cancelled"), "{err}");
+}

@@ -283,3 +283,55 @@ fn a_failing_descriptor_is_marked_and_reported() {
         "the banner names it"
     );
 }
+
+/// A slow open (indexing a large plain PGM) shows a Cancel button that stops it cleanly.
+#[test]
+fn a_slow_open_can_be_cancelled() {
+    use std::io::Write;
+    let dir = common::tempdir();
+    let p = dir.path().join("slow.pgm");
+    let side = 3000;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).expect("create"));
+    write!(f, "P2\n{side} {side}\n255\n").expect("header");
+    for y in 0..side {
+        for x in 0..side {
+            write!(f, "{} ", (x * y) % 256).expect("sample");
+        }
+    }
+    drop(f);
+    let path = p.clone();
+    let mut h = Harness::builder()
+        .with_size(Vec2::new(1400.0, 900.0))
+        .build_eframe(move |cc| {
+            TesseraApp::new(
+                cc,
+                StartOptions {
+                    file: Some(path),
+                    cache_mb: Some(64),
+                    bench: false,
+                },
+            )
+        });
+    // Wait for the Cancel button (shown once opening takes over 100 ms).
+    let start = Instant::now();
+    loop {
+        h.step();
+        if h.query_by_label("Cancel").is_some() {
+            break;
+        }
+        assert!(
+            h.state().is_opening(),
+            "the open finished before it could be cancelled"
+        );
+        assert!(start.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.get_by_label("Cancel").click();
+    settle(&mut h, |a| !a.is_opening());
+    assert!(h.state().session.is_none(), "nothing opened");
+    assert!(
+        h.state().errors.is_empty(),
+        "a cancel is not an error: {:?}",
+        h.state().errors
+    );
+}

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::decode::raw::{PixelKind, RawFormat};
 use crate::error::FormatError;
+use crate::progress::Progress;
 use crate::source::Source;
 
 fn u16le(b: &[u8], o: usize) -> u16 {
@@ -19,7 +20,7 @@ fn u32le(b: &[u8], o: usize) -> u32 {
     u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
 }
 
-pub fn parse(source: &Source) -> Result<Layout, FormatError> {
+pub fn parse(source: &Source, progress: &Progress) -> Result<Layout, FormatError> {
     let mut head = [0u8; 14 + 124 + 16];
     let n = source.read_some(0, &mut head)?;
     if n < 14 + 12 {
@@ -191,7 +192,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
             height,
             raw_band_rows(u64::from(width) * 4),
         );
-        let (offsets, lengths, pens) = index_rle(source, pixel_offset, &grid, codec)?;
+        let (offsets, lengths, pens) = index_rle(source, pixel_offset, &grid, codec, progress)?;
         storage_page(
             raw,
             grid,
@@ -223,6 +224,7 @@ fn index_rle(
     start: u64,
     grid: &Grid,
     codec: Codec,
+    progress: &Progress,
 ) -> Result<(Vec<u64>, Vec<u64>, Vec<(u32, u32)>), FormatError> {
     let bands = grid.unit_count() as usize;
     let height = grid.height;
@@ -235,6 +237,7 @@ fn index_rle(
     while row < height {
         let band = grid.unit_row_of(height - 1 - row) as usize;
         if band < entered {
+            progress.update(stream.pos, source.len())?;
             for b in band..entered {
                 offsets[b] = stream.pos;
                 pens[b] = (row, x);

@@ -620,6 +620,15 @@ pub fn check_span(offset: u64, len: u64, file_len: u64, what: &str) -> Result<()
 
 /// Sniff the magic bytes and parse the header with the matching parser.
 pub fn parse(source: &Source) -> Result<Layout, FormatError> {
+    parse_with_progress(source, &crate::progress::Progress::new())
+}
+
+/// [`parse`], reporting the indexing pass of sequential encodings (ASCII PNM, BMP RLE) to
+/// `progress`, which can also cancel it.
+pub fn parse_with_progress(
+    source: &Source,
+    progress: &crate::progress::Progress,
+) -> Result<Layout, FormatError> {
     let mut magic = [0u8; 12];
     let n = source.read_some(0, &mut magic)?;
     let magic = &magic[..n];
@@ -637,9 +646,9 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
     {
         tiff::parse(source)
     } else if magic.starts_with(b"BM") {
-        bmp::parse(source)
+        bmp::parse(source, progress)
     } else if magic.len() >= 2 && magic[0] == b'P' && (b'1'..=b'7').contains(&magic[1]) {
-        pnm::parse(source)
+        pnm::parse(source, progress)
     } else {
         let hex: Vec<String> = magic.iter().take(8).map(|b| format!("{b:02x}")).collect();
         Err(FormatError::UnknownFormat(hex.join(" ")))

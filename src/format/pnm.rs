@@ -9,6 +9,7 @@ use super::{
 };
 use crate::decode::raw::{PixelKind, RawFormat};
 use crate::error::FormatError;
+use crate::progress::Progress;
 use crate::source::Source;
 
 /// Headers longer than this are not PNM headers (comments included).
@@ -114,7 +115,7 @@ impl<'a> HeaderReader<'a> {
     }
 }
 
-pub fn parse(source: &Source) -> Result<Layout, FormatError> {
+pub fn parse(source: &Source, progress: &Progress) -> Result<Layout, FormatError> {
     let mut h = HeaderReader::new(source)?;
     let kind = h.at(1).unwrap_or(0);
     if kind == b'7' {
@@ -174,7 +175,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
     if kind <= b'3' {
         // Plain PNM: the header ends at the first whitespace after the last number.
         let data = h.pos as u64;
-        return index_plain(h.source, width, height, mode, raw, data);
+        return index_plain(h.source, width, height, mode, raw, data, progress);
     }
     let data = h.end_of_header()?;
     raw_layout(h.source, width, height, mode, raw, data)
@@ -297,6 +298,7 @@ fn index_plain(
     mode: Mode,
     raw: RawFormat,
     data: u64,
+    progress: &Progress,
 ) -> Result<Layout, FormatError> {
     let spp = u64::from(raw.samples);
     // Bands sized by their decoded RGBA, like raw bands.
@@ -313,6 +315,7 @@ fn index_plain(
         if seen.is_multiple_of(samples_per_band) {
             let start = scanner.next_token_start()?;
             offsets.push(start);
+            progress.update(start, source.len())?;
         }
         if scanner.next_sample()?.is_none() {
             return Err(FormatError::truncated(format!(

@@ -62,8 +62,7 @@ pub fn descriptor_panel_ui(
         access.reason()
     )));
     ui.horizontal(|ui| {
-        ui.label("Show:");
-        egui::ComboBox::from_id_salt("state-filter")
+        egui::ComboBox::from_label("shown")
             .selected_text(filter.name())
             .show_ui(ui, |ui| {
                 for f in StateFilter::ALL {
