@@ -81,6 +81,7 @@ def main():
     ap.add_argument("--dir", default=os.path.join(ROOT, "bench-data"))
     ap.add_argument("--runs", type=int, default=3, help="runs per cell; the median is shown")
     ap.add_argument("--prepare-only", action="store_true", help="only generate the images")
+    ap.add_argument("--only", help="run only the image whose label contains this text")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     tessera = tessera_bin()
@@ -110,6 +111,8 @@ def main():
     print(f"\n{'image':<20} {'view':<13} {'cache':<5} {'tessera s':>9} {'vips s':>8} {'gdal s':>8} "
           f"{'ratio':>6} {'target':>6} {'RSS MB':>7} {'read/need':>9}")
     for label, name, kind, bpp, raw in images:
+        if args.only and args.only not in label:
+            continue
         path = os.path.join(args.dir, name)
         need = VIEW_W * VIEW_H * bpp
         for view, (x, y) in views.items():
