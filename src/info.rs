@@ -60,6 +60,16 @@ pub fn write_json(out: &mut impl Write, layout: &Layout, page_index: usize) -> s
             p.reduced
         )?;
     }
+    write!(out, "],\"levels\":[")?;
+    for (i, l) in layout.levels(page_index).iter().enumerate() {
+        write!(
+            out,
+            "{}{{\"page\":{},\"factor\":{}}}",
+            if i > 0 { "," } else { "" },
+            l.page,
+            l.factor
+        )?;
+    }
     write!(out, "],\"tiles\":[")?;
     for i in 0..page.descriptor_count() {
         if i > 0 {
@@ -106,6 +116,14 @@ pub fn write_table(
             if i == page_index { "*" } else { " " },
             page_summary(p)
         )?;
+    }
+    let levels = layout.levels(page_index);
+    if levels.len() > 1 {
+        let list: Vec<String> = levels
+            .iter()
+            .map(|l| format!("1/{} (page {})", l.factor, l.page))
+            .collect();
+        writeln!(out, "levels:  {}", list.join(", "))?;
     }
     let access = page.access();
     writeln!(out, "access:  {} ({})", access.name(), access.reason())?;

@@ -13,6 +13,9 @@ use tessera::loader::Loader;
 use tessera::render::{RenderRequest, parse_region, region_extent, render, write_png};
 use tessera::{OpenImage, info, stats};
 
+/// Default cache budget for `render`.
+const RENDER_CACHE_BYTES: usize = 128 << 20;
+
 const USAGE: &str = "usage:
   tessera [FILE] [--cache-mb M]          open the viewer (the bundled sample without FILE)
   tessera bench-view FILE [--cache-mb M] drive the viewer along a scripted path, print JSON
@@ -233,7 +236,12 @@ fn cmd_render(args: &[String]) -> Result<()> {
     let p = image.page(page)?;
     let region = region_extent(&input, region, p.width, p.height)?;
     let alpha = p.mode.has_alpha();
-    let budget = cache_mb.map_or_else(default_budget, |mb| (mb as usize).saturating_mul(1 << 20));
+    // A one-shot render never revisits a piece: a small cache is enough (the viewer's default
+    // is a share of RAM).
+    let budget = cache_mb.map_or_else(
+        || default_budget().min(RENDER_CACHE_BYTES),
+        |mb| (mb as usize).saturating_mul(1 << 20),
+    );
     let cache = Arc::new(Mutex::new(PieceCache::new(budget)));
     let loader = Loader::new(
         image.clone(),

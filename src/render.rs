@@ -76,9 +76,66 @@ pub fn region_extent(
     Ok(Extent::new(x as u32, y as u32, x1 as u32, y1 as u32))
 }
 
-/// Render `req` with `loader`. Blocks until every piece has arrived (or one failed).
+/// The coarsest resolution level that renders `req` exactly: its factor divides the scale and
+/// the region's origin, and the region, reduced, still fits inside it. Returns the request
+/// rewritten for that level (unchanged when no level fits).
+pub fn pick_level(layout: &crate::format::Layout, req: RenderRequest) -> RenderRequest {
+    if req.scale <= 1 {
+        return req;
+    }
+    let r = req.region;
+    let out = (
+        r.width().div_ceil(req.scale),
+        r.height().div_ceil(req.scale),
+    );
+    for level in layout.levels(req.page as usize).iter().rev() {
+        let f = level.factor;
+        if f == 1
+            || !req.scale.is_multiple_of(f)
+            || !r.x0.is_multiple_of(f)
+            || !r.y0.is_multiple_of(f)
+        {
+            continue;
+        }
+        let Some(p) = layout.pages.get(level.page) else {
+            continue;
+        };
+        let region = Extent::new(r.x0 / f, r.y0 / f, r.x1.div_ceil(f), r.y1.div_ceil(f));
+        let scale = req.scale / f;
+        let fits = region.x1 <= p.width && region.y1 <= p.height;
+        if fits
+            && (
+                region.width().div_ceil(scale),
+                region.height().div_ceil(scale),
+            ) == out
+        {
+            return RenderRequest {
+                page: level.page as u32,
+                region,
+                scale,
+            };
+        }
+    }
+    req
+}
+
+/// Render `req` with `loader`. Blocks until every piece has arrived (or one failed). A scaled
+/// render reads the coarsest resolution level that gives the same output, when the file has
+/// levels.
 pub fn render(loader: &Loader, req: RenderRequest) -> Result<(Rgba, RenderStats), Error> {
     let image = loader.image().clone();
+    let base = image.page(req.page)?;
+    let r = req.region;
+    if r.x1 <= r.x0 || r.y1 <= r.y0 || r.x1 > base.width || r.y1 > base.height {
+        return Err(Error::Request {
+            path: image.path().to_path_buf(),
+            msg: format!(
+                "region {r:?} is empty or outside the image ({}x{})",
+                base.width, base.height
+            ),
+        });
+    }
+    let req = pick_level(&image.layout, req);
     let page = image.page(req.page)?;
     let region = req.region;
     if region.x1 <= region.x0

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::cache::{PieceCache, PieceKey};
 use crate::decode::{Piece, piece_extent};
-use crate::format::{COLUMN_CHUNK, Extent, Page};
+use crate::format::{COLUMN_CHUNK, Extent, Level, Page};
 use crate::image::OpenImage;
 use crate::loader::Loader;
 use crate::textures::TextureCache;
@@ -57,9 +57,17 @@ pub struct Session {
     pub cache: Arc<Mutex<PieceCache>>,
     pub textures: TextureCache,
     uploads: VecDeque<(PieceKey, Arc<Piece>)>,
-    pub units: HashMap<u64, UnitInfo>,
-    /// Pieces the current view wants, nearest the centre first.
+    /// Live state of every (page, unit) the view has touched.
+    pub units: HashMap<(u32, u64), UnitInfo>,
+    /// Resolution levels of the page, finest (the page itself) first.
+    pub levels: Vec<Level>,
+    /// Pieces the current view paints, coarse fill-in first, then the sharp level nearest the
+    /// centre first.
     pub wanted: Vec<PieceKey>,
+    /// The pieces of the level that makes the view sharp.
+    sharp: Vec<PieceKey>,
+    /// Index into `levels` of the level the view is drawn from.
+    pub level: usize,
     pub mode: ViewMode,
     /// New errors for the banner (drained by the app).
     pub new_errors: Vec<String>,
@@ -80,9 +88,13 @@ impl Session {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let workers = cores.saturating_sub(1).clamp(1, 8);
         let loader = Loader::new(image.clone(), cache.clone(), workers, 4096);
+        let levels = image.layout.levels(0);
         Self {
             image,
             page: 0,
+            levels,
+            sharp: Vec::new(),
+            level: 0,
             loader,
             cache,
             textures: TextureCache::new(texture_budget),
@@ -102,7 +114,7 @@ impl Session {
     /// Drain loader results: update states, queue successful pieces for upload.
     pub fn poll(&mut self) {
         while let Ok(loaded) = self.loader.results().try_recv() {
-            let unit = loaded.key.unit;
+            let unit = (loaded.key.page, loaded.key.unit);
             match loaded.result {
                 Ok(piece) => {
                     let info = self.units.entry(unit).or_insert(UnitInfo {
@@ -138,7 +150,7 @@ impl Session {
         }
         let evicted = lock(&self.cache).take_evicted();
         for key in evicted {
-            if let Some(info) = self.units.get_mut(&key.unit)
+            if let Some(info) = self.units.get_mut(&(key.page, key.unit))
                 && info.state == UnitState::Cached
             {
                 info.state = UnitState::Evicted;
@@ -148,7 +160,12 @@ impl Session {
 
     /// Piece keys covering `region` of the current page.
     pub fn keys_for(&self, region: &Extent) -> Vec<PieceKey> {
-        let page = self.page();
+        self.keys_for_page(self.page, 0, region)
+    }
+
+    /// Piece keys covering `region` (in that page's pixels) of page `page_index`.
+    fn keys_for_page(&self, page_index: u32, level: u8, region: &Extent) -> Vec<PieceKey> {
+        let page = &self.image.layout.pages[page_index as usize];
         let mut keys = Vec::new();
         for unit in page.grid.units_in(region) {
             let full = page.grid.unit_extent(unit);
@@ -161,8 +178,8 @@ impl Session {
                         Extent::new(c * COLUMN_CHUNK, full.y0, (c + 1) * COLUMN_CHUNK, full.y1);
                     let e = piece_extent(page, unit, &want);
                     keys.push(PieceKey {
-                        page: self.page,
-                        level: 0,
+                        page: page_index,
+                        level,
                         unit,
                         x0: e.x0,
                         x1: e.x1,
@@ -170,8 +187,8 @@ impl Session {
                 }
             } else {
                 keys.push(PieceKey {
-                    page: self.page,
-                    level: 0,
+                    page: page_index,
+                    level,
                     unit,
                     x0: full.x0,
                     x1: full.x1,
@@ -181,37 +198,111 @@ impl Session {
         keys
     }
 
+    /// A key's extent in its own page's pixels.
     pub fn key_extent(&self, key: &PieceKey) -> Extent {
-        let full = self.page().grid.unit_extent(key.unit);
+        let page = &self.image.layout.pages[key.page as usize];
+        let full = page.grid.unit_extent(key.unit);
         Extent::new(key.x0, full.y0, key.x1, full.y1)
     }
 
-    /// Decide what the view wants and ask the loader for what is missing.
+    /// Full-resolution pixels per pixel of the key's level.
+    pub fn key_factor(&self, key: &PieceKey) -> u32 {
+        self.levels
+            .get(usize::from(key.level))
+            .map_or(1, |l| l.factor)
+    }
+
+    /// An extent of the key's page scaled to full-resolution pixels (clipped to the image).
+    pub fn to_image_extent(&self, key: &PieceKey, e: &Extent) -> Extent {
+        let f = self.key_factor(key);
+        let (w, h) = (self.page().width, self.page().height);
+        Extent::new(
+            (e.x0 * f).min(w),
+            (e.y0 * f).min(h),
+            (e.x1 * f).min(w),
+            (e.y1 * f).min(h),
+        )
+    }
+
+    /// Keys of level `index` covering `region` (full-resolution pixels).
+    fn level_keys(&self, index: usize, region: &Extent) -> Vec<PieceKey> {
+        let Some(level) = self.levels.get(index) else {
+            return Vec::new();
+        };
+        let f = level.factor;
+        let page = &self.image.layout.pages[level.page];
+        let r = Extent::new(
+            region.x0 / f,
+            region.y0 / f,
+            region.x1.div_ceil(f).min(page.width),
+            region.y1.div_ceil(f).min(page.height),
+        );
+        if r.is_empty() {
+            return Vec::new();
+        }
+        self.keys_for_page(level.page as u32, index as u8, &r)
+    }
+
+    fn bytes_of(&self, keys: &[PieceKey]) -> u64 {
+        keys.iter().map(|k| self.key_extent(k).pixels() * 4).sum()
+    }
+
+    /// Decide what the view wants and ask the loader for what is missing: the finest level
+    /// whose pixels are no smaller than a screen pixel (and whose visible pieces fit half the
+    /// cache), with the coarsest level underneath as a fill-in while it loads.
     pub fn update_wanted(&mut self, view: &Viewport, motion: (f64, f64)) {
         let (w, h) = (self.page().width, self.page().height);
         let Some(region) = view.prefetch_extent(w, h, motion) else {
             self.wanted.clear();
+            self.sharp.clear();
             self.loader.replace(&[]);
             return;
         };
-        let mut keys = self.keys_for(&region);
-        let bytes: u64 = keys.iter().map(|k| self.key_extent(k).pixels() * 4).sum();
         let budget = lock(&self.cache).budget() as u64;
-        if bytes > budget / 2 {
+        let ideal = self
+            .levels
+            .iter()
+            .rposition(|l| f64::from(l.factor) <= 1.0 / view.zoom)
+            .unwrap_or(0);
+        let mut chosen = None;
+        for index in ideal..self.levels.len() {
+            let keys = self.level_keys(index, &region);
+            if self.bytes_of(&keys) <= budget / 2 {
+                chosen = Some((index, keys));
+                break;
+            }
+        }
+        let Some((level, mut keys)) = chosen else {
             self.mode = ViewMode::TooFarOut;
             self.wanted.clear();
+            self.sharp.clear();
             self.loader.replace(&[]);
             return;
-        }
+        };
         self.mode = ViewMode::Sharp;
+        self.level = level;
         // Nearest the centre first.
         let (cx, cy) = (view.center_x, view.center_y);
-        let dist = |e: Extent| {
+        let dist = |s: &Self, k: &PieceKey| {
+            let e = s.to_image_extent(k, &s.key_extent(k));
             let mx = (f64::from(e.x0) + f64::from(e.x1)) / 2.0 - cx;
             let my = (f64::from(e.y0) + f64::from(e.y1)) / 2.0 - cy;
             mx * mx + my * my
         };
-        keys.sort_by(|a, b| dist(self.key_extent(a)).total_cmp(&dist(self.key_extent(b))));
+        keys.sort_by(|a, b| dist(self, a).total_cmp(&dist(self, b)));
+        let coarsest = self.levels.len() - 1;
+        let fill = if coarsest != level {
+            let k = self.level_keys(coarsest, &region);
+            if self.bytes_of(&k) <= budget / 8 {
+                k
+            } else {
+                Vec::new()
+            }
+        } else {
+            Vec::new()
+        };
+        self.sharp = keys.clone();
+        let keys: Vec<PieceKey> = fill.into_iter().chain(keys).collect();
         let mut missing = Vec::new();
         {
             let mut cache = lock(&self.cache);
@@ -230,13 +321,13 @@ impl Session {
             }
         }
         for key in &missing {
-            if let Some(info) = self.units.get(&key.unit)
+            if let Some(info) = self.units.get(&(key.page, key.unit))
                 && matches!(info.state, UnitState::Failed(_))
             {
                 continue;
             }
             self.units
-                .entry(key.unit)
+                .entry((key.page, key.unit))
                 .and_modify(|i| {
                     if i.state != UnitState::Cached {
                         i.state = UnitState::Loading
@@ -249,7 +340,7 @@ impl Session {
         }
         let failed = |k: &PieceKey| {
             matches!(
-                self.units.get(&k.unit).map(|i| &i.state),
+                self.units.get(&(k.page, k.unit)).map(|i| &i.state),
                 Some(UnitState::Failed(_))
             )
         };
@@ -275,9 +366,9 @@ impl Session {
         done
     }
 
-    /// Every wanted piece is on the GPU.
+    /// Every piece of the view's level is on the GPU.
     pub fn is_sharp(&self) -> bool {
-        self.mode == ViewMode::Sharp && self.wanted.iter().all(|k| self.textures.contains(k))
+        self.mode == ViewMode::Sharp && self.sharp.iter().all(|k| self.textures.contains(k))
     }
 
     pub fn pending_uploads(&self) -> usize {
@@ -286,7 +377,13 @@ impl Session {
 
     /// State of descriptor `index` as the panel shows it.
     pub fn descriptor_state(&self, index: u64) -> Option<&UnitInfo> {
-        self.units.get(&self.page().descriptor_unit(index))
+        self.units
+            .get(&(self.page, self.page().descriptor_unit(index)))
+    }
+
+    /// State of a unit of the current page.
+    pub fn unit_state(&self, unit: u64) -> Option<&UnitState> {
+        self.units.get(&(self.page, unit)).map(|i| &i.state)
     }
 
     /// Native values at image pixel (x, y), if its piece is in the CPU cache.

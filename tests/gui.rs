@@ -262,13 +262,13 @@ fn a_failing_descriptor_is_marked_and_reported() {
     let app = h.state();
     let s = app.session.as_ref().expect("session");
     assert!(matches!(
-        s.units.get(&0).map(|u| &u.state),
+        s.units.get(&(0, 0)).map(|u| &u.state),
         Some(tessera::session::UnitState::Failed(_))
     ));
     assert!(
         s.units
             .iter()
-            .filter(|(u, _)| **u != 0)
+            .filter(|(u, _)| **u != (0, 0))
             .all(|(_, i)| i.state == tessera::session::UnitState::Cached),
         "the other tiles load"
     );
@@ -333,5 +333,46 @@ fn a_slow_open_can_be_cancelled() {
         h.state().errors.is_empty(),
         "a cancel is not an error: {:?}",
         h.state().errors
+    );
+}
+
+/// A pyramidal TIFF opened fitted is drawn from a reduced level, sharp, without reading the
+/// full-resolution page.
+#[test]
+fn zoomed_out_views_use_the_files_levels() {
+    let dir = common::tempdir();
+    let (w, h) = (6000u32, 4000u32);
+    let mut specs = vec![TiffSpec::new(w, h, 3, 8, 2).tiles(256, 256)];
+    for f in [2u32, 4, 8] {
+        let mut s = TiffSpec::new(w.div_ceil(f), h.div_ceil(f), 3, 8, 2).tiles(256, 256);
+        s.subfile_type = 1;
+        specs.push(s);
+    }
+    let flat = |_x: u32, _y: u32, c: u32| (c * 80) as u16;
+    let samplers: [&dyn Fn(u32, u32, u32) -> u16; 4] = [&flat, &flat, &flat, &flat];
+    let p = dir.path().join("pyr.tif");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).expect("create"));
+    tessera::synth::write_tiff_pages(&mut f, &specs, &samplers, None).expect("tiff");
+    drop(f);
+    let mut harness = harness(&p);
+    settle(&mut harness, |a| {
+        a.session.as_ref().is_some_and(|s| s.is_sharp())
+    });
+    let s = harness.state().session.as_ref().expect("session");
+    assert_eq!(s.levels.len(), 4);
+    assert!(
+        s.level >= 2,
+        "fit to a ~1000-pixel canvas picks the 1/4 or 1/8 level, got {}",
+        s.level
+    );
+    let read = s
+        .image
+        .source
+        .stats
+        .bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        read < u64::from(w) * u64::from(h) * 3 / 8,
+        "read {read} bytes"
     );
 }

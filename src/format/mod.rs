@@ -587,6 +587,52 @@ pub struct Layout {
     pub pages: Vec<Page>,
 }
 
+/// A resolution level of a page: another page of the file holding the same image reduced by
+/// `factor` (TIFF reduced-resolution pages, as `vips tiffsave --pyramid` and `gdaladdo` write).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Level {
+    pub page: usize,
+    /// Full-resolution pixels per level pixel (2, 4, 8, ...).
+    pub factor: u32,
+}
+
+impl Layout {
+    /// Levels of page `base`, finest first, the page itself (factor 1) included. A level is a
+    /// reduced-resolution page of the same mode whose size is the base size divided by a power
+    /// of two (rounded either way, as writers differ).
+    pub fn levels(&self, base: usize) -> Vec<Level> {
+        let Some(b) = self.pages.get(base) else {
+            return Vec::new();
+        };
+        let mut levels = vec![Level {
+            page: base,
+            factor: 1,
+        }];
+        if b.reduced {
+            return levels;
+        }
+        for (i, p) in self.pages.iter().enumerate() {
+            if i == base || !p.reduced || p.mode != b.mode {
+                continue;
+            }
+            let factor = (f64::from(b.width) / f64::from(p.width)).round() as u32;
+            let fits = |full: u32, reduced: u32| {
+                full.div_ceil(factor) == reduced || full / factor == reduced
+            };
+            if factor >= 2
+                && factor.is_power_of_two()
+                && fits(b.width, p.width)
+                && fits(b.height, p.height)
+                && !levels.iter().any(|l| l.factor == factor)
+            {
+                levels.push(Level { page: i, factor });
+            }
+        }
+        levels.sort_by_key(|l| l.factor);
+        levels
+    }
+}
+
 /// Check image dimensions before any arithmetic or allocation depends on them.
 pub fn check_dimensions(width: u64, height: u64) -> Result<(u32, u32), FormatError> {
     if width == 0 || height == 0 {

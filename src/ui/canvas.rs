@@ -116,21 +116,31 @@ pub fn canvas_ui(
     }
     if let Some(visible) = visible {
         let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+        let fill_level = session.levels.len().saturating_sub(1);
         for key in session.wanted.clone() {
-            let e = session.key_extent(&key);
+            let e = session.to_image_extent(&key, &session.key_extent(&key));
             if e.intersect(&visible).is_none() {
                 continue;
             }
-            match session.textures.get(&key) {
-                Some(tex) => {
-                    for (handle, part) in &tex.parts {
-                        painter.image(handle.id(), to_rect(view, origin, part), uv, Color32::WHITE);
+            let is_fill = usize::from(key.level) == fill_level && session.level != fill_level;
+            let parts: Option<Vec<(egui::TextureId, Extent)>> = session
+                .textures
+                .get(&key)
+                .map(|t| t.parts.iter().map(|(h, e)| (h.id(), *e)).collect());
+            match parts {
+                Some(parts) => {
+                    for (id, part) in parts {
+                        let part = session.to_image_extent(&key, &part);
+                        painter.image(id, to_rect(view, origin, &part), uv, Color32::WHITE);
                     }
                 }
+                // The coarse fill-in paints nothing until it arrives; the sharp level shows a
+                // placeholder (or the fill-in under it).
+                None if is_fill => {}
                 None => {
                     let r = to_rect(view, origin, &e);
                     let failed = matches!(
-                        session.units.get(&key.unit).map(|i| &i.state),
+                        session.units.get(&(key.page, key.unit)).map(|i| &i.state),
                         Some(UnitState::Failed(_))
                     );
                     if failed {
@@ -147,7 +157,7 @@ pub fn canvas_ui(
                             [r.right_top(), r.left_bottom()],
                             Stroke::new(2.0, Color32::RED),
                         );
-                    } else {
+                    } else if fill_level == session.level {
                         painter.rect_filled(r, 0.0, Color32::from_gray(60));
                     }
                 }
@@ -158,7 +168,7 @@ pub fn canvas_ui(
             let units: Vec<u64> = page.grid.units_in(&visible).take(20_000).collect();
             for unit in units {
                 let r = to_rect(view, origin, &page.grid.unit_extent(unit));
-                let state = session.units.get(&unit).map(|i| &i.state);
+                let state = session.unit_state(unit);
                 painter.rect_stroke(
                     r,
                     0.0,

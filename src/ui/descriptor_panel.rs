@@ -93,16 +93,17 @@ pub fn descriptor_panel_ui(
             let mut v: Vec<u64> = session
                 .units
                 .iter()
-                .filter(|(_, i)| {
-                    matches!(
-                        (f, &i.state),
-                        (StateFilter::Cached, UnitState::Cached)
-                            | (StateFilter::Loading, UnitState::Loading)
-                            | (StateFilter::Failed, UnitState::Failed(_))
-                            | (StateFilter::Evicted, UnitState::Evicted)
-                    )
+                .filter(|((page, _), i)| {
+                    *page == session.page
+                        && matches!(
+                            (f, &i.state),
+                            (StateFilter::Cached, UnitState::Cached)
+                                | (StateFilter::Loading, UnitState::Loading)
+                                | (StateFilter::Failed, UnitState::Failed(_))
+                                | (StateFilter::Evicted, UnitState::Evicted)
+                        )
                 })
-                .map(|(u, _)| *u)
+                .map(|((_, u), _)| *u)
                 .collect();
             v.sort_unstable();
             Some(expand_planes(v, planes, units_per_plane))

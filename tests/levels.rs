@@ -1,0 +1,139 @@
+//! Resolution levels a file already has: TIFF reduced-resolution pages become levels that
+//! `render --scale`, `info` and the viewer use.
+
+mod common;
+
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use tessera::cache::PieceCache;
+use tessera::format::Extent;
+use tessera::loader::Loader;
+use tessera::render::{RenderRequest, render};
+use tessera::synth::{TiffSpec, pattern, write_tiff_pages};
+
+const W: u32 = 1000;
+const H: u32 = 760;
+
+fn base(x: u32, y: u32, c: u32) -> u16 {
+    u16::from(pattern(x, y, c))
+}
+
+/// Box average of the base over the f x f block at level pixel (x, y), like a pyramid writer.
+fn boxed(f: u32) -> impl Fn(u32, u32, u32) -> u16 {
+    move |x, y, c| {
+        let (mut sum, mut n) = (0u32, 0u32);
+        for dy in 0..f {
+            for dx in 0..f {
+                let (bx, by) = (x * f + dx, y * f + dy);
+                if bx < W && by < H {
+                    sum += u32::from(base(bx, by, c));
+                    n += 1;
+                }
+            }
+        }
+        ((sum + n / 2) / n.max(1)) as u16
+    }
+}
+
+/// A pyramid TIFF: full resolution, then 1/2, 1/4, 1/8 as reduced-resolution pages.
+fn pyramid(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut specs = vec![TiffSpec::new(W, H, 3, 8, 2).tiles(64, 64)];
+    for f in [2u32, 4, 8] {
+        let mut s = TiffSpec::new(W.div_ceil(f), H.div_ceil(f), 3, 8, 2).tiles(64, 64);
+        s.subfile_type = 1;
+        specs.push(s);
+    }
+    let (b2, b4, b8) = (boxed(2), boxed(4), boxed(8));
+    let samplers: [&dyn Fn(u32, u32, u32) -> u16; 4] = [&base, &b2, &b4, &b8];
+    let mut cur = Cursor::new(Vec::new());
+    write_tiff_pages(&mut cur, &specs, &samplers, None).expect("tiff");
+    write(dir, "pyramid.tif", &cur.into_inner())
+}
+
+#[test]
+fn reduced_pages_are_levels() {
+    let dir = tempdir();
+    let p = pyramid(dir.path());
+    let image = tessera::OpenImage::open(&p).expect("open");
+    let levels: Vec<(usize, u32)> = image
+        .layout
+        .levels(0)
+        .iter()
+        .map(|l| (l.page, l.factor))
+        .collect();
+    assert_eq!(levels, vec![(0, 1), (1, 2), (2, 4), (3, 8)]);
+    assert_eq!(
+        image.layout.levels(2).len(),
+        1,
+        "a reduced page has no levels of its own"
+    );
+    let (code, stdout, stderr) = run(&["info", p.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("levels:  1/1 (page 0), 1/2 (page 1), 1/4 (page 2), 1/8 (page 3)"),
+        "{stdout}"
+    );
+    let (_, json, _) = run(&["info", p.to_str().expect("utf-8"), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["levels"].as_array().map(Vec::len), Some(4));
+}
+
+/// `render --scale 8` reads the 1/8 level, and agrees with a box filter of the full image.
+#[test]
+fn scaled_render_uses_the_coarsest_exact_level() {
+    let dir = tempdir();
+    let p = pyramid(dir.path());
+    for (scale, region) in [
+        (8u32, (0u32, 0u32, W, H)),
+        (4, (64, 128, 512, 400)),
+        (2, (2, 2, 300, 200)),
+    ] {
+        let image = tessera::OpenImage::open(&p).expect("open");
+        let loader = Loader::new(
+            image.clone(),
+            Arc::new(Mutex::new(PieceCache::new(64 << 20))),
+            2,
+            1024,
+        );
+        let (x, y, w, h) = region;
+        let (got, _) = render(
+            &loader,
+            RenderRequest {
+                page: 0,
+                region: Extent::new(x, y, x + w, y + h),
+                scale,
+            },
+        )
+        .expect("render");
+        let want = crop_scaled(
+            &|x, y| {
+                [
+                    base(x, y, 0) as u8,
+                    base(x, y, 1) as u8,
+                    base(x, y, 2) as u8,
+                    255,
+                ]
+            },
+            region,
+            scale,
+        );
+        let (max, mean) = diff(&got.data, &want);
+        // Box of boxes vs one box: rounding differs by at most a level or two.
+        assert!(
+            max <= 2 && mean < 0.6,
+            "scale {scale}: max {max}, mean {mean}"
+        );
+        let read = image
+            .source
+            .stats
+            .bytes
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let full = u64::from(w) * u64::from(h) * 3;
+        assert!(
+            read * (u64::from(scale) * u64::from(scale)) < full * 6,
+            "scale {scale}: read {read} bytes for a {full}-byte region"
+        );
+    }
+}
