@@ -28,6 +28,8 @@ pub struct BenchView {
     /// When the current jump was made, and its time to sharp once reached.
     jump_at: Option<Instant>,
     sharp_times: Vec<f64>,
+    /// From start until the first fit-to-window view was sharp.
+    fit_sharp: Option<Duration>,
     pan_left: u32,
     done: bool,
 }
@@ -74,6 +76,7 @@ impl BenchView {
             current: 0,
             jump_at: None,
             sharp_times: Vec::new(),
+            fit_sharp: None,
             pan_left: 0,
             done: false,
         }
@@ -114,6 +117,8 @@ impl BenchView {
             if settled || waited > Duration::from_secs(30) {
                 if self.current > 1 {
                     self.sharp_times.push(waited.as_secs_f64() * 1000.0);
+                } else if s.is_sharp() {
+                    self.fit_sharp = Some(now - self.started);
                 }
                 self.jump_at = None;
             } else {
@@ -183,13 +188,14 @@ impl BenchView {
         });
         let budget = session.map_or(0, |s| s.cache.lock().map(|c| c.budget()).unwrap_or(0));
         println!(
-            "{{\"frames\":{},\"ui_ms_p99\":{:.2},\"frame_ms_p50\":{:.2},\"frame_ms_p99\":{:.2},\"frame_ms_max\":{:.2},\"first_frame_ms\":{:.1},\"sharp_ms_median\":{:.1},\"sharp_ms_worst\":{:.1},\"jumps\":{},\"bytes_read\":{},\"peak_rss_mb\":{:.1},\"cache_budget_mb\":{:.1}}}",
+            "{{\"frames\":{},\"ui_ms_p99\":{:.2},\"frame_ms_p50\":{:.2},\"frame_ms_p99\":{:.2},\"frame_ms_max\":{:.2},\"first_frame_ms\":{:.1},\"fit_sharp_ms\":{:.1},\"sharp_ms_median\":{:.1},\"sharp_ms_worst\":{:.1},\"jumps\":{},\"bytes_read\":{},\"peak_rss_mb\":{:.1},\"cache_budget_mb\":{:.1}}}",
             t.len() + 1,
             ui_p99,
             pct(0.5),
             pct(0.99),
             t.last().copied().unwrap_or(0.0),
             self.first_frame.map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+            self.fit_sharp.map_or(-1.0, |d| d.as_secs_f64() * 1000.0),
             median,
             worst,
             sharp.len(),

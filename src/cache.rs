@@ -16,6 +16,9 @@ pub struct PieceKey {
     pub unit: u64,
     pub x0: u32,
     pub x1: u32,
+    /// log2 of the row/column step of a subsampled preview (0: every pixel). Preview pieces
+    /// live on their own grid (see `decode::subsample`).
+    pub subsample: u8,
 }
 
 /// LRU of pieces with a byte budget.
@@ -167,6 +170,7 @@ mod tests {
             unit,
             x0: 0,
             x1: 1,
+            subsample: 0,
         }
     }
 

@@ -295,6 +295,14 @@ fn load(
     if let Storage::Stream { .. } = page.storage {
         return load_stream(shared, key);
     }
+    if key.subsample > 0 {
+        let k = 1u32 << key.subsample.min(30);
+        let piece = decode::subsample::decode(&image.source, page, k, key.unit, key.x0, key.x1)
+            .map_err(|e| Arc::new(image.descriptor_error(key.unit, e)))?;
+        let piece = Arc::new(piece);
+        lock(&shared.cache).insert(key, piece.clone());
+        return Ok(piece);
+    }
     let extent = Extent::new(
         key.x0,
         page.grid.unit_extent(key.unit).y0,
@@ -399,6 +407,7 @@ mod tests {
             unit,
             x0: 0,
             x1: 1,
+            subsample: 0,
         }
     }
 

@@ -177,6 +177,7 @@ pub fn render(loader: &Loader, req: RenderRequest) -> Result<(Rgba, RenderStats)
                 unit,
                 x0: e.x0,
                 x1: e.x1,
+                subsample: 0,
             }
         })
         .collect();

@@ -88,7 +88,17 @@ impl Session {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let workers = cores.saturating_sub(1).clamp(1, 8);
         let loader = Loader::new(image.clone(), cache.clone(), workers, 4096);
-        let levels = image.layout.levels(0);
+        let mut levels = image.layout.levels(0);
+        // No levels in the file: subsampled previews of a raw block stand in for them (every
+        // k-th row and pixel), down to a few hundred pixels.
+        let page0 = &image.layout.pages[0];
+        if levels.len() == 1 && crate::decode::subsample::supported(page0) {
+            let mut k = 2u32;
+            while page0.width.max(page0.height) / k >= 128 && k <= 1 << 20 {
+                levels.push(Level { page: 0, factor: k });
+                k *= 2;
+            }
+        }
         Self {
             image,
             page: 0,
@@ -115,7 +125,15 @@ impl Session {
     pub fn poll(&mut self) {
         while let Ok(loaded) = self.loader.results().try_recv() {
             let unit = (loaded.key.page, loaded.key.unit);
+            // Preview pieces are not descriptors: they carry no descriptor state.
+            let preview = loaded.key.subsample > 0;
             match loaded.result {
+                Ok(piece) if preview => {
+                    if self.wanted.contains(&loaded.key) {
+                        self.uploads.push_back((loaded.key, piece));
+                    }
+                }
+                Err(e) if preview => self.new_errors.push(e.to_string()),
                 Ok(piece) => {
                     let info = self.units.entry(unit).or_insert(UnitInfo {
                         state: UnitState::Cached,
@@ -149,7 +167,7 @@ impl Session {
             }
         }
         let evicted = lock(&self.cache).take_evicted();
-        for key in evicted {
+        for key in evicted.into_iter().filter(|k| k.subsample == 0) {
             if let Some(info) = self.units.get_mut(&(key.page, key.unit))
                 && info.state == UnitState::Cached
             {
@@ -183,6 +201,7 @@ impl Session {
                         unit,
                         x0: e.x0,
                         x1: e.x1,
+                        subsample: 0,
                     });
                 }
             } else {
@@ -192,17 +211,29 @@ impl Session {
                     unit,
                     x0: full.x0,
                     x1: full.x1,
+                    subsample: 0,
                 });
             }
         }
         keys
     }
 
-    /// A key's extent in its own page's pixels.
+    /// A key's extent in its own page's (or preview's) pixels.
     pub fn key_extent(&self, key: &PieceKey) -> Extent {
         let page = &self.image.layout.pages[key.page as usize];
-        let full = page.grid.unit_extent(key.unit);
+        let full = if key.subsample > 0 {
+            crate::decode::subsample::grid(page, 1 << key.subsample).unit_extent(key.unit)
+        } else {
+            page.grid.unit_extent(key.unit)
+        };
         Extent::new(key.x0, full.y0, key.x1, full.y1)
+    }
+
+    /// Whether level `index` is a subsampled preview rather than a level of the file.
+    fn is_preview(&self, index: usize) -> bool {
+        self.levels
+            .get(index)
+            .is_some_and(|l| l.factor > 1 && l.page == self.page as usize)
     }
 
     /// Full-resolution pixels per pixel of the key's level.
@@ -239,6 +270,29 @@ impl Session {
         );
         if r.is_empty() {
             return Vec::new();
+        }
+        if self.is_preview(index) {
+            let grid = crate::decode::subsample::grid(page, f);
+            let subsample = f.trailing_zeros() as u8;
+            let mut keys = Vec::new();
+            for unit in grid.units_in(&r) {
+                let full = grid.unit_extent(unit);
+                for c in r.x0 / COLUMN_CHUNK..=(r.x1 - 1) / COLUMN_CHUNK {
+                    let x0 = (c * COLUMN_CHUNK).max(full.x0);
+                    let x1 = ((c + 1) * COLUMN_CHUNK).min(full.x1);
+                    if x0 < x1 {
+                        keys.push(PieceKey {
+                            page: level.page as u32,
+                            level: index as u8,
+                            unit,
+                            x0,
+                            x1,
+                            subsample,
+                        });
+                    }
+                }
+            }
+            return keys;
         }
         self.keys_for_page(level.page as u32, index as u8, &r)
     }
@@ -320,7 +374,7 @@ impl Session {
                 }
             }
         }
-        for key in &missing {
+        for key in missing.iter().filter(|k| k.subsample == 0) {
             if let Some(info) = self.units.get(&(key.page, key.unit))
                 && matches!(info.state, UnitState::Failed(_))
             {
@@ -339,10 +393,11 @@ impl Session {
                 });
         }
         let failed = |k: &PieceKey| {
-            matches!(
-                self.units.get(&(k.page, k.unit)).map(|i| &i.state),
-                Some(UnitState::Failed(_))
-            )
+            k.subsample == 0
+                && matches!(
+                    self.units.get(&(k.page, k.unit)).map(|i| &i.state),
+                    Some(UnitState::Failed(_))
+                )
         };
         missing.retain(|k| !failed(k));
         self.loader.replace(&missing);

@@ -151,6 +151,7 @@ fn png_bands_stream_in_one_pass() {
                 unit,
                 x0: e.x0,
                 x1: e.x1,
+                subsample: 0,
             }
         })
         .collect();

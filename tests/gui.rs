@@ -376,3 +376,31 @@ fn zoomed_out_views_use_the_files_levels() {
         "read {read} bytes"
     );
 }
+
+/// A raw file without levels opens fitted to a subsampled preview at once: sharp, reading a
+/// fraction of the file.
+#[test]
+fn raw_files_preview_by_subsampling_when_zoomed_out() {
+    let dir = common::tempdir();
+    let p = dir.path().join("big.ppm");
+    let (w, h) = (9000u32, 7000u32);
+    tessera::synth::write_file(tessera::synth::Kind::Ppm, w, h, &p).expect("ppm");
+    let mut harness = harness(&p);
+    settle(&mut harness, |a| {
+        a.session.as_ref().is_some_and(|s| s.is_sharp())
+    });
+    let s = harness.state().session.as_ref().expect("session");
+    assert!(s.level > 0, "fitted view drawn from a preview level");
+    assert!(
+        matches!(s.mode, tessera::session::ViewMode::Sharp),
+        "no placeholder-only view"
+    );
+    let read = s
+        .image
+        .source
+        .stats
+        .bytes
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let file = std::fs::metadata(&p).expect("meta").len();
+    assert!(read * 4 < file, "read {read} of {file} bytes");
+}

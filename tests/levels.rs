@@ -137,3 +137,80 @@ fn scaled_render_uses_the_coarsest_exact_level() {
         );
     }
 }
+
+/// Subsampled previews of raw blocks pick exactly every k-th row and pixel.
+#[test]
+fn previews_subsample_raw_blocks_exactly() {
+    use tessera::synth::{Kind, write_file};
+    let dir = tempdir();
+    let (w, h) = (1001u32, 777u32);
+    for (kind, name) in [
+        (Kind::Ppm, "p.ppm"),
+        (Kind::Bmp, "b.bmp"),
+        (Kind::Pgm, "g.pgm"),
+    ] {
+        let p = dir.path().join(name);
+        write_file(kind, w, h, &p).expect("fixture");
+        let image = tessera::OpenImage::open(&p).expect("open");
+        let page = &image.layout.pages[0];
+        let gray = kind == Kind::Pgm;
+        for k in [2u32, 8, 64] {
+            let grid = tessera::decode::subsample::grid(page, k);
+            for unit in 0..grid.unit_count() {
+                let e = grid.unit_extent(unit);
+                let piece =
+                    tessera::decode::subsample::decode(&image.source, page, k, unit, 3, e.x1)
+                        .expect("preview");
+                assert_eq!(piece.extent, Extent::new(3, e.y0, e.x1, e.y1));
+                for y in e.y0..e.y1 {
+                    for x in 3..e.x1 {
+                        let (bx, by) = (x * k, y * k);
+                        let want = if gray {
+                            let v = pattern(bx, by, 0);
+                            [v, v, v, 255]
+                        } else {
+                            [
+                                pattern(bx, by, 0),
+                                pattern(bx, by, 1),
+                                pattern(bx, by, 2),
+                                255,
+                            ]
+                        };
+                        assert_eq!(piece.rgba_at(x, y), Some(want), "{name} k={k} ({x},{y})");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sub-byte rows (PBM) preview correctly too.
+#[test]
+fn previews_of_bilevel_rows() {
+    let dir = tempdir();
+    let (w, h) = (203u32, 61u32);
+    let mut f = format!("P4\n{w} {h}\n").into_bytes();
+    let bit = |x: u32, y: u32| (x * 7 + y * 3) % 5 == 0;
+    for y in 0..h {
+        let mut row = vec![0u8; w.div_ceil(8) as usize];
+        for x in 0..w {
+            if bit(x, y) {
+                row[(x / 8) as usize] |= 0x80 >> (x % 8);
+            }
+        }
+        f.extend_from_slice(&row);
+    }
+    let p = write(dir.path(), "b.pbm", &f);
+    let image = tessera::OpenImage::open(&p).expect("open");
+    let page = &image.layout.pages[0];
+    for k in [2u32, 4, 16] {
+        let piece = tessera::decode::subsample::decode(&image.source, page, k, 0, 0, w.div_ceil(k))
+            .expect("preview");
+        for y in 0..piece.extent.y1 {
+            for x in 0..piece.extent.x1 {
+                let v = if bit(x * k, y * k) { 0 } else { 255 };
+                assert_eq!(piece.rgba_at(x, y), Some([v, v, v, 255]), "k={k} ({x},{y})");
+            }
+        }
+    }
+}

@@ -7,6 +7,7 @@
 pub mod indexed;
 pub mod raw;
 pub mod stream;
+pub mod subsample;
 pub mod tiff;
 
 use crate::error::FormatError;

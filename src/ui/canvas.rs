@@ -139,10 +139,11 @@ pub fn canvas_ui(
                 None if is_fill => {}
                 None => {
                     let r = to_rect(view, origin, &e);
-                    let failed = matches!(
-                        session.units.get(&(key.page, key.unit)).map(|i| &i.state),
-                        Some(UnitState::Failed(_))
-                    );
+                    let failed = key.subsample == 0
+                        && matches!(
+                            session.units.get(&(key.page, key.unit)).map(|i| &i.state),
+                            Some(UnitState::Failed(_))
+                        );
                     if failed {
                         painter.rect_filled(
                             r,
