@@ -190,7 +190,7 @@ fn previews_of_bilevel_rows() {
     let dir = tempdir();
     let (w, h) = (203u32, 61u32);
     let mut f = format!("P4\n{w} {h}\n").into_bytes();
-    let bit = |x: u32, y: u32| (x * 7 + y * 3) % 5 == 0;
+    let bit = |x: u32, y: u32| (x * 7 + y * 3).is_multiple_of(5);
     for y in 0..h {
         let mut row = vec![0u8; w.div_ceil(8) as usize];
         for x in 0..w {

@@ -52,7 +52,11 @@ pub fn decode(
     let bx0 = extent.x0 * k;
     let bx1 = ((extent.x1 - 1) * k + 1).min(page.width);
     let bpp = raw.bits_per_pixel();
-    let ax0 = if bpp.is_multiple_of(8) { bx0 } else { bx0 / 8 * 8 };
+    let ax0 = if bpp.is_multiple_of(8) {
+        bx0
+    } else {
+        bx0 / 8 * 8
+    };
     let skip = raw.column_byte(ax0);
     let width_bytes = (raw.row_bytes(bx1) - skip).min(stride - skip) as usize;
     let span_px = (bx1 - ax0) as usize;
