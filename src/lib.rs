@@ -9,15 +9,20 @@
 //! path ─▶ source::Source (pread | mmap, SIGBUS-safe)
 //!            │
 //!            ▼
-//!        format::parse ─▶ Layout { pages: [Page { grid, storage, raw format }] }
+//!        format::parse ─▶ Layout { pages: [Page { grid, storage, raw format }] }, levels
 //!            │
-//! view / render region ─▶ units in region ─▶ cache hit? ─▶ compose / paint
-//!                                              │ miss
-//!                                              ▼
+//! view / render region ─▶ level for the zoom ─▶ units in region ─▶ cache hit? ─▶ compose
+//!                                                                    │ miss
+//!                                                                    ▼
 //!                      loader (named workers, newest first, stale requests dropped)
-//!                      read bytes ─▶ decode (raw | tiff chunk | indexed band | stream)
-//!                      ─▶ cache ─▶ bounded result channel
+//!                      read bytes ─▶ decode (raw | TIFF chunk | indexed band | stream |
+//!                      subsampled preview) ─▶ cache ─▶ bounded result channel
 //! ```
+//!
+//! The window (`app`) owns a `session::Session` per open image: each frame it drains loader
+//! results, asks for the pieces the `viewport::Viewport` shows, uploads at most a few MB of
+//! textures into `textures::TextureCache` and paints (`ui::canvas`); the UI thread never
+//! reads the file or decodes. Panels return `ui::Command`s that the app applies once a frame.
 
 pub mod app;
 pub mod bench_view;

@@ -16,7 +16,7 @@ pub fn supported(page: &Page) -> bool {
     matches!(page.storage, Storage::Raw { .. })
 }
 
-/// The grid of a preview with step `k`: level-sized, in bands of [`PREVIEW_ROWS`] rows.
+/// The grid of a preview with step `k`: level-sized, in bands of `PREVIEW_ROWS` rows.
 pub fn grid(page: &Page, k: u32) -> Grid {
     let (w, h) = (page.width.div_ceil(k), page.height.div_ceil(k));
     Grid::new(w, h, w, h, PREVIEW_ROWS)

@@ -1,7 +1,7 @@
 //! Bytes at offsets: positioned reads (`pread`) and, where the layout allows, a memory map.
 //!
 //! Every read is checked against the file's length and reported as a typed error; a mapped file
-//! that shrinks while open is caught by [`sigbus`] and turns the mapping off (reads fall back to
+//! that shrinks while open is caught by the `sigbus` module and turns the mapping off (reads fall back to
 //! `pread`, which just comes back short). Reads are counted for `--stats` and the status bar.
 
 mod sigbus;
