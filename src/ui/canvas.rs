@@ -117,12 +117,23 @@ pub fn canvas_ui(
     if let Some(visible) = visible {
         let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
         let fill_level = session.levels.len().saturating_sub(1);
-        for key in session.wanted.clone() {
+        let wanted = session.wanted.clone();
+        // Sharp pieces still missing: the coarse fill-in is only painted under those (on a
+        // software renderer every extra layer costs a full fill).
+        let holes: Vec<Extent> = wanted
+            .iter()
+            .filter(|k| usize::from(k.level) == session.level && !session.textures.contains(k))
+            .map(|k| session.to_image_extent(k, &session.key_extent(k)))
+            .collect();
+        for key in wanted {
             let e = session.to_image_extent(&key, &session.key_extent(&key));
             if e.intersect(&visible).is_none() {
                 continue;
             }
             let is_fill = usize::from(key.level) == fill_level && session.level != fill_level;
+            if is_fill && !holes.iter().any(|h| h.intersect(&e).is_some()) {
+                continue;
+            }
             let parts: Option<Vec<(egui::TextureId, Extent)>> = session
                 .textures
                 .get(&key)
