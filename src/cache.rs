@@ -21,6 +21,20 @@ pub struct PieceKey {
     pub subsample: u8,
 }
 
+impl PieceKey {
+    /// A full-resolution piece of `unit` of `page`, columns `x0..x1`.
+    pub fn new(page: u32, unit: u64, x0: u32, x1: u32) -> Self {
+        Self {
+            page,
+            level: 0,
+            unit,
+            x0,
+            x1,
+            subsample: 0,
+        }
+    }
+}
+
 /// LRU of pieces with a byte budget.
 pub struct PieceCache {
     lru: LruCache<PieceKey, Arc<Piece>>,
@@ -164,14 +178,7 @@ mod tests {
     }
 
     fn key(unit: u64) -> PieceKey {
-        PieceKey {
-            page: 0,
-            level: 0,
-            unit,
-            x0: 0,
-            x1: 1,
-            subsample: 0,
-        }
+        PieceKey::new(0, unit, 0, 1)
     }
 
     #[test]

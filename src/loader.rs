@@ -401,14 +401,7 @@ mod tests {
     use super::*;
 
     fn k(unit: u64) -> PieceKey {
-        PieceKey {
-            page: 0,
-            level: 0,
-            unit,
-            x0: 0,
-            x1: 1,
-            subsample: 0,
-        }
+        PieceKey::new(0, unit, 0, 1)
     }
 
     #[test]

@@ -171,14 +171,7 @@ pub fn render(loader: &Loader, req: RenderRequest) -> Result<(Rgba, RenderStats)
         .units_in(&region)
         .map(|unit| {
             let e = piece_extent(page, unit, &region);
-            PieceKey {
-                page: req.page,
-                level: 0,
-                unit,
-                x0: e.x0,
-                x1: e.x1,
-                subsample: 0,
-            }
+            PieceKey::new(req.page, unit, e.x0, e.x1)
         })
         .collect();
     let planes = page.descriptor_count() / page.unit_count().max(1);

@@ -12,9 +12,10 @@ use egui_kittest::kittest::Queryable;
 use tessera::app::{StartOptions, TesseraApp};
 use tessera::synth::{TiffSpec, write_tiff};
 
-fn harness(path: &Path) -> Harness<'static, TesseraApp> {
+/// The real app opening `path`, before the open has finished.
+fn build(path: &Path) -> Harness<'static, TesseraApp> {
     let path = path.to_path_buf();
-    let mut h = Harness::builder()
+    Harness::builder()
         .with_size(Vec2::new(1400.0, 900.0))
         .build_eframe(move |cc| {
             TesseraApp::new(
@@ -25,7 +26,12 @@ fn harness(path: &Path) -> Harness<'static, TesseraApp> {
                     bench: false,
                 },
             )
-        });
+        })
+}
+
+/// The real app with `path` opened.
+fn harness(path: &Path) -> Harness<'static, TesseraApp> {
+    let mut h = build(path);
     settle(&mut h, |app| !app.is_opening());
     h
 }
@@ -299,19 +305,7 @@ fn a_slow_open_can_be_cancelled() {
         }
     }
     drop(f);
-    let path = p.clone();
-    let mut h = Harness::builder()
-        .with_size(Vec2::new(1400.0, 900.0))
-        .build_eframe(move |cc| {
-            TesseraApp::new(
-                cc,
-                StartOptions {
-                    file: Some(path),
-                    cache_mb: Some(64),
-                    bench: false,
-                },
-            )
-        });
+    let mut h = build(&p);
     // Wait for the Cancel button (shown once opening takes over 100 ms).
     let start = Instant::now();
     loop {
