@@ -179,13 +179,7 @@ impl BenchView {
         sharp.sort_by(f64::total_cmp);
         let median = sharp.get(sharp.len() / 2).copied().unwrap_or(0.0);
         let worst = sharp.last().copied().unwrap_or(0.0);
-        let bytes = session.map_or(0, |s| {
-            s.image
-                .source
-                .stats
-                .bytes
-                .load(std::sync::atomic::Ordering::Relaxed)
-        });
+        let bytes = session.map_or(0, |s| s.image.source.bytes_read());
         let budget = session.map_or(0, |s| s.cache.lock().map(|c| c.budget()).unwrap_or(0));
         println!(
             "{{\"frames\":{},\"ui_ms_p99\":{:.2},\"frame_ms_p50\":{:.2},\"frame_ms_p99\":{:.2},\"frame_ms_max\":{:.2},\"first_frame_ms\":{:.1},\"fit_sharp_ms\":{:.1},\"sharp_ms_median\":{:.1},\"sharp_ms_worst\":{:.1},\"jumps\":{},\"bytes_read\":{},\"peak_rss_mb\":{:.1},\"cache_budget_mb\":{:.1}}}",

@@ -303,12 +303,8 @@ fn load(
         lock(&shared.cache).insert(key, piece.clone());
         return Ok(piece);
     }
-    let extent = Extent::new(
-        key.x0,
-        page.grid.unit_extent(key.unit).y0,
-        key.x1,
-        page.grid.unit_extent(key.unit).y1,
-    );
+    let rows = page.grid.unit_extent(key.unit);
+    let extent = Extent::new(key.x0, rows.y0, key.x1, rows.y1);
     let piece = decode::decode_piece(&image.source, page, key.unit, extent, tiff_cache)
         .map_err(|e| Arc::new(image.descriptor_error(key.unit, e)))?;
     shared.decoded.fetch_add(1, Ordering::Relaxed);

@@ -264,16 +264,8 @@ fn cmd_render(args: &[String]) -> Result<()> {
             rstats.descriptors,
             rstats.units,
             rstats.from_cache,
-            image
-                .source
-                .stats
-                .bytes
-                .load(std::sync::atomic::Ordering::Relaxed),
-            image
-                .source
-                .stats
-                .reads
-                .load(std::sync::atomic::Ordering::Relaxed),
+            image.source.bytes_read(),
+            image.source.read_calls(),
             stats::storage_read_bytes(),
             start.elapsed().as_secs_f64() * 1000.0,
             stats::peak_rss_bytes() as f64 / 1e6

@@ -135,22 +135,11 @@ pub fn render(loader: &Loader, req: RenderRequest) -> Result<(Rgba, RenderStats)
             ),
         });
     }
+    // The region is inside the base page (checked above) and `pick_level` only picks a
+    // level the reduced region fits in.
     let req = pick_level(&image.layout, req);
     let page = image.page(req.page)?;
     let region = req.region;
-    if region.x1 <= region.x0
-        || region.y1 <= region.y0
-        || region.x1 > page.width
-        || region.y1 > page.height
-    {
-        return Err(Error::Request {
-            path: image.path().to_path_buf(),
-            msg: format!(
-                "region {:?} is empty or outside the image ({}x{})",
-                region, page.width, page.height
-            ),
-        });
-    }
     let scale = req.scale.max(1);
     let (out_w, out_h) = (
         region.width().div_ceil(scale),

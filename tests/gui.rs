@@ -359,12 +359,7 @@ fn zoomed_out_views_use_the_files_levels() {
         "fit to a ~1000-pixel canvas picks the 1/4 or 1/8 level, got {}",
         s.level
     );
-    let read = s
-        .image
-        .source
-        .stats
-        .bytes
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let read = s.image.source.bytes_read();
     assert!(
         read < u64::from(w) * u64::from(h) * 3 / 8,
         "read {read} bytes"
@@ -389,12 +384,7 @@ fn raw_files_preview_by_subsampling_when_zoomed_out() {
         matches!(s.mode, tessera::session::ViewMode::Sharp),
         "no placeholder-only view"
     );
-    let read = s
-        .image
-        .source
-        .stats
-        .bytes
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let read = s.image.source.bytes_read();
     let file = std::fs::metadata(&p).expect("meta").len();
     assert!(read * 4 < file, "read {read} of {file} bytes");
 }

@@ -125,11 +125,7 @@ fn scaled_render_uses_the_coarsest_exact_level() {
             max <= 2 && mean < 0.6,
             "scale {scale}: max {max}, mean {mean}"
         );
-        let read = image
-            .source
-            .stats
-            .bytes
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let read = image.source.bytes_read();
         let full = u64::from(w) * u64::from(h) * 3;
         assert!(
             read * (u64::from(scale) * u64::from(scale)) < full * 6,

@@ -215,8 +215,6 @@ fn read_raw(source: &Source, page: &Page, unit: u64, extent: Extent) -> Result<P
             };
             let skip = plane_raw.column_byte(extent.x0 - full.x0);
             let width_bytes = (plane_raw.row_bytes(extent.x1 - full.x0) - skip) as usize;
-            let (chunk, _) = page.grid.unit_chunk(unit);
-            let _ = chunk;
             let mut plane_bufs = Vec::with_capacity(planes);
             for p in 0..planes {
                 let (off, len) = page.unit_bytes(unit, p as u32);

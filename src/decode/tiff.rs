@@ -48,11 +48,11 @@ impl DecoderCache {
     }
 }
 
-/// Stored row bytes of a decoded chunk, and whether 16-bit samples are big-endian.
-fn result_bytes(result: DecodingResult) -> Result<(Vec<u8>, bool), FormatError> {
+/// Stored row bytes of a decoded chunk (16-bit samples as big-endian bytes).
+fn result_bytes(result: DecodingResult) -> Result<Vec<u8>, FormatError> {
     match result {
-        DecodingResult::U8(v) => Ok((v, true)),
-        DecodingResult::U16(v) => Ok((v.iter().flat_map(|s| s.to_be_bytes()).collect(), true)),
+        DecodingResult::U8(v) => Ok(v),
+        DecodingResult::U16(v) => Ok(v.iter().flat_map(|s| s.to_be_bytes()).collect()),
         _ => Err(FormatError::unsupported("TIFF sample type")),
     }
 }
@@ -85,8 +85,7 @@ pub fn decode_chunk(
         let index = u32::try_from(chunk + p * chunks_per_plane)
             .map_err(|_| FormatError::too_large("TIFF chunk index"))?;
         let result = decoder.read_chunk(index).map_err(tiff_error)?;
-        let (bytes, _) = result_bytes(result)?;
-        bufs.push(bytes);
+        bufs.push(result_bytes(result)?);
     }
     let mut raw = page.raw;
     raw.big_endian = true;

@@ -69,7 +69,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
     let mut d = open_decoder(source, 0)?;
     let mut pages = Vec::new();
     loop {
-        pages.push(parse_page(&mut d, pages.len(), source.len())?);
+        pages.push(parse_page(&mut d, pages.len())?);
         if !d.more_images() || pages.len() >= MAX_PAGES {
             break;
         }
@@ -94,7 +94,6 @@ fn tag_u16(
 fn parse_page(
     d: &mut Decoder<SourceReader<&Source>>,
     ifd_index: usize,
-    file_len: u64,
 ) -> Result<Page, FormatError> {
     let (w, h) = d.dimensions().map_err(tiff_error)?;
     let (width, height) = check_dimensions(u64::from(w), u64::from(h))?;
@@ -342,7 +341,6 @@ fn parse_page(
             }
         }
     }
-    let _ = file_len;
     Ok(Page {
         width,
         height,

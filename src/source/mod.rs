@@ -15,9 +15,9 @@ use crate::error::{Error, FormatError};
 
 /// Counters of what was read from one file.
 #[derive(Debug, Default)]
-pub struct IoStats {
-    pub bytes: AtomicU64,
-    pub reads: AtomicU64,
+struct IoStats {
+    bytes: AtomicU64,
+    reads: AtomicU64,
 }
 
 struct Mapping {
@@ -34,7 +34,7 @@ pub struct Source {
     map: Option<Mapping>,
     /// Set once the mapping faulted: the file changed, so we stop trusting the map.
     map_poisoned: AtomicBool,
-    pub stats: IoStats,
+    stats: IoStats,
 }
 
 impl std::fmt::Debug for Source {
@@ -115,6 +115,16 @@ impl Source {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Bytes read from the file so far (through `pread` or the map).
+    pub fn bytes_read(&self) -> u64 {
+        self.stats.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Reads made so far.
+    pub fn read_calls(&self) -> u64 {
+        self.stats.reads.load(Ordering::Relaxed)
     }
 
     /// Length when the file was opened.

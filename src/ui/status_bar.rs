@@ -1,7 +1,5 @@
 //! The status bar: pixel under the cursor with its native value, zoom, memory and I/O.
 
-use std::sync::atomic::Ordering;
-
 use crate::session::Session;
 use crate::viewport::Viewport;
 
@@ -51,10 +49,7 @@ pub fn status_bar_ui(
         ui.separator();
         ui.label(format!("GPU {}", mb(s.textures.bytes() as u64)));
         ui.separator();
-        ui.label(format!(
-            "read {}",
-            mb(s.image.source.stats.bytes.load(Ordering::Relaxed))
-        ));
+        ui.label(format!("read {}", mb(s.image.source.bytes_read())));
         ui.separator();
         let pending = s.loader.pending() + s.pending_uploads();
         ui.label(format!("pending {pending}"));
