@@ -1,7 +1,7 @@
 //! An open image: its source and parsed layout, shared by the loader's workers.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, FormatError};
 use crate::format::{self, Access, Layout, Page};
@@ -12,6 +12,9 @@ use crate::source::Source;
 pub struct OpenImage {
     pub source: Arc<Source>,
     pub layout: Layout,
+    /// Levels Tessera built for page 0, attached at most once (found kept from an earlier
+    /// run, or created by a build that fills them in while the image is open).
+    levels: OnceLock<crate::levels::BuiltLevels>,
 }
 
 impl OpenImage {
@@ -37,7 +40,18 @@ impl OpenImage {
         Ok(Arc::new(Self {
             source: Arc::new(source),
             layout,
+            levels: OnceLock::new(),
         }))
+    }
+
+    /// The built levels attached to this image, if any.
+    pub fn levels(&self) -> Option<&crate::levels::BuiltLevels> {
+        self.levels.get()
+    }
+
+    /// Attach built levels; false (and `levels` dropped) when some are attached already.
+    pub fn set_levels(&self, levels: crate::levels::BuiltLevels) -> bool {
+        self.levels.set(levels).is_ok()
     }
 
     pub fn path(&self) -> &Path {

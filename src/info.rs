@@ -3,6 +3,20 @@
 use std::io::Write;
 
 use crate::format::{Layout, Page, TileDescriptor};
+use crate::levels::BuiltLevels;
+
+/// Built levels as `(factor, page of the sidecar)`.
+fn built_list(built: Option<&BuiltLevels>) -> Vec<(u32, &Page)> {
+    built.map_or_else(Vec::new, |b| {
+        b.image
+            .layout
+            .pages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (b.factor(i), p))
+            .collect()
+    })
+}
 
 fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -36,7 +50,12 @@ fn tile_json(d: &TileDescriptor) -> String {
 }
 
 /// Write the JSON form for page `page`.
-pub fn write_json(out: &mut impl Write, layout: &Layout, page_index: usize) -> std::io::Result<()> {
+pub fn write_json(
+    out: &mut impl Write,
+    layout: &Layout,
+    page_index: usize,
+    built: Option<&BuiltLevels>,
+) -> std::io::Result<()> {
     let page = &layout.pages[page_index];
     write!(
         out,
@@ -70,7 +89,30 @@ pub fn write_json(out: &mut impl Write, layout: &Layout, page_index: usize) -> s
             l.factor
         )?;
     }
-    write!(out, "],\"tiles\":[")?;
+    write!(out, "],\"built_levels\":")?;
+    match built {
+        None => write!(out, "null")?,
+        Some(b) => {
+            write!(
+                out,
+                "{{\"path\":{},\"state\":{},\"levels\":[",
+                json_str(&b.image.path().display().to_string()),
+                json_str(&format!("{:?}", b.status.state()).to_lowercase())
+            )?;
+            for (i, (f, p)) in built_list(built).into_iter().enumerate() {
+                write!(
+                    out,
+                    "{}{{\"factor\":{f},\"width\":{},\"height\":{},\"descriptors\":{}}}",
+                    if i > 0 { "," } else { "" },
+                    p.width,
+                    p.height,
+                    p.descriptor_count()
+                )?;
+            }
+            write!(out, "]}}")?;
+        }
+    }
+    write!(out, ",\"tiles\":[")?;
     for i in 0..page.descriptor_count() {
         if i > 0 {
             out.write_all(b",")?;
@@ -102,6 +144,7 @@ pub fn write_table(
     file_len: u64,
     layout: &Layout,
     page_index: usize,
+    built: Option<&BuiltLevels>,
 ) -> std::io::Result<()> {
     let page = &layout.pages[page_index];
     writeln!(out, "file:    {path} ({file_len} bytes)")?;
@@ -124,6 +167,21 @@ pub fn write_table(
             .map(|l| format!("1/{} (page {})", l.factor, l.page))
             .collect();
         writeln!(out, "levels:  {}", list.join(", "))?;
+    }
+    if let Some(b) = built {
+        let list: Vec<String> = built_list(built)
+            .into_iter()
+            .map(|(f, p)| {
+                format!(
+                    "1/{f} ({}x{}, {} descriptors)",
+                    p.width,
+                    p.height,
+                    p.descriptor_count()
+                )
+            })
+            .collect();
+        writeln!(out, "built:   {}", list.join(", "))?;
+        writeln!(out, "         kept in {}", b.image.path().display())?;
     }
     let access = page.access();
     writeln!(out, "access:  {} ({})", access.name(), access.reason())?;

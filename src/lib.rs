@@ -32,6 +32,7 @@ pub mod error;
 pub mod format;
 pub mod image;
 pub mod info;
+pub mod levels;
 pub mod loader;
 pub mod progress;
 pub mod render;

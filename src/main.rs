@@ -9,8 +9,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use tessera::cache::{PieceCache, default_budget};
+use tessera::levels::{self, BuildState, LevelsConfig};
 use tessera::loader::Loader;
-use tessera::render::{RenderRequest, parse_region, region_extent, render, write_png};
+use tessera::render::{
+    RenderRequest, parse_region, pick_built_level, pick_level, region_extent, render, write_png,
+};
 use tessera::{OpenImage, info, stats};
 
 /// Default cache budget for `render`.
@@ -21,6 +24,11 @@ const USAGE: &str = "usage:
   tessera bench-view FILE [--cache-mb M] drive the viewer along a scripted path, print JSON
   tessera info FILE [--json] [--page P]
   tessera render FILE --region X,Y,W,H [--scale N] [--page P] [--cache-mb M] [--stats] -o OUT.png
+  tessera levels FILE [--rebuild]       build the zoomed-out levels (kept for the viewer)
+  level options (viewer, info, render, levels):
+    --levels-dir DIR  where levels are kept (default ~/.cache/tessera/levels)
+    --levels-cap-mb M total size of kept levels (default 4096)
+    --no-keep-levels  build into a temporary file, keep nothing
   tessera synth KIND WIDTH HEIGHT OUT   (KIND: ppm pgm bmp tiff-strip tiff-tiled-rgba)";
 
 fn main() -> ExitCode {
@@ -104,6 +112,7 @@ fn run(args: &[String]) -> Result<()> {
     match cmd.as_str() {
         "info" => cmd_info(rest),
         "render" => cmd_render(rest),
+        "levels" => cmd_levels(rest),
         "synth" => cmd_synth(rest),
         "bench-view" => cmd_view(rest, true),
         "-h" | "--help" | "help" => {
@@ -175,17 +184,35 @@ fn cmd_view(args: &[String], bench: bool) -> Result<()> {
     .map_err(|e| anyhow::anyhow!("cannot open a window: {e}"))
 }
 
+/// The level options shared by every command.
+fn levels_config(a: &mut Args) -> Result<LevelsConfig> {
+    let mut cfg = LevelsConfig::default();
+    if let Some(d) = a.value(&["--levels-dir"])? {
+        cfg.dir = Some(PathBuf::from(d));
+    }
+    if let Some(mb) = a.number::<u64>("--levels-cap-mb")? {
+        cfg.cap_bytes = mb.saturating_mul(1 << 20);
+    }
+    if a.flag("--no-keep-levels") {
+        cfg.dir = None;
+    }
+    Ok(cfg)
+}
+
 fn cmd_info(args: &[String]) -> Result<()> {
     let mut a = Args::new(args);
     let json = a.flag("--json");
     let page: u32 = a.number("--page")?.unwrap_or(0);
+    let cfg = levels_config(&mut a)?;
     let pos = a.positionals(1, "usage: tessera info FILE [--json] [--page P]")?;
     let image = OpenImage::open(Path::new(pos[0]))?;
     image.page(page)?;
+    levels::attach_existing(&image, &cfg);
+    let built = image.levels().filter(|_| page == 0);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let written = if json {
-        info::write_json(&mut out, &image.layout, page as usize)
+        info::write_json(&mut out, &image.layout, page as usize, built)
     } else {
         info::write_table(
             &mut out,
@@ -193,6 +220,7 @@ fn cmd_info(args: &[String]) -> Result<()> {
             image.source.len(),
             &image.layout,
             page as usize,
+            built,
         )
     };
     match written.and_then(|()| out.flush()) {
@@ -214,6 +242,7 @@ fn cmd_render(args: &[String]) -> Result<()> {
     let page: u32 = a.number("--page")?.unwrap_or(0);
     let cache_mb: Option<u64> = a.number("--cache-mb")?;
     let workers: Option<usize> = a.number("--workers")?;
+    let cfg = levels_config(&mut a)?;
     let out = a
         .value(&["-o", "--output"])?
         .ok_or_else(|| anyhow::anyhow!("-o OUT.png is required\n{usage}"))?;
@@ -243,20 +272,29 @@ fn cmd_render(args: &[String]) -> Result<()> {
         |mb| (mb as usize).saturating_mul(1 << 20),
     );
     let cache = Arc::new(Mutex::new(PieceCache::new(budget)));
+    let mut req = RenderRequest {
+        page,
+        region,
+        scale,
+    };
+    // Built levels serve a zoomed-out render when the file's own levels do not.
+    let mut source = image.clone();
+    if scale > 1 && page == 0 && pick_level(&image.layout, req) == req {
+        levels::attach_existing(&image, &cfg);
+        if let Some(built) = image.levels()
+            && let Some(r) = pick_built_level(built, req)
+        {
+            source = built.image.clone();
+            req = r;
+        }
+    }
     let loader = Loader::new(
-        image.clone(),
+        source,
         cache,
         workers.unwrap_or_else(Loader::default_workers),
         4096,
     );
-    let (img, rstats) = render(
-        &loader,
-        RenderRequest {
-            page,
-            region,
-            scale,
-        },
-    )?;
+    let (img, rstats) = render(&loader, req)?;
     write_png(&out, &img, alpha).with_context(|| format!("writing {}", out.display()))?;
     if stats_wanted {
         eprintln!(
@@ -264,8 +302,8 @@ fn cmd_render(args: &[String]) -> Result<()> {
             rstats.descriptors,
             rstats.units,
             rstats.from_cache,
-            image.source.bytes_read(),
-            image.source.read_calls(),
+            loader.image().source.bytes_read(),
+            loader.image().source.read_calls(),
             stats::storage_read_bytes(),
             start.elapsed().as_secs_f64() * 1000.0,
             stats::peak_rss_bytes() as f64 / 1e6
@@ -291,4 +329,127 @@ fn cmd_synth(args: &[String]) -> Result<()> {
         .ok_or_else(|| anyhow::anyhow!("unknown KIND {:?}", pos[0]))?;
     tessera::synth::write_file(kind, w, h, Path::new(pos[3]))
         .with_context(|| format!("writing {}", pos[3]))
+}
+
+fn cmd_levels(args: &[String]) -> Result<()> {
+    let usage = "usage: tessera levels FILE [--rebuild] [--levels-dir DIR] [--levels-cap-mb M] [--no-keep-levels]";
+    let mut a = Args::new(args);
+    let rebuild = a.flag("--rebuild");
+    let cfg = levels_config(&mut a)?;
+    let pos = a.positionals(1, usage)?;
+    let path = Path::new(pos[0]);
+    let image = OpenImage::open(path)?;
+    let page = &image.layout.pages[0];
+    if image.layout.levels(0).len() > 1 {
+        println!(
+            "{}: the file has levels of its own ({} in all); nothing to build",
+            path.display(),
+            image.layout.levels(0).len() - 1
+        );
+        return Ok(());
+    }
+    if levels::plan::factors(page.width, page.height).is_empty() {
+        println!(
+            "{}: {}x{} is small enough to show whole; no levels needed",
+            path.display(),
+            page.width,
+            page.height
+        );
+        return Ok(());
+    }
+    if rebuild && let Some(dir) = &cfg.dir {
+        let _ = std::fs::remove_file(levels::sidecar::file_for(dir, path, 0));
+    }
+    if levels::attach_existing(&image, &cfg)
+        && let Some(built) = image.levels()
+    {
+        println!(
+            "{}: levels already built: {} ({})",
+            path.display(),
+            built.image.path().display(),
+            describe_levels(built)
+        );
+        return Ok(());
+    }
+    let job = levels::prepare_build(&image, &cfg)?;
+    let status = job.status.clone();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let start = Instant::now();
+    let total = image.source.len();
+    let summary = std::thread::scope(|scope| {
+        scope.spawn(|| progress_bar(&status.progress, &done, start, total));
+        let r = job.run(&|| false, &|| ());
+        done.store(true, std::sync::atomic::Ordering::Release);
+        r
+    })?;
+    let built = image
+        .levels()
+        .ok_or_else(|| anyhow::anyhow!("internal: levels not attached"))?;
+    let secs = summary.elapsed.as_secs_f64();
+    println!(
+        "{}: built {} levels in {:.2} s: read {:.0} MB ({:.0} MB/s), wrote {:.0} MB{}",
+        path.display(),
+        summary.levels,
+        secs,
+        summary.bytes_read as f64 / 1e6,
+        summary.bytes_read as f64 / 1e6 / secs.max(1e-9),
+        summary.bytes_written as f64 / 1e6,
+        match &summary.kept_at {
+            Some(p) => format!(", kept in {}", p.display()),
+            None => " (not kept)".into(),
+        }
+    );
+    println!("  {}", describe_levels(built));
+    debug_assert_eq!(built.status.state(), BuildState::Complete);
+    Ok(())
+}
+
+fn describe_levels(built: &levels::BuiltLevels) -> String {
+    built
+        .plan
+        .levels
+        .iter()
+        .map(|l| format!("1/{} {}x{}", l.factor, l.width, l.height))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A progress bar on stderr: redrawn in place on a terminal, a line every 10 % otherwise.
+fn progress_bar(
+    progress: &tessera::progress::Progress,
+    done: &std::sync::atomic::AtomicBool,
+    start: Instant,
+    total: u64,
+) {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal();
+    let mut last_decile = 0;
+    let mut ticks = 0u32;
+    while !done.load(std::sync::atomic::Ordering::Acquire) {
+        // Wake often (the command should not wait on the bar), draw every 100 ms.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        ticks += 1;
+        if !ticks.is_multiple_of(10) {
+            continue;
+        }
+        let f = progress.fraction().unwrap_or(0.0).clamp(0.0, 1.0);
+        let secs = start.elapsed().as_secs_f64().max(1e-9);
+        let rate = f64::from(f) * total as f64 / 1e6 / secs;
+        if tty {
+            let filled = (f * 30.0) as usize;
+            eprint!(
+                "\rlevels [{}{}] {:3.0}% {:6.0} MB/s",
+                "#".repeat(filled),
+                ".".repeat(30 - filled),
+                f * 100.0,
+                rate
+            );
+        } else if (f * 10.0) as u32 > last_decile {
+            last_decile = (f * 10.0) as u32;
+            eprintln!("levels {:3.0}% {:.0} MB/s", f * 100.0, rate);
+        }
+    }
+    if tty {
+        eprintln!();
+    }
 }

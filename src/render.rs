@@ -16,7 +16,7 @@ use crate::loader::Loader;
 pub const MAX_OUTPUT_PIXELS: u64 = 1 << 28;
 
 /// What to render.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RenderRequest {
     pub page: u32,
     pub region: Extent,
@@ -117,6 +117,48 @@ pub fn pick_level(layout: &crate::format::Layout, req: RenderRequest) -> RenderR
         }
     }
     req
+}
+
+/// The coarsest built level that renders `req` exactly (same rule as [`pick_level`]), as a
+/// request on the sidecar's pages. Only complete levels are used.
+pub fn pick_built_level(
+    built: &crate::levels::BuiltLevels,
+    req: RenderRequest,
+) -> Option<RenderRequest> {
+    if req.scale <= 1 || req.page != 0 {
+        return None;
+    }
+    let r = req.region;
+    let out = (
+        r.width().div_ceil(req.scale),
+        r.height().div_ceil(req.scale),
+    );
+    for (i, p) in built.image.layout.pages.iter().enumerate().rev() {
+        let f = built.factor(i);
+        if !req.scale.is_multiple_of(f)
+            || !r.x0.is_multiple_of(f)
+            || !r.y0.is_multiple_of(f)
+            || !built.rows_ready(i, p.height)
+        {
+            continue;
+        }
+        let region = Extent::new(r.x0 / f, r.y0 / f, r.x1.div_ceil(f), r.y1.div_ceil(f));
+        let scale = req.scale / f;
+        if region.x1 <= p.width
+            && region.y1 <= p.height
+            && (
+                region.width().div_ceil(scale),
+                region.height().div_ceil(scale),
+            ) == out
+        {
+            return Some(RenderRequest {
+                page: i as u32,
+                region,
+                scale,
+            });
+        }
+    }
+    None
 }
 
 /// Render `req` with `loader`. Blocks until every piece has arrived (or one failed). A scaled

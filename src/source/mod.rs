@@ -262,6 +262,14 @@ impl Source {
         result
     }
 
+    /// Ask the kernel to start reading `len` bytes at `offset` (a sequential pass reads ahead
+    /// of itself with this: the file descriptor is opened for random access).
+    pub fn prefetch(&self, offset: u64, len: u64) {
+        if len > 0 {
+            self.prefetch_rows(offset, len, 1, 0, len as usize);
+        }
+    }
+
     /// Ask the kernel to start reading every row window now, so a cold band costs one round of
     /// parallel I/O instead of one synchronous read (or page fault) per row.
     fn prefetch_rows(&self, offset: u64, stride: u64, rows: usize, skip: u64, width: usize) {
