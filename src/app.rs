@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use crate::bench_view::BenchView;
 use crate::cache::default_budget;
 use crate::error::Error;
+use crate::format::Extent;
 use crate::image::OpenImage;
+use crate::levels::{self, BuildJob, LevelsConfig};
 use crate::session::Session;
 use crate::ui::Command;
 use crate::ui::canvas::canvas_ui;
@@ -38,6 +40,12 @@ pub struct Settings {
     pub show_overlay: bool,
     pub show_navigator: bool,
     pub filter: StateFilter,
+    /// Build zoomed-out levels in the background for big files that have none.
+    pub build_levels: bool,
+    /// Keep built levels for the next open (in `levels_dir`, or the user's cache folder).
+    pub keep_levels: bool,
+    pub levels_dir: Option<PathBuf>,
+    pub levels_cap_mb: u64,
 }
 
 impl Default for Settings {
@@ -49,6 +57,10 @@ impl Default for Settings {
             show_overlay: false,
             show_navigator: true,
             filter: StateFilter::All,
+            build_levels: true,
+            keep_levels: true,
+            levels_dir: None,
+            levels_cap_mb: LevelsConfig::default().cap_bytes >> 20,
         }
     }
 }
@@ -60,12 +72,18 @@ pub struct StartOptions {
     pub cache_mb: Option<u64>,
     /// Run the scripted benchmark path and print its JSON line.
     pub bench: bool,
+    /// Level options from the command line (they override the settings for this run).
+    pub levels: Option<LevelsConfig>,
 }
+
+/// What the opening thread hands back: the image, and a level build to start (or why none
+/// could be prepared).
+type Opened = (Arc<OpenImage>, Option<BuildJob>, Option<String>);
 
 struct Opening {
     path: PathBuf,
     started: Instant,
-    rx: Receiver<Result<Arc<OpenImage>, Error>>,
+    rx: Receiver<Result<Opened, Error>>,
     progress: Arc<crate::progress::Progress>,
 }
 
@@ -89,6 +107,9 @@ pub struct TesseraApp {
     /// Where the canvas was drawn last frame (screen points); the view maps canvas-relative
     /// coordinates.
     pub canvas_rect: egui::Rect,
+    levels_override: Option<LevelsConfig>,
+    /// The levels folder as typed in the settings menu.
+    levels_dir_text: String,
 }
 
 impl TesseraApp {
@@ -115,7 +136,15 @@ impl TesseraApp {
             bench: start.bench.then(BenchView::new),
             ctx: cc.egui_ctx.clone(),
             canvas_rect: egui::Rect::NOTHING,
+            levels_override: start.levels,
+            levels_dir_text: String::new(),
         };
+        app.levels_dir_text = app
+            .settings
+            .levels_dir
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         if let Some(path) = start.file {
             app.open(path);
         }
@@ -132,10 +161,14 @@ impl TesseraApp {
         let p = path.clone();
         let progress = Arc::new(crate::progress::Progress::new());
         let worker_progress = progress.clone();
+        let cfg = self.levels_config();
+        let build = self.settings.build_levels;
         let spawned = std::thread::Builder::new()
             .name("tessera-open".into())
             .spawn(move || {
-                let _ = tx.send(OpenImage::open_with_progress(&p, &worker_progress));
+                let opened = OpenImage::open_with_progress(&p, &worker_progress)
+                    .map(|image| prepare_levels(image, &cfg, build));
+                let _ = tx.send(opened);
                 ctx.request_repaint();
             });
         match spawned {
@@ -151,6 +184,42 @@ impl TesseraApp {
         }
     }
 
+    /// Where and how levels are kept: the command line's options, else the settings.
+    pub fn levels_config(&self) -> LevelsConfig {
+        if let Some(cfg) = &self.levels_override {
+            return cfg.clone();
+        }
+        let mut cfg = LevelsConfig::default();
+        if let Some(d) = &self.settings.levels_dir {
+            cfg.dir = Some(d.clone());
+        }
+        if !self.settings.keep_levels {
+            cfg.dir = None;
+        }
+        cfg.cap_bytes = self.settings.levels_cap_mb.saturating_mul(1 << 20);
+        cfg
+    }
+
+    /// Build levels for the open image now (the Settings menu's button).
+    fn build_levels_now(&mut self) {
+        let cfg = self.levels_config();
+        let Some(s) = &mut self.session else {
+            return;
+        };
+        if s.image.levels().is_some() || !levels::wanted(&s.image, 0) {
+            return;
+        }
+        match levels::prepare_build(&s.image, &cfg) {
+            Ok(job) => {
+                // The new levels join the view's list.
+                s.levels = crate::session::view_levels(&s.image);
+                let ctx = self.ctx.clone();
+                s.start_build(job, Arc::new(move || ctx.request_repaint()));
+            }
+            Err(e) => self.errors.push(format!("building levels: {e}")),
+        }
+    }
+
     /// Whether a file is being opened.
     pub fn is_opening(&self) -> bool {
         self.opening.is_some()
@@ -161,21 +230,26 @@ impl TesseraApp {
             return;
         };
         match opening.rx.try_recv() {
-            Ok(Ok(image)) => {
+            Ok(Ok((image, job, level_error))) => {
                 let path = opening.path.clone();
                 self.opening = None;
+                // Close the old image first: its build stops before the new one starts.
+                self.session = None;
                 let budget = (self.settings.cache_mb as usize)
                     .saturating_mul(1 << 20)
                     .max(16 << 20);
-                let session = Session::new(image, budget, TEXTURE_BUDGET);
+                let mut session = Session::new(image, budget, TEXTURE_BUDGET);
                 let ctx = self.ctx.clone();
-                session
-                    .loader
-                    .set_notify(Arc::new(move || ctx.request_repaint()));
+                let notify: crate::loader::Notify = Arc::new(move || ctx.request_repaint());
+                session.loader.set_notify(notify.clone());
+                if let Some(job) = job {
+                    session.start_build(job, notify);
+                }
                 self.session = Some(session);
                 self.selected = None;
                 self.fit_mode = true;
                 self.errors.clear();
+                self.errors.extend(level_error);
                 self.settings.recent.retain(|p| *p != path);
                 self.settings.recent.insert(0, path);
                 self.settings.recent.truncate(MAX_RECENT);
@@ -251,15 +325,26 @@ impl TesseraApp {
             }
             Command::GoTo(index) => {
                 if let Some(s) = &self.session
-                    && index < s.page().descriptor_count()
+                    && let Some(e) = s.panel_extent(index)
                 {
-                    let e = s.page().descriptor(index).extent;
                     self.view.center_x = (f64::from(e.x0) + f64::from(e.x1)) / 2.0;
                     self.view.center_y = (f64::from(e.y0) + f64::from(e.y1)) / 2.0;
                     self.selected = Some(index);
                 }
             }
             Command::Select(sel) => self.selected = sel,
+            Command::PanelLevel(index) => {
+                if let Some(s) = &mut self.session {
+                    s.panel_level = index;
+                    self.selected = None;
+                }
+            }
+            Command::BuildLevels => self.build_levels_now(),
+            Command::CancelLevels => {
+                if let Some(s) = &self.session {
+                    s.cancel_build();
+                }
+            }
             Command::CenterOn(x, y) => {
                 self.view.center_x = x;
                 self.view.center_y = y;
@@ -375,7 +460,58 @@ impl TesseraApp {
             ui.menu_button("Settings", |ui| {
                 ui.label("Cache budget (MB), for the next file opened:");
                 ui.add(egui::DragValue::new(&mut self.settings.cache_mb).range(16..=65536));
+                ui.separator();
+                ui.checkbox(
+                    &mut self.settings.build_levels,
+                    "Build zoomed-out levels for big files",
+                );
+                ui.checkbox(&mut self.settings.keep_levels, "Keep levels for next time");
+                ui.horizontal(|ui| {
+                    ui.label("Levels folder:");
+                    let edit = ui.add(
+                        egui::TextEdit::singleline(&mut self.levels_dir_text)
+                            .hint_text("default cache folder")
+                            .desired_width(220.0),
+                    );
+                    if edit.changed() {
+                        let t = self.levels_dir_text.trim();
+                        self.settings.levels_dir = (!t.is_empty()).then(|| PathBuf::from(t));
+                    }
+                });
+                ui.horizontal(|ui| {
+                    ui.label("Levels cap (MB):");
+                    ui.add(
+                        egui::DragValue::new(&mut self.settings.levels_cap_mb)
+                            .range(64..=1_048_576),
+                    );
+                });
+                let can_build = self
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.image.levels().is_none() && levels::wanted(&s.image, 0));
+                if ui
+                    .add_enabled(can_build, egui::Button::new("Build levels now"))
+                    .clicked()
+                {
+                    cmds.push(Command::BuildLevels);
+                }
             });
+            if let Some(s) = &self.session
+                && let Some(f) = s.build_progress()
+            {
+                ui.add(
+                    egui::ProgressBar::new(f)
+                        .desired_width(160.0)
+                        .text(format!("levels {:.0}%", f * 100.0)),
+                );
+                if ui
+                    .button("Cancel levels")
+                    .on_hover_text("Stop building zoomed-out levels")
+                    .clicked()
+                {
+                    cmds.push(Command::CancelLevels);
+                }
+            }
             if let Some(o) = &self.opening
                 && o.started.elapsed() > Duration::from_millis(100)
             {
@@ -516,6 +652,9 @@ impl eframe::App for TesseraApp {
                 c,
                 Command::Fit
                     | Command::Select(_)
+                    | Command::PanelLevel(_)
+                    | Command::BuildLevels
+                    | Command::CancelLevels
                     | Command::DismissError
                     | Command::ToggleOverlay
                     | Command::TogglePanel
@@ -550,10 +689,14 @@ impl eframe::App for TesseraApp {
             self.last_center = (self.view.center_x, self.view.center_y);
             s.update_wanted(&self.view, motion);
             s.upload(&ctx, UPLOAD_BYTES_PER_FRAME);
+            let (_, panel, f) = s.panel_page();
             self.visible_units = self
                 .view
                 .visible_extent(w, h, 0.0)
-                .map(|e| s.page().grid.units_in(&e).take(100_000).collect())
+                .map(|e| {
+                    let e = Extent::new(e.x0 / f, e.y0 / f, e.x1.div_ceil(f), e.y1.div_ceil(f));
+                    panel.grid.units_in(&e).take(100_000).collect()
+                })
                 .unwrap_or_default();
             if s.pending_uploads() > 0 {
                 ctx.request_repaint();
@@ -561,6 +704,13 @@ impl eframe::App for TesseraApp {
         }
         if self.opening.is_some() {
             ctx.request_repaint_after(Duration::from_millis(50));
+        }
+        if self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.build_progress().is_some())
+        {
+            ctx.request_repaint_after(Duration::from_millis(100));
         }
         if let Some(bench) = &mut self.bench {
             bench
@@ -575,5 +725,16 @@ impl eframe::App for TesseraApp {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, STORAGE_KEY, &self.settings);
+    }
+}
+
+/// On the opening thread: attach kept levels, or prepare a build for a big file without any.
+fn prepare_levels(image: Arc<OpenImage>, cfg: &LevelsConfig, build: bool) -> Opened {
+    if levels::attach_existing(&image, cfg) || !build || !levels::wanted(&image, cfg.auto_pixels) {
+        return (image, None, None);
+    }
+    match levels::prepare_build(&image, cfg) {
+        Ok(job) => (image, Some(job), None),
+        Err(e) => (image, None, Some(format!("levels not built: {e}"))),
     }
 }

@@ -8,6 +8,10 @@ use lru::LruCache;
 
 use crate::decode::Piece;
 
+/// Set in [`PieceKey::page`] for a page of the built levels' sidecar (see `levels`): its
+/// pieces and descriptor states live beside the file's own without clashing.
+pub const LEVELS_PAGE: u32 = 1 << 31;
+
 /// Identifies one decoded piece: page, unit, column window, level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PieceKey {

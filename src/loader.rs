@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::cache::{PieceCache, PieceKey};
+use crate::cache::{LEVELS_PAGE, PieceCache, PieceKey};
 use crate::decode::{self, Piece, tiff::DecoderCache};
 use crate::error::{Error, FormatError};
 use crate::format::{Extent, Storage};
@@ -206,6 +206,13 @@ impl Loader {
         self.shared.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// A cheap check, for other threads, of whether requests are waiting or being decoded
+    /// (a background task yields to them).
+    pub fn busy_signal(&self) -> Arc<dyn Fn() -> bool + Send + Sync> {
+        let shared = self.shared.clone();
+        Arc::new(move || !lock(&shared.queue).is_empty())
+    }
+
     /// Requests waiting or being decoded.
     pub fn pending(&self) -> usize {
         lock(&self.shared.queue).len()
@@ -290,8 +297,18 @@ fn load(
     key: PieceKey,
     tiff_cache: &mut DecoderCache,
 ) -> Result<Arc<Piece>, Arc<Error>> {
-    let image = &shared.image;
-    let page = image.page(key.page).map_err(Arc::new)?;
+    // Pages of the built levels live in their own file (the sidecar).
+    let image = if key.page & LEVELS_PAGE != 0 {
+        shared.image.levels().map(|l| &l.image).ok_or_else(|| {
+            Arc::new(Error::Request {
+                path: shared.image.path().to_path_buf(),
+                msg: "no built levels are attached".into(),
+            })
+        })?
+    } else {
+        &shared.image
+    };
+    let page = image.page(key.page & !LEVELS_PAGE).map_err(Arc::new)?;
     if let Storage::Stream { .. } = page.storage {
         return load_stream(shared, key);
     }

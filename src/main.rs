@@ -119,7 +119,13 @@ fn run(args: &[String]) -> Result<()> {
             println!("{USAGE}");
             Ok(())
         }
-        other if other.starts_with("--") && other != "--cache-mb" => {
+        other
+            if other.starts_with("--")
+                && !matches!(
+                    other,
+                    "--cache-mb" | "--levels-dir" | "--levels-cap-mb" | "--no-keep-levels"
+                ) =>
+        {
             bail!("unknown option {other}\n{USAGE}")
         }
         _ => cmd_view(args, false),
@@ -146,6 +152,9 @@ fn sample_path() -> Result<PathBuf> {
 fn cmd_view(args: &[String], bench: bool) -> Result<()> {
     let mut a = Args::new(args);
     let cache_mb: Option<u64> = a.number("--cache-mb")?;
+    let cfg = levels_config(&mut a)?;
+    // Level options on the command line override the viewer's settings for this run.
+    let levels = (cfg != LevelsConfig::default()).then_some(cfg);
     let usage = if bench {
         "usage: tessera bench-view FILE [--cache-mb M]"
     } else {
@@ -166,6 +175,7 @@ fn cmd_view(args: &[String], bench: bool) -> Result<()> {
         file,
         cache_mb,
         bench,
+        levels,
     };
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,
@@ -449,7 +459,13 @@ fn progress_bar(
             eprintln!("levels {:3.0}% {:.0} MB/s", f * 100.0, rate);
         }
     }
-    if tty {
-        eprintln!();
-    }
+    // The final state, whatever the timing: 100% for a finished build.
+    let f = progress.fraction().unwrap_or(0.0).clamp(0.0, 1.0);
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "{}levels {:3.0}% {:.0} MB/s",
+        if tty { "\r" } else { "" },
+        f * 100.0,
+        f64::from(f) * total as f64 / 1e6 / secs
+    );
 }

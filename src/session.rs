@@ -6,10 +6,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::cache::{PieceCache, PieceKey};
+use crate::cache::{LEVELS_PAGE, PieceCache, PieceKey};
 use crate::decode::{Piece, piece_extent};
-use crate::format::{COLUMN_CHUNK, Extent, Level, Page};
+use crate::format::{COLUMN_CHUNK, Extent, Page};
 use crate::image::OpenImage;
+use crate::levels::{BuildJob, BuildState, BuildSummary};
 use crate::loader::Loader;
 use crate::textures::TextureCache;
 use crate::viewport::Viewport;
@@ -40,6 +41,27 @@ pub struct UnitInfo {
     pub decode_time: Option<Duration>,
 }
 
+/// Where a resolution level's pixels come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LevelSource {
+    /// A page of the file (the image itself at factor 1, or a reduced page).
+    Page(u32),
+    /// A page of the built levels' sidecar.
+    Built(u32),
+    /// Every k-th row and pixel of a raw page, read on demand.
+    Preview,
+}
+
+/// One resolution level the view can draw from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewLevel {
+    /// Full-resolution pixels per level pixel.
+    pub factor: u32,
+    pub source: LevelSource,
+    /// A subsampled preview can stand in where a built level is not written yet.
+    pub preview: bool,
+}
+
 /// Why the view shows placeholders instead of pieces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ViewMode {
@@ -60,7 +82,9 @@ pub struct Session {
     /// Live state of every (page, unit) the view has touched.
     pub units: HashMap<(u32, u64), UnitInfo>,
     /// Resolution levels of the page, finest (the page itself) first.
-    pub levels: Vec<Level>,
+    pub levels: Vec<ViewLevel>,
+    /// The level build running in the background, if any.
+    builder: Option<std::thread::JoinHandle<Result<BuildSummary, crate::Error>>>,
     /// Pieces the current view paints, coarse fill-in first, then the sharp level nearest the
     /// centre first.
     pub wanted: Vec<PieceKey>,
@@ -68,6 +92,8 @@ pub struct Session {
     sharp: Vec<PieceKey>,
     /// Index into `levels` of the level the view is drawn from.
     pub level: usize,
+    /// Index into `levels` of the level whose descriptors the panel lists.
+    pub panel_level: usize,
     pub mode: ViewMode,
     /// New errors for the banner (drained by the app).
     pub new_errors: Vec<String>,
@@ -88,18 +114,10 @@ impl Session {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let workers = cores.saturating_sub(1).clamp(1, 8);
         let loader = Loader::new(image.clone(), cache.clone(), workers, 4096);
-        let mut levels = image.layout.levels(0);
-        // No levels in the file: subsampled previews of a raw block stand in for them (every
-        // k-th row and pixel), down to a few hundred pixels.
-        let page0 = &image.layout.pages[0];
-        if levels.len() == 1 && crate::decode::subsample::supported(page0) {
-            let mut k = 2u32;
-            while page0.width.max(page0.height) / k >= 128 && k <= 1 << 20 {
-                levels.push(Level { page: 0, factor: k });
-                k *= 2;
-            }
-        }
+        let levels = view_levels(&image);
         Self {
+            builder: None,
+            panel_level: 0,
             image,
             page: 0,
             levels,
@@ -121,8 +139,74 @@ impl Session {
         &self.image.layout.pages[self.page as usize]
     }
 
+    /// The page a key's `page` names: the file's, or (with [`LEVELS_PAGE`]) the sidecar's.
+    pub fn key_page(&self, page: u32) -> Option<&Page> {
+        if page & LEVELS_PAGE != 0 {
+            self.image
+                .levels()?
+                .image
+                .layout
+                .pages
+                .get((page & !LEVELS_PAGE) as usize)
+        } else {
+            self.image.layout.pages.get(page as usize)
+        }
+    }
+
+    /// Run `job` (levels being built for this image) in the background; the view uses each
+    /// strip as it lands and the loader's requests go first.
+    pub fn start_build(&mut self, job: BuildJob, notify: crate::loader::Notify) {
+        let busy = self.loader.busy_signal();
+        let spawned = std::thread::Builder::new()
+            .name("tessera-levels".into())
+            .spawn(move || job.run(&*busy, &*notify));
+        match spawned {
+            Ok(h) => self.builder = Some(h),
+            Err(e) => self
+                .new_errors
+                .push(format!("cannot start building levels: {e}")),
+        }
+    }
+
+    /// The state of the built levels, if the image has any.
+    pub fn build_state(&self) -> Option<BuildState> {
+        self.image.levels().map(|l| l.status.state())
+    }
+
+    /// Fraction of the level build done, while one runs.
+    pub fn build_progress(&self) -> Option<f32> {
+        let l = self.image.levels()?;
+        (l.status.state() == BuildState::Building)
+            .then(|| l.status.progress.fraction().unwrap_or(0.0))
+    }
+
+    /// Stop the level build (what was written so far stays in use until the image closes).
+    pub fn cancel_build(&self) {
+        if let Some(l) = self.image.levels() {
+            l.status.progress.cancel();
+        }
+    }
+
+    /// Collect a finished build: its error goes to the banner.
+    fn poll_build(&mut self) {
+        if !self.builder.as_ref().is_some_and(|h| h.is_finished()) {
+            return;
+        }
+        if let Some(h) = self.builder.take() {
+            match h.join() {
+                Ok(Ok(_)) | Ok(Err(_)) if self.build_state() == Some(BuildState::Cancelled) => {}
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => self.new_errors.push(format!("building levels: {e}")),
+                Err(_) => self
+                    .new_errors
+                    .push("building levels: the builder crashed".into()),
+            }
+        }
+    }
+
     /// Drain loader results: update states, queue successful pieces for upload.
     pub fn poll(&mut self) {
+        self.poll_build();
         while let Ok(loaded) = self.loader.results().try_recv() {
             let unit = (loaded.key.page, loaded.key.unit);
             // Preview pieces are not descriptors: they carry no descriptor state.
@@ -183,7 +267,9 @@ impl Session {
 
     /// Piece keys covering `region` (in that page's pixels) of page `page_index`.
     fn keys_for_page(&self, page_index: u32, level: u8, region: &Extent) -> Vec<PieceKey> {
-        let page = &self.image.layout.pages[page_index as usize];
+        let Some(page) = self.key_page(page_index) else {
+            return Vec::new();
+        };
         let mut keys = Vec::new();
         for unit in page.grid.units_in(region) {
             let full = page.grid.unit_extent(unit);
@@ -220,20 +306,15 @@ impl Session {
 
     /// A key's extent in its own page's (or preview's) pixels.
     pub fn key_extent(&self, key: &PieceKey) -> Extent {
-        let page = &self.image.layout.pages[key.page as usize];
+        let Some(page) = self.key_page(key.page) else {
+            return Extent::new(0, 0, 0, 0);
+        };
         let full = if key.subsample > 0 {
             crate::decode::subsample::grid(page, 1 << key.subsample).unit_extent(key.unit)
         } else {
             page.grid.unit_extent(key.unit)
         };
         Extent::new(key.x0, full.y0, key.x1, full.y1)
-    }
-
-    /// Whether level `index` is a subsampled preview rather than a level of the file.
-    fn is_preview(&self, index: usize) -> bool {
-        self.levels
-            .get(index)
-            .is_some_and(|l| l.factor > 1 && l.page == self.page as usize)
     }
 
     /// Full-resolution pixels per pixel of the key's level.
@@ -255,46 +336,79 @@ impl Session {
         )
     }
 
-    /// Keys of level `index` covering `region` (full-resolution pixels).
+    /// Keys of level `index` covering `region` (full-resolution pixels). A built level
+    /// still being written gives the strips that are done, and a preview (where one can be
+    /// read) for the rest.
     fn level_keys(&self, index: usize, region: &Extent) -> Vec<PieceKey> {
-        let Some(level) = self.levels.get(index) else {
+        let Some(level) = self.levels.get(index).copied() else {
             return Vec::new();
         };
         let f = level.factor;
-        let page = &self.image.layout.pages[level.page];
+        let (w, h) = (self.page().width, self.page().height);
         let r = Extent::new(
             region.x0 / f,
             region.y0 / f,
-            region.x1.div_ceil(f).min(page.width),
-            region.y1.div_ceil(f).min(page.height),
+            region.x1.div_ceil(f).min(w.div_ceil(f)),
+            region.y1.div_ceil(f).min(h.div_ceil(f)),
         );
         if r.is_empty() {
             return Vec::new();
         }
-        if self.is_preview(index) {
-            let grid = crate::decode::subsample::grid(page, f);
-            let subsample = f.trailing_zeros() as u8;
-            let mut keys = Vec::new();
-            for unit in grid.units_in(&r) {
-                let full = grid.unit_extent(unit);
-                for c in r.x0 / COLUMN_CHUNK..=(r.x1 - 1) / COLUMN_CHUNK {
-                    let x0 = (c * COLUMN_CHUNK).max(full.x0);
-                    let x1 = ((c + 1) * COLUMN_CHUNK).min(full.x1);
-                    if x0 < x1 {
-                        keys.push(PieceKey {
-                            page: level.page as u32,
-                            level: index as u8,
-                            unit,
-                            x0,
-                            x1,
-                            subsample,
-                        });
+        match level.source {
+            LevelSource::Page(p) => self.keys_for_page(p, index as u8, &r),
+            LevelSource::Preview => self.preview_keys(index, f, &r),
+            LevelSource::Built(i) => {
+                let Some(built) = self.image.levels() else {
+                    return Vec::new();
+                };
+                let mut keys = self.keys_for_page(LEVELS_PAGE | i, index as u8, &r);
+                let done = built.status.rows_done(i as usize);
+                let first_missing = keys
+                    .iter()
+                    .map(|k| self.key_extent(k))
+                    .filter(|e| e.y1 > done)
+                    .map(|e| e.y0)
+                    .min();
+                if let Some(y0) = first_missing {
+                    keys.retain(|k| self.key_extent(k).y1 <= done);
+                    if level.preview {
+                        let rest = Extent::new(r.x0, y0.max(r.y0), r.x1, r.y1);
+                        keys.extend(self.preview_keys(index, f, &rest));
                     }
                 }
+                keys
             }
+        }
+    }
+
+    /// Preview keys (every `f`-th row and pixel of the page) covering `r` (preview pixels).
+    fn preview_keys(&self, index: usize, f: u32, r: &Extent) -> Vec<PieceKey> {
+        let page = self.page();
+        let grid = crate::decode::subsample::grid(page, f);
+        let subsample = f.trailing_zeros() as u8;
+        let r = Extent::new(r.x0, r.y0, r.x1.min(grid.width), r.y1.min(grid.height));
+        let mut keys = Vec::new();
+        if r.is_empty() {
             return keys;
         }
-        self.keys_for_page(level.page as u32, index as u8, &r)
+        for unit in grid.units_in(&r) {
+            let full = grid.unit_extent(unit);
+            for c in r.x0 / COLUMN_CHUNK..=(r.x1 - 1) / COLUMN_CHUNK {
+                let x0 = (c * COLUMN_CHUNK).max(full.x0);
+                let x1 = ((c + 1) * COLUMN_CHUNK).min(full.x1);
+                if x0 < x1 {
+                    keys.push(PieceKey {
+                        page: self.page,
+                        level: index as u8,
+                        unit,
+                        x0,
+                        x1,
+                        subsample,
+                    });
+                }
+            }
+        }
+        keys
     }
 
     fn bytes_of(&self, keys: &[PieceKey]) -> u64 {
@@ -432,8 +546,38 @@ impl Session {
 
     /// State of descriptor `index` as the panel shows it.
     pub fn descriptor_state(&self, index: u64) -> Option<&UnitInfo> {
-        self.units
-            .get(&(self.page, self.page().descriptor_unit(index)))
+        let (id, page, _) = self.panel_page();
+        self.units.get(&(id, page.descriptor_unit(index)))
+    }
+
+    /// The page the descriptor panel lists: its key id, the page, and its factor. Levels that
+    /// are pages (of the file or of the built levels) have descriptors; previews do not.
+    pub fn panel_page(&self) -> (u32, &Page, u32) {
+        let level = self.levels.get(self.panel_level);
+        let id = match level.map(|l| l.source) {
+            Some(LevelSource::Page(p)) => p,
+            Some(LevelSource::Built(i)) => LEVELS_PAGE | i,
+            _ => self.page,
+        };
+        match self.key_page(id) {
+            Some(p) => (id, p, level.map_or(1, |l| l.factor)),
+            None => (self.page, self.page(), 1),
+        }
+    }
+
+    /// Extent of descriptor `index` of the panel's page, in full-resolution pixels.
+    pub fn panel_extent(&self, index: u64) -> Option<Extent> {
+        let (_, page, f) = self.panel_page();
+        (index < page.descriptor_count()).then(|| {
+            let e = page.descriptor(index).extent;
+            let (w, h) = (self.page().width, self.page().height);
+            Extent::new(
+                (e.x0 * f).min(w),
+                (e.y0 * f).min(h),
+                (e.x1 * f).min(w),
+                (e.y1 * f).min(h),
+            )
+        })
     }
 
     /// State of a unit of the current page.
@@ -443,6 +587,9 @@ impl Session {
 
     /// Native values at image pixel (x, y), if its piece is in the CPU cache.
     pub fn native_at(&self, x: u32, y: u32) -> Option<Vec<u32>> {
+        if self.page & LEVELS_PAGE != 0 {
+            return None;
+        }
         let page = self.page();
         let keys = self.keys_for(&Extent::new(x, y, x + 1, y + 1));
         let mut cache = lock(&self.cache);
@@ -450,4 +597,59 @@ impl Session {
             .find_map(|k| cache.get(k))
             .and_then(|p| p.native_at(x, y, page.mode))
     }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // A build belongs to the open image: closing it cancels the build (a kept sidecar is
+        // only ever the finished one).
+        self.cancel_build();
+        if let Some(h) = self.builder.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The levels the view can draw from, finest first: the file's own levels, then levels built
+/// by Tessera, then subsampled previews of a raw page (every k-th row and pixel, down to a
+/// few hundred pixels) where neither exists.
+pub fn view_levels(image: &OpenImage) -> Vec<ViewLevel> {
+    let mut levels: Vec<ViewLevel> = image
+        .layout
+        .levels(0)
+        .iter()
+        .map(|l| ViewLevel {
+            factor: l.factor,
+            source: LevelSource::Page(l.page as u32),
+            preview: false,
+        })
+        .collect();
+    let page0 = &image.layout.pages[0];
+    let previews = levels.len() == 1 && crate::decode::subsample::supported(page0);
+    if let Some(built) = image.levels() {
+        for (i, l) in built.plan.levels.iter().enumerate() {
+            if !levels.iter().any(|v| v.factor == l.factor) {
+                levels.push(ViewLevel {
+                    factor: l.factor,
+                    source: LevelSource::Built(i as u32),
+                    preview: previews,
+                });
+            }
+        }
+    }
+    if previews {
+        let mut k = 2u32;
+        while page0.width.max(page0.height) / k >= 128 && k <= 1 << 20 {
+            if !levels.iter().any(|v| v.factor == k) {
+                levels.push(ViewLevel {
+                    factor: k,
+                    source: LevelSource::Preview,
+                    preview: true,
+                });
+            }
+            k *= 2;
+        }
+    }
+    levels.sort_by_key(|l| l.factor);
+    levels
 }

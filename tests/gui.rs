@@ -14,6 +14,19 @@ use tessera::synth::{TiffSpec, write_tiff};
 
 /// The real app opening `path`, before the open has finished.
 fn build(path: &Path) -> Harness<'static, TesseraApp> {
+    build_with(
+        path,
+        // Hermetic: nothing kept, nothing built unless a test asks.
+        tessera::levels::LevelsConfig {
+            dir: None,
+            cap_bytes: 1 << 30,
+            auto_pixels: u64::MAX,
+        },
+    )
+}
+
+/// [`build`] with level options of the test's choosing.
+fn build_with(path: &Path, levels: tessera::levels::LevelsConfig) -> Harness<'static, TesseraApp> {
     let path = path.to_path_buf();
     Harness::builder()
         .with_size(Vec2::new(1400.0, 900.0))
@@ -24,6 +37,7 @@ fn build(path: &Path) -> Harness<'static, TesseraApp> {
                     file: Some(path),
                     cache_mb: Some(64),
                     bench: false,
+                    levels: Some(levels),
                 },
             )
         })
@@ -387,4 +401,126 @@ fn raw_files_preview_by_subsampling_when_zoomed_out() {
     let read = s.image.source.bytes_read();
     let file = std::fs::metadata(&p).expect("meta").len();
     assert!(read * 4 < file, "read {read} of {file} bytes");
+}
+
+/// A deflate-tiled TIFF with no levels of its own (and no subsampled preview: compressed).
+fn compressed(dir: &Path, w: u32, h: u32) -> std::path::PathBuf {
+    let p = dir.join("deflate.tif");
+    let deflate = |b: &[u8]| {
+        use std::io::Write;
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(b).expect("deflate");
+        e.finish().expect("deflate")
+    };
+    let spec = TiffSpec::new(w, h, 3, 8, 2).tiles(256, 256);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).expect("create"));
+    write_tiff(
+        &mut f,
+        &spec,
+        &|x, y, c| u16::from(tessera::synth::pattern(x, y, c)),
+        Some((8, &deflate)),
+    )
+    .expect("tiff");
+    drop(f);
+    p
+}
+
+/// A big file without levels: they are built in the background and the fitted view is drawn
+/// from them; the panel lists the built levels' descriptors.
+#[test]
+fn levels_are_built_in_the_background_and_used() {
+    use tessera::levels::BuildState;
+    use tessera::session::LevelSource;
+    let dir = common::tempdir();
+    let p = compressed(dir.path(), 4000, 3000);
+    let store = dir.path().join("levels");
+    let mut h = build_with(
+        &p,
+        tessera::levels::LevelsConfig {
+            dir: Some(store.clone()),
+            cap_bytes: 1 << 30,
+            auto_pixels: 0,
+        },
+    );
+    settle(&mut h, |a| {
+        a.session
+            .as_ref()
+            .is_some_and(|s| s.build_state() == Some(BuildState::Complete) && s.is_sharp())
+    });
+    let s = h.state().session.as_ref().expect("session");
+    assert!(
+        matches!(s.levels[s.level].source, LevelSource::Built(_)),
+        "the fitted view is drawn from a built level: {:?}",
+        s.levels[s.level]
+    );
+    let kept: Vec<_> = std::fs::read_dir(&store)
+        .expect("store")
+        .flatten()
+        .collect();
+    assert_eq!(kept.len(), 1, "one sidecar kept");
+    // The panel lists the built level's descriptors.
+    h.get_by_label("level").click();
+    h.step();
+    h.step();
+    h.get_by_label("1/4 (built)").click();
+    h.step();
+    h.step();
+    assert!(
+        h.query_by_label_contains("built level 1/4 (sidecar TIFF) 1000x750")
+            .is_some(),
+        "panel shows the built level"
+    );
+    // Reopening uses the kept levels at once: no build.
+    drop(h);
+    let mut h = build_with(
+        &p,
+        tessera::levels::LevelsConfig {
+            dir: Some(store.clone()),
+            cap_bytes: 1 << 30,
+            auto_pixels: 0,
+        },
+    );
+    settle(&mut h, |a| a.session.as_ref().is_some_and(|s| s.is_sharp()));
+    let s = h.state().session.as_ref().expect("session");
+    assert_eq!(s.build_state(), Some(BuildState::Complete));
+    assert!(
+        s.image.source.bytes_read() < 64 << 10,
+        "second open read {} bytes of the file",
+        s.image.source.bytes_read()
+    );
+}
+
+/// The menu bar shows the build's progress and a button that cancels it.
+#[test]
+fn a_level_build_can_be_cancelled() {
+    use tessera::levels::BuildState;
+    let dir = common::tempdir();
+    let p = dir.path().join("big.pgm");
+    tessera::synth::write_file(tessera::synth::Kind::Pgm, 12000, 9000, &p).expect("pgm");
+    let store = dir.path().join("levels");
+    let mut h = build_with(
+        &p,
+        tessera::levels::LevelsConfig {
+            dir: Some(store.clone()),
+            cap_bytes: 1 << 30,
+            auto_pixels: 0,
+        },
+    );
+    settle(&mut h, |a| a.session.is_some());
+    h.step();
+    h.get_by_label("Cancel levels").click();
+    settle(&mut h, |a| {
+        a.session
+            .as_ref()
+            .is_some_and(|s| s.build_state() == Some(BuildState::Cancelled))
+    });
+    assert!(
+        h.query_by_label("Cancel levels").is_none(),
+        "the button goes with the build"
+    );
+    let left: Vec<_> = std::fs::read_dir(&store)
+        .expect("store")
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "a cancelled build keeps nothing: {left:?}");
 }

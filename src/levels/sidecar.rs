@@ -64,8 +64,7 @@ pub fn free_bytes(dir: &Path) -> Option<u64> {
     // SAFETY: statvfs fills the struct we pass; `c` is a valid NUL-terminated path.
     unsafe {
         let mut st: libc::statvfs = std::mem::zeroed();
-        (libc::statvfs(c.as_ptr(), &mut st) == 0)
-            .then(|| st.f_bavail.saturating_mul(st.f_frsize))
+        (libc::statvfs(c.as_ptr(), &mut st) == 0).then(|| st.f_bavail.saturating_mul(st.f_frsize))
     }
 }
 

@@ -191,10 +191,7 @@ pub fn canvas_ui(
         }
     }
     // Selected descriptor and the one under the pointer.
-    if let Some(index) = selected
-        && index < page.descriptor_count()
-    {
-        let e = page.descriptor(index).extent;
+    if let Some(e) = selected.and_then(|index| session.panel_extent(index)) {
         painter.rect_stroke(
             to_rect(view, origin, &e),
             0.0,

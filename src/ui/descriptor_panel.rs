@@ -5,7 +5,57 @@
 use egui::RichText;
 
 use super::{Command, state_color};
-use crate::session::{Session, UnitState};
+use crate::cache::LEVELS_PAGE;
+use crate::levels::BuildState;
+use crate::session::{LevelSource, Session, UnitState};
+
+/// The image's levels: which one the panel lists, and how the build is going.
+fn levels_ui(ui: &mut egui::Ui, session: &Session, commands: &mut Vec<Command>) {
+    let name = |i: usize| -> String {
+        let l = session.levels[i];
+        match l.source {
+            LevelSource::Page(0) if l.factor == 1 => "full resolution".into(),
+            LevelSource::Page(p) => format!("1/{} (file page {p})", l.factor),
+            LevelSource::Built(_) => format!("1/{} (built)", l.factor),
+            LevelSource::Preview => format!("1/{} (preview)", l.factor),
+        }
+    };
+    let listable: Vec<usize> = (0..session.levels.len())
+        .filter(|&i| session.levels[i].source != LevelSource::Preview)
+        .collect();
+    ui.horizontal(|ui| {
+        if listable.len() > 1 {
+            let mut chosen = session.panel_level;
+            egui::ComboBox::from_label("level")
+                .selected_text(name(chosen.min(session.levels.len() - 1)))
+                .show_ui(ui, |ui| {
+                    for &i in &listable {
+                        ui.selectable_value(&mut chosen, i, name(i));
+                    }
+                });
+            if chosen != session.panel_level {
+                commands.push(Command::PanelLevel(chosen));
+            }
+        }
+        let built = session.image.levels();
+        let text = match (session.build_state(), built) {
+            (Some(BuildState::Building), _) => format!(
+                "building levels: {:.0}%",
+                session.build_progress().unwrap_or(0.0) * 100.0
+            ),
+            (Some(BuildState::Complete), Some(b)) => match &b.kept_at {
+                Some(p) => format!("levels kept in {}", p.display()),
+                None => "levels built (not kept)".into(),
+            },
+            (Some(BuildState::Cancelled), _) => "level build cancelled".into(),
+            (Some(BuildState::Failed(e)), _) => format!("level build failed: {e}"),
+            _ => String::new(),
+        };
+        if !text.is_empty() {
+            ui.label(text);
+        }
+    });
+}
 
 /// Which descriptors the panel lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -48,12 +98,20 @@ pub fn descriptor_panel_ui(
     visible_units: &std::collections::HashSet<u64>,
 ) -> Vec<Command> {
     let mut commands = Vec::new();
-    let page = session.page();
+    let (page_id, page, factor) = session.panel_page();
     let access = page.access();
     ui.heading("Tile descriptors");
+    levels_ui(ui, session, &mut commands);
+    let file = if page_id & LEVELS_PAGE != 0 {
+        format!("built level 1/{factor} (sidecar TIFF)")
+    } else if factor > 1 {
+        format!("{} level 1/{factor}", session.image.layout.format.name())
+    } else {
+        session.image.layout.format.name().to_string()
+    };
     ui.add(egui::Label::new(format!(
         "{} {}x{} {}: {} descriptors, access {} ({})",
-        session.image.layout.format.name(),
+        file,
         page.width,
         page.height,
         page.mode,
@@ -94,7 +152,7 @@ pub fn descriptor_panel_ui(
                 .units
                 .iter()
                 .filter(|((page, _), i)| {
-                    *page == session.page
+                    *page == page_id
                         && matches!(
                             (f, &i.state),
                             (StateFilter::Cached, UnitState::Cached)

@@ -21,6 +21,12 @@ pub enum Command {
     Select(Option<u64>),
     /// Centre the view on an image point.
     CenterOn(f64, f64),
+    /// List the descriptors of level `index` (of the session's levels) in the panel.
+    PanelLevel(usize),
+    /// Build zoomed-out levels for the open image now.
+    BuildLevels,
+    /// Stop the level build.
+    CancelLevels,
     ToggleFullscreen,
     ToggleOverlay,
     TogglePanel,
