@@ -72,6 +72,8 @@ pub struct StartOptions {
     pub cache_mb: Option<u64>,
     /// Run the scripted benchmark path and print its JSON line.
     pub bench: bool,
+    /// With `bench`: stop once the fit-to-window view is sharp.
+    pub bench_fit_only: bool,
     /// Level options from the command line (they override the settings for this run).
     pub levels: Option<LevelsConfig>,
 }
@@ -133,7 +135,9 @@ impl TesseraApp {
             hover: None,
             last_center: (0.0, 0.0),
             visible_units: HashSet::new(),
-            bench: start.bench.then(BenchView::new),
+            bench: start
+                .bench
+                .then(|| BenchView::with_path(start.bench_fit_only)),
             ctx: cc.egui_ctx.clone(),
             canvas_rect: egui::Rect::NOTHING,
             levels_override: start.levels,

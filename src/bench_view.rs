@@ -42,6 +42,11 @@ impl Default for BenchView {
 
 impl BenchView {
     pub fn new() -> Self {
+        Self::with_path(false)
+    }
+
+    /// The scripted path, or with `fit_only` just the opening fit-to-window view.
+    pub fn with_path(fit_only: bool) -> Self {
         let mut steps = vec![Step::Jump {
             fx: 0.5,
             fy: 0.5,
@@ -65,6 +70,9 @@ impl BenchView {
                 fy,
                 zoom: Some(1.0),
             });
+        }
+        if fit_only {
+            steps.truncate(1);
         }
         Self {
             started: Instant::now(),

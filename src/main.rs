@@ -21,7 +21,8 @@ const RENDER_CACHE_BYTES: usize = 128 << 20;
 
 const USAGE: &str = "usage:
   tessera [FILE] [--cache-mb M]          open the viewer (the bundled sample without FILE)
-  tessera bench-view FILE [--cache-mb M] drive the viewer along a scripted path, print JSON
+  tessera bench-view FILE [--cache-mb M] [--fit-only]
+                                        drive the viewer along a scripted path, print JSON
   tessera info FILE [--json] [--page P]
   tessera render FILE --region X,Y,W,H [--scale N] [--page P] [--cache-mb M] [--stats] -o OUT.png
   tessera levels FILE [--rebuild]       build the zoomed-out levels (kept for the viewer)
@@ -152,11 +153,12 @@ fn sample_path() -> Result<PathBuf> {
 fn cmd_view(args: &[String], bench: bool) -> Result<()> {
     let mut a = Args::new(args);
     let cache_mb: Option<u64> = a.number("--cache-mb")?;
+    let bench_fit_only = bench && a.flag("--fit-only");
     let cfg = levels_config(&mut a)?;
     // Level options on the command line override the viewer's settings for this run.
     let levels = (cfg != LevelsConfig::default()).then_some(cfg);
     let usage = if bench {
-        "usage: tessera bench-view FILE [--cache-mb M]"
+        "usage: tessera bench-view FILE [--cache-mb M] [--fit-only]"
     } else {
         "usage: tessera [FILE] [--cache-mb M]"
     };
@@ -175,6 +177,7 @@ fn cmd_view(args: &[String], bench: bool) -> Result<()> {
         file,
         cache_mb,
         bench,
+        bench_fit_only,
         levels,
     };
     let options = eframe::NativeOptions {

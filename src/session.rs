@@ -94,6 +94,12 @@ pub struct Session {
     pub level: usize,
     /// Index into `levels` of the level whose descriptors the panel lists.
     pub panel_level: usize,
+    /// Part of the view (full-resolution pixels) whose level is still being built and has
+    /// nothing to stand in for it: painted as a placeholder, and the view is not sharp.
+    pub unbuilt: Option<Extent>,
+    /// Set once the view has asked for its first pieces: a level build waits for that, so
+    /// the first picture does not queue behind the build's reads.
+    asked: Arc<std::sync::atomic::AtomicBool>,
     pub mode: ViewMode,
     /// New errors for the banner (drained by the app).
     pub new_errors: Vec<String>,
@@ -118,6 +124,8 @@ impl Session {
         Self {
             builder: None,
             panel_level: 0,
+            unbuilt: None,
+            asked: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             image,
             page: 0,
             levels,
@@ -157,9 +165,11 @@ impl Session {
     /// strip as it lands and the loader's requests go first.
     pub fn start_build(&mut self, job: BuildJob, notify: crate::loader::Notify) {
         let busy = self.loader.busy_signal();
+        let asked = self.asked.clone();
+        let wait = move || !asked.load(std::sync::atomic::Ordering::Acquire) || busy();
         let spawned = std::thread::Builder::new()
             .name("tessera-levels".into())
-            .spawn(move || job.run(&*busy, &*notify));
+            .spawn(move || job.run(&wait, &*notify));
         match spawned {
             Ok(h) => self.builder = Some(h),
             Err(e) => self
@@ -381,6 +391,40 @@ impl Session {
         }
     }
 
+    /// Whether level `index` is a built level still being written with no preview to stand
+    /// in for its missing rows.
+    fn has_holes(&self, index: usize) -> bool {
+        let Some(l) = self.levels.get(index) else {
+            return false;
+        };
+        match (l.source, self.image.levels()) {
+            (LevelSource::Built(i), Some(b)) if !l.preview => {
+                let height = b.plan.levels.get(i as usize).map_or(0, |g| g.height);
+                b.status.rows_done(i as usize) < height
+            }
+            _ => false,
+        }
+    }
+
+    /// The part of `region` (full-resolution pixels) that level `index` cannot show yet.
+    fn unbuilt_part(&self, index: usize, region: &Extent) -> Option<Extent> {
+        if !self.has_holes(index) {
+            return None;
+        }
+        let l = self.levels.get(index)?;
+        let LevelSource::Built(i) = l.source else {
+            return None;
+        };
+        let built = self.image.levels()?;
+        let page = built.image.layout.pages.get(i as usize)?;
+        let done = built.status.rows_done(i as usize).min(page.height - 1);
+        // Strips land whole: the first unfinished one starts where the view's holes start.
+        let (y0, _) = page.grid.unit_row_span(page.grid.unit_row_of(done));
+        let y = (y0 * l.factor).min(self.page().height);
+        let e = Extent::new(region.x0, region.y0.max(y), region.x1, region.y1);
+        (e.y0 < e.y1 && e.x0 < e.x1).then_some(e)
+    }
+
     /// Preview keys (every `f`-th row and pixel of the page) covering `r` (preview pixels).
     fn preview_keys(&self, index: usize, f: u32, r: &Extent) -> Vec<PieceKey> {
         let page = self.page();
@@ -423,7 +467,9 @@ impl Session {
         let Some(region) = view.prefetch_extent(w, h, motion) else {
             self.wanted.clear();
             self.sharp.clear();
+            self.unbuilt = None;
             self.loader.replace(&[]);
+            self.asked.store(true, std::sync::atomic::Ordering::Release);
             return;
         };
         let budget = lock(&self.cache).budget() as u64;
@@ -433,7 +479,14 @@ impl Session {
             .rposition(|l| f64::from(l.factor) <= 1.0 / view.zoom)
             .unwrap_or(0);
         let mut chosen = None;
-        for index in ideal..self.levels.len() {
+        // A level still being built (with nothing to stand in for it) gives way to a finer
+        // level that fits, when there is one.
+        let finer: Vec<usize> = if self.has_holes(ideal) {
+            (0..ideal).rev().collect()
+        } else {
+            Vec::new()
+        };
+        for index in finer.into_iter().chain(ideal..self.levels.len()) {
             let keys = self.level_keys(index, &region);
             if self.bytes_of(&keys) <= budget / 2 {
                 chosen = Some((index, keys));
@@ -444,11 +497,14 @@ impl Session {
             self.mode = ViewMode::TooFarOut;
             self.wanted.clear();
             self.sharp.clear();
+            self.unbuilt = None;
             self.loader.replace(&[]);
+            self.asked.store(true, std::sync::atomic::Ordering::Release);
             return;
         };
         self.mode = ViewMode::Sharp;
         self.level = level;
+        self.unbuilt = self.unbuilt_part(level, &region);
         // Nearest the centre first.
         let (cx, cy) = (view.center_x, view.center_y);
         let dist = |s: &Self, k: &PieceKey| {
@@ -515,6 +571,7 @@ impl Session {
         };
         missing.retain(|k| !failed(k));
         self.loader.replace(&missing);
+        self.asked.store(true, std::sync::atomic::Ordering::Release);
         self.wanted = keys;
         // Drop queued uploads nobody wants any more.
         let wanted = &self.wanted;
@@ -537,7 +594,9 @@ impl Session {
 
     /// Every piece of the view's level is on the GPU.
     pub fn is_sharp(&self) -> bool {
-        self.mode == ViewMode::Sharp && self.sharp.iter().all(|k| self.textures.contains(k))
+        self.mode == ViewMode::Sharp
+            && self.unbuilt.is_none()
+            && self.sharp.iter().all(|k| self.textures.contains(k))
     }
 
     pub fn pending_uploads(&self) -> usize {
@@ -638,8 +697,14 @@ pub fn view_levels(image: &OpenImage) -> Vec<ViewLevel> {
         }
     }
     if previews {
+        // With built levels, previews only stand in below the coarsest of them (the coarse
+        // fill-in then comes from the levels, not from the file).
+        let limit = image
+            .levels()
+            .and_then(|b| b.plan.levels.last())
+            .map_or(1 << 20, |l| l.factor);
         let mut k = 2u32;
-        while page0.width.max(page0.height) / k >= 128 && k <= 1 << 20 {
+        while page0.width.max(page0.height) / k >= 128 && k <= limit {
             if !levels.iter().any(|v| v.factor == k) {
                 levels.push(ViewLevel {
                     factor: k,

@@ -37,6 +37,7 @@ fn build_with(path: &Path, levels: tessera::levels::LevelsConfig) -> Harness<'st
                     file: Some(path),
                     cache_mb: Some(64),
                     bench: false,
+                    bench_fit_only: false,
                     levels: Some(levels),
                 },
             )

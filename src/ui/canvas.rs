@@ -114,6 +114,23 @@ pub fn canvas_ui(
             Color32::from_gray(200),
         );
     }
+    if let Some(e) = session.unbuilt {
+        // Levels are being built and have not reached this part yet.
+        painter.rect_filled(to_rect(view, origin, &e), 0.0, Color32::from_gray(40));
+        let r = to_rect(view, origin, &e).intersect(rect);
+        if r.height() > 40.0 {
+            painter.text(
+                r.center(),
+                egui::Align2::CENTER_CENTER,
+                format!(
+                    "building zoomed-out levels: {:.0}%",
+                    session.build_progress().unwrap_or(1.0) * 100.0
+                ),
+                egui::FontId::proportional(16.0),
+                Color32::from_gray(200),
+            );
+        }
+    }
     if let Some(visible) = visible {
         let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
         let fill_level = session.levels.len().saturating_sub(1);
