@@ -19,6 +19,10 @@
 //!                      subsampled preview) ─▶ cache ─▶ bounded result channel
 //! ```
 //!
+//! Zoomed out, views and scaled renders read resolution levels: a TIFF's reduced pages, or
+//! levels `levels` builds in one box-filtering pass into a sidecar BigTIFF that is opened as an
+//! image of its own and attached to the file's [`OpenImage`].
+//!
 //! The window (`app`) owns a `session::Session` per open image: each frame it drains loader
 //! results, asks for the pieces the `viewport::Viewport` shows, uploads at most a few MB of
 //! textures into `textures::TextureCache` and paints (`ui::canvas`); the UI thread never

@@ -33,6 +33,7 @@ const USAGE: &str = "usage:
   tessera synth KIND WIDTH HEIGHT OUT   (KIND: ppm pgm bmp tiff-strip tiff-tiled-rgba)";
 
 fn main() -> ExitCode {
+    tessera::bench_view::mark_process_start();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -134,7 +134,8 @@ fn scaled_render_uses_the_coarsest_exact_level() {
     }
 }
 
-/// Subsampled previews of raw blocks pick exactly every k-th row and pixel.
+/// Subsampled previews of raw blocks, uncompressed strips and tiles pick exactly every k-th
+/// row and pixel.
 #[test]
 fn previews_subsample_raw_blocks_exactly() {
     use tessera::synth::{Kind, write_file};
@@ -144,6 +145,8 @@ fn previews_subsample_raw_blocks_exactly() {
         (Kind::Ppm, "p.ppm"),
         (Kind::Bmp, "b.bmp"),
         (Kind::Pgm, "g.pgm"),
+        (Kind::TiffStrip, "s.tif"),
+        (Kind::TiffTiledRgba, "t.tif"),
     ] {
         let p = dir.path().join(name);
         write_file(kind, w, h, &p).expect("fixture");

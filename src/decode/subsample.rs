@@ -1,7 +1,8 @@
-//! Subsampled previews of raw layouts: every k-th row and every k-th pixel of a raw block, so
-//! a picture of the whole file appears at once, whatever its size, before (or without)
-//! box-filtered levels. Rows are read with one strided `pread` per row window; only the
-//! column span in view is read.
+//! Subsampled previews of raw layouts: every k-th row and every k-th pixel of a raw block or of
+//! uncompressed TIFF strips or tiles, so a picture of the whole file appears at once, whatever
+//! its size, before (or without) box-filtered levels. A raw block's rows are read with one
+//! strided `pread` per row window; strips and tiles with one read per row and chunk, all asked
+//! of the kernel first so they are fetched in parallel. Only the column span in view is read.
 
 use super::Piece;
 use crate::error::FormatError;
@@ -11,9 +12,87 @@ use crate::source::Source;
 /// Level rows per preview piece.
 const PREVIEW_ROWS: u32 = 256;
 
-/// Whether a page can be previewed by subsampling (one raw block).
+/// Whether a page can be previewed by subsampling: one raw block, or uncompressed chunky
+/// strips or tiles of whole-byte pixels.
 pub fn supported(page: &Page) -> bool {
-    matches!(page.storage, Storage::Raw { .. })
+    match page.storage {
+        Storage::Raw { .. } => true,
+        Storage::Chunks {
+            codec: crate::format::Codec::Raw,
+            planes: 1,
+            ..
+        } => page.raw.bits_per_pixel().is_multiple_of(8),
+        _ => false,
+    }
+}
+
+/// Read, for each of `rows` image rows (`first`, `first + k`, ...), the bytes of image columns
+/// `ax0..bx1` from uncompressed chunks into `buf` (`width_bytes` a row).
+#[allow(clippy::too_many_arguments)] // reason: one call site, all plain geometry
+fn read_chunk_rows(
+    source: &Source,
+    page: &Page,
+    first: u64,
+    k: u64,
+    rows: usize,
+    ax0: u32,
+    bx1: u32,
+    buf: &mut [u8],
+) -> Result<(), FormatError> {
+    let Storage::Chunks {
+        offsets,
+        lengths,
+        chunk_stride,
+        ..
+    } = &page.storage
+    else {
+        return Err(FormatError::unsupported("preview of a compressed layout"));
+    };
+    let g = page.grid;
+    let across = u64::from(g.across());
+    let px = page.raw.bits_per_pixel() / 8;
+    let width_bytes = (u64::from(bx1 - ax0) * px) as usize;
+    let (c0, c1) = (ax0 / g.chunk_w, (bx1 - 1) / g.chunk_w);
+    // (file offset, length, position in buf) of every segment.
+    let mut segments = Vec::with_capacity(rows * (c1 - c0 + 1) as usize);
+    for i in 0..rows {
+        let y = first + i as u64 * k;
+        let chunk_row = y / u64::from(g.chunk_h);
+        let in_chunk = (y % u64::from(g.chunk_h)) * chunk_stride;
+        for c in c0..=c1 {
+            let chunk = (chunk_row * across + u64::from(c)) as usize;
+            let cx0 = c * g.chunk_w;
+            let sx0 = ax0.max(cx0);
+            let sx1 = bx1.min(cx0 + g.chunk_w).min(page.width);
+            let at = in_chunk + u64::from(sx0 - cx0) * px;
+            let len = u64::from(sx1 - sx0) * px;
+            let (Some(&off), Some(&stored)) = (offsets.get(chunk), lengths.get(chunk)) else {
+                return Err(FormatError::truncated(format!("chunk {chunk} is missing")));
+            };
+            if at + len > stored {
+                return Err(FormatError::truncated(format!(
+                    "uncompressed chunk at offset {off} holds {stored} bytes, {} needed",
+                    at + len
+                )));
+            }
+            let dst = i * width_bytes + (u64::from(sx0 - ax0) * px) as usize;
+            segments.push((off + at, len, dst));
+        }
+    }
+    for &(off, len, _) in &segments {
+        source.prefetch(off, len);
+    }
+    for (off, len, dst) in segments {
+        source.read_rows(
+            off,
+            len,
+            1,
+            0,
+            len as usize,
+            &mut buf[dst..dst + len as usize],
+        )?;
+    }
+    Ok(())
 }
 
 /// The grid of a preview with step `k`: level-sized, in bands of `PREVIEW_ROWS` rows.
@@ -31,14 +110,18 @@ pub fn decode(
     x0: u32,
     x1: u32,
 ) -> Result<Piece, FormatError> {
-    let Storage::Raw {
-        base,
-        stride,
-        bottom_up,
-    } = &page.storage
-    else {
-        return Err(FormatError::unsupported("preview of a non-raw layout"));
+    if !supported(page) {
+        return Err(FormatError::unsupported("preview of a compressed layout"));
+    }
+    let (base, stride, bottom_up) = match &page.storage {
+        Storage::Raw {
+            base,
+            stride,
+            bottom_up,
+        } => (*base, *stride, *bottom_up),
+        _ => (0, page.raw.row_bytes(page.width), false),
     };
+    let (base, stride, bottom_up) = (&base, &stride, &bottom_up);
     let g = grid(page, k);
     let band = g.unit_extent(unit);
     let extent = Extent::new(x0.max(band.x0), band.y0, x1.min(band.x1), band.y1);
@@ -72,14 +155,27 @@ pub fn decode(
         (first_image_row, stride * u64::from(k))
     };
     let mut buf = vec![0u8; h * width_bytes];
-    source.read_rows(
-        base + first_file_row * stride,
-        row_step,
-        h,
-        skip,
-        width_bytes,
-        &mut buf,
-    )?;
+    if matches!(page.storage, Storage::Raw { .. }) {
+        source.read_rows(
+            base + first_file_row * stride,
+            row_step,
+            h,
+            skip,
+            width_bytes,
+            &mut buf,
+        )?;
+    } else {
+        read_chunk_rows(
+            source,
+            page,
+            first_image_row,
+            u64::from(k),
+            h,
+            ax0,
+            bx1,
+            &mut buf,
+        )?;
+    }
     let palette = page.palette.as_deref().map(Vec::as_slice);
     if bpp.is_multiple_of(8) {
         // Whole-byte pixels: gather the sampled pixels' bytes into one row and unpack only

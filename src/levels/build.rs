@@ -20,6 +20,9 @@ use crate::error::{Error, FormatError};
 use crate::format::{Extent, Page, Storage};
 use crate::image::OpenImage;
 
+/// Unit rows each producer asks the kernel for ahead of the one it decodes.
+const LOOKAHEAD: u64 = 4;
+
 /// A build ready to run: the sidecar is created and attached, no pixel written yet.
 #[derive(Debug)]
 pub struct BuildJob {
@@ -271,7 +274,9 @@ impl BuildJob {
                             wait();
                             // Keep the disk busy: the fd is opened for random access, so the
                             // kernel does not read ahead of a sequential pass on its own.
-                            prefetch_row(image, page, r + producers);
+                            for ahead in 1..=LOOKAHEAD {
+                                prefetch_row(image, page, r + ahead * producers);
+                            }
                             let band = match native {
                                 Some(layout) => read_native(image, page, r, layout, &mut buf).map(
                                     |(y0, rows)| pair_sums(&buf, layout, page.width, y0, rows, spp),
