@@ -290,7 +290,25 @@ impl TesseraApp {
         }
     }
 
-    fn apply(&mut self, cmd: Command) {
+    /// Carry out a command, as the UI does once a frame (tests drive the app with it too).
+    pub fn apply(&mut self, cmd: Command) {
+        // Commands that move the view leave fit-to-window mode.
+        if !matches!(
+            cmd,
+            Command::Fit
+                | Command::Select(_)
+                | Command::PanelLevel(_)
+                | Command::BuildLevels
+                | Command::CancelLevels
+                | Command::DismissError
+                | Command::ToggleOverlay
+                | Command::TogglePanel
+                | Command::ToggleFullscreen
+                | Command::Open(_)
+                | Command::OpenDialog
+        ) {
+            self.fit_mode = false;
+        }
         let size = self
             .session
             .as_ref()
@@ -652,22 +670,6 @@ impl eframe::App for TesseraApp {
             }
         });
         for c in cmds {
-            if !matches!(
-                c,
-                Command::Fit
-                    | Command::Select(_)
-                    | Command::PanelLevel(_)
-                    | Command::BuildLevels
-                    | Command::CancelLevels
-                    | Command::DismissError
-                    | Command::ToggleOverlay
-                    | Command::TogglePanel
-                    | Command::ToggleFullscreen
-                    | Command::Open(_)
-                    | Command::OpenDialog
-            ) {
-                self.fit_mode = false;
-            }
             self.apply(c);
         }
         if let Some(bench) = &mut self.bench {

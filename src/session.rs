@@ -163,7 +163,9 @@ impl Session {
 
     /// Run `job` (levels being built for this image) in the background; the view uses each
     /// strip as it lands and the loader's requests go first.
-    pub fn start_build(&mut self, job: BuildJob, notify: crate::loader::Notify) {
+    pub fn start_build(&mut self, mut job: BuildJob, notify: crate::loader::Notify) {
+        job.memory_budget = lock(&self.cache).budget();
+        job.background = true;
         let busy = self.loader.busy_signal();
         let asked = self.asked.clone();
         let wait = move || !asked.load(std::sync::atomic::Ordering::Acquire) || busy();

@@ -525,3 +525,47 @@ fn a_level_build_can_be_cancelled() {
         .collect();
     assert!(left.is_empty(), "a cancelled build keeps nothing: {left:?}");
 }
+
+/// Larger than this machine's RAM (a sparse 27 GB PPM): open, fit, zoom to 1:1, pan. The view
+/// reads a sliver of the file and the decoded pieces stay within the cache budget.
+#[test]
+fn an_image_larger_than_ram_opens_fits_zooms_and_pans() {
+    use std::io::Write;
+    let dir = common::tempdir();
+    let p = dir.path().join("huge.ppm");
+    let (w, h) = (100_000u64, 90_000u64);
+    let mut f = std::fs::File::create(&p).expect("create");
+    let header = format!("P6\n{w} {h}\n255\n");
+    f.write_all(header.as_bytes()).expect("header");
+    // Sparse: the pixels read as zeros, no disk is used.
+    f.set_len(header.len() as u64 + w * h * 3).expect("size");
+    drop(f);
+    let size = std::fs::metadata(&p).expect("meta").len();
+    assert!(size > 24 << 30, "bigger than the machine's 24 GiB of RAM");
+    let mut hn = harness(&p);
+    settle(&mut hn, |a| {
+        a.session.as_ref().is_some_and(|s| s.is_sharp())
+    });
+    let fit_level = hn.state().session.as_ref().map_or(0, |s| s.level);
+    assert!(fit_level > 0, "the fitted view comes from a preview");
+    hn.state_mut().apply(tessera::ui::Command::ActualSize);
+    settle(&mut hn, |a| {
+        a.session.as_ref().is_some_and(|s| s.is_sharp())
+    });
+    for _ in 0..3 {
+        hn.state_mut()
+            .apply(tessera::ui::Command::CenterOn(71_234.0, 55_555.0));
+        settle(&mut hn, |a| {
+            a.session.as_ref().is_some_and(|s| s.is_sharp())
+        });
+    }
+    let s = hn.state().session.as_ref().expect("session");
+    assert_eq!(s.level, 0, "1:1 reads the file itself");
+    let (cached, budget) = {
+        let c = s.cache.lock().expect("cache");
+        (c.bytes(), c.budget())
+    };
+    assert!(cached <= budget, "{cached} bytes cached, budget {budget}");
+    let read = s.image.source.bytes_read();
+    assert!(read < size / 20, "read {read} of {size} bytes");
+}

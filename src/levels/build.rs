@@ -21,7 +21,7 @@ use crate::format::{Extent, Page, Storage};
 use crate::image::OpenImage;
 
 /// Unit rows each producer asks the kernel for ahead of the one it decodes.
-const LOOKAHEAD: u64 = 4;
+const LOOKAHEAD: u64 = 12;
 
 /// A build ready to run: the sidecar is created and attached, no pixel written yet.
 #[derive(Debug)]
@@ -32,6 +32,20 @@ pub struct BuildJob {
     pub(super) file: File,
     pub(super) work_path: PathBuf,
     pub(super) final_path: Option<PathBuf>,
+    /// Bytes the pass may hold in decoded bands (the viewer's cache budget).
+    pub memory_budget: usize,
+    /// Run at the lowest CPU priority (in the viewer: the UI and the view's own decoding come
+    /// first on a machine with few cores).
+    pub background: bool,
+}
+
+/// Lower the calling thread's CPU priority to the minimum (nice 19).
+fn lower_priority() {
+    // SAFETY: plain syscalls on the calling thread; failure only leaves the priority as is.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
 }
 
 /// What a finished build did.
@@ -72,6 +86,9 @@ impl BuildJob {
         notify: &(dyn Fn() + Sync),
     ) -> Result<BuildSummary, Error> {
         let start = Instant::now();
+        if self.background {
+            lower_priority();
+        }
         let read_before = self.image.source.bytes_read();
         let result = self.pass(yield_to, notify);
         let status = &self.status;
@@ -251,9 +268,13 @@ impl BuildJob {
         consume: &mut dyn FnMut(PairSums) -> Result<(), FormatError>,
     ) -> Result<(), FormatError> {
         let rows = page.grid.unit_rows();
-        let producers = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(1, 4) as u64;
+        // Each producer holds up to two bands (one decoding, one handed over): keep them all
+        // within half the memory budget, however wide the image.
+        let band_bytes = u64::from(page.width) * u64::from(page.grid.band_h) * 4;
+        let fit = (self.memory_budget as u64 / 2 / (2 * band_bytes).max(1)).max(1);
+        let producers = (std::thread::available_parallelism().map_or(2, |n| n.get()) as u64)
+            .clamp(1, 4)
+            .min(fit);
         let progress = &self.status.progress;
         std::thread::scope(|scope| {
             let mut receivers = Vec::new();
@@ -264,6 +285,9 @@ impl BuildJob {
                 std::thread::Builder::new()
                     .name(format!("tessera-levels-{k}"))
                     .spawn_scoped(scope, move || {
+                        if self.background {
+                            lower_priority();
+                        }
                         let mut tiff_cache = DecoderCache::default();
                         tiff_cache.set_source(&image.source);
                         let spp = usize::from(self.plan.spp);

@@ -308,5 +308,7 @@ pub fn prepare_build(image: &Arc<OpenImage>, cfg: &LevelsConfig) -> Result<Build
         file,
         work_path,
         final_path,
+        memory_budget: crate::cache::default_budget(),
+        background: false,
     })
 }
