@@ -386,6 +386,8 @@ fn cmd_levels(args: &[String]) -> Result<()> {
         return Ok(());
     }
     let job = levels::prepare_build(&image, &cfg)?;
+    // Nothing else reads the file in this process: let the kernel read ahead of the pass.
+    image.source.advise_sequential();
     let status = job.status.clone();
     let done = std::sync::atomic::AtomicBool::new(false);
     let start = Instant::now();

@@ -28,6 +28,12 @@ use crate::source::Source;
 pub const RAW_BAND_BYTES: u64 = 4 << 20;
 /// Most rows in a band, so a band of a narrow image stays within a GPU texture's side.
 pub const MAX_BAND_ROWS: u32 = 1024;
+/// Fewest rows in a band of a very wide image (up to [`MAX_WIDE_BAND_BYTES`]): the viewer
+/// reads bands in column windows, and slivers of a dozen rows would mean hundreds of pieces
+/// and textures per screen.
+pub const MIN_BAND_ROWS: u64 = 32;
+/// Largest band a wide image may get to reach [`MIN_BAND_ROWS`].
+pub const MAX_WIDE_BAND_BYTES: u64 = 32 << 20;
 /// Width of the column windows a raw band is read in (a multiple of 8 so 1-bit rows stay
 /// byte-aligned). The viewer reads raw bands in windows of this width: wide enough to keep
 /// texture counts low, narrow enough not to read far beyond the view.
@@ -650,7 +656,11 @@ pub fn check_dimensions(width: u64, height: u64) -> Result<(u32, u32), FormatErr
 
 /// Rows per band for a raw block with `stride` bytes a row.
 pub fn raw_band_rows(stride: u64) -> u32 {
-    (RAW_BAND_BYTES / stride.max(1)).clamp(1, u64::from(MAX_BAND_ROWS)) as u32
+    let stride = stride.max(1);
+    let floor = (MAX_WIDE_BAND_BYTES / stride).min(MIN_BAND_ROWS);
+    (RAW_BAND_BYTES / stride)
+        .max(floor)
+        .clamp(1, u64::from(MAX_BAND_ROWS)) as u32
 }
 
 /// Check that `len` bytes at `offset` lie inside a file of `file_len` bytes.

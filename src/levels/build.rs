@@ -167,6 +167,7 @@ impl BuildJob {
                 buf: Vec::with_capacity((l.stride * u64::from(l.rows_per_strip)) as usize),
             })
             .collect();
+        let pad = plan.spp == 3;
         let mut written = 0u64;
         let mut write_error: Option<std::io::Error> = None;
         let file = &self.file;
@@ -179,11 +180,29 @@ impl BuildJob {
             if w.buf.is_empty() {
                 w.first_row = y;
             }
-            w.buf.extend_from_slice(row);
+            if pad {
+                // RGB to RGBX: the pad byte is opaque, for readers that take it as alpha.
+                for px in row.chunks_exact(3) {
+                    w.buf.extend_from_slice(&[px[0], px[1], px[2], 255]);
+                }
+            } else {
+                w.buf.extend_from_slice(row);
+            }
             if y + 1 - w.first_row == w.rows_per_strip || y + 1 == w.height {
                 let at = w.offset + u64::from(w.first_row) * w.stride;
                 match file.write_all_at(&w.buf, at) {
                     Ok(()) => {
+                        // Start writing the strip out now: dirty pages piling up would be
+                        // flushed in one burst that stalls the reads of the pass.
+                        // SAFETY: an advisory syscall on our own descriptor and range.
+                        unsafe {
+                            libc::sync_file_range(
+                                std::os::fd::AsRawFd::as_raw_fd(file),
+                                at as libc::off64_t,
+                                w.buf.len() as libc::off64_t,
+                                libc::SYNC_FILE_RANGE_WRITE,
+                            );
+                        }
                         written += w.buf.len() as u64;
                         status.set_rows(w.index, y + 1);
                         notify();

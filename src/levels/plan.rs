@@ -1,9 +1,10 @@
 //! Geometry and on-disk layout of built levels, kept free of I/O so it can be tested.
 //!
 //! Built levels are stored as an ordinary BigTIFF: one uncompressed, strip-organised page per
-//! level (NewSubfileType = reduced), samples L, RGB or RGBA. Any TIFF reader can open it, and
-//! Tessera reads it back through its own TIFF path: per-level descriptors, column windows of
-//! raw strips, and `mmap` by PIL's rule for L and RGBA. Every offset is fixed before the first
+//! level (NewSubfileType = reduced), samples L, RGBX (RGB padded to four bytes, ExtraSamples
+//! unspecified) or RGBA. Any TIFF reader can open it, and Tessera reads it back through its
+//! own TIFF path: per-level descriptors, column windows of raw strips, and `mmap`, since L,
+//! RGBX and RGBA are layouts PIL maps as they are stored. Every offset is fixed before the first
 //! pixel is written, so the builder fills strips in place as rows arrive and a reader can use
 //! the strips already written while the rest is still being built.
 
@@ -41,7 +42,7 @@ impl LevelGeom {
 pub struct LevelPlan {
     pub src_width: u32,
     pub src_height: u32,
-    /// Samples per pixel stored: 1 (gray), 3 (RGB) or 4 (RGBA).
+    /// Samples per pixel filtered: 1 (gray), 3 (RGB, stored as RGBX) or 4 (RGBA).
     pub spp: u8,
     pub levels: Vec<LevelGeom>,
     /// Length of the whole sidecar file.
@@ -81,7 +82,7 @@ impl LevelPlan {
             .iter()
             .map(|&f| {
                 let (lw, lh) = (w.div_ceil(f), h.div_ceil(f));
-                let stride = u64::from(lw) * u64::from(spp);
+                let stride = u64::from(lw) * u64::from(stored_samples(spp));
                 let rows_per_strip = (STRIP_BYTES / stride).clamp(8, 1024) as u32;
                 LevelGeom {
                     factor: f,
@@ -120,8 +121,14 @@ impl LevelPlan {
             .find(|p| p.file_len <= cap)
     }
 
+    /// Samples per pixel on disk.
+    pub fn stored_samples(&self) -> u8 {
+        stored_samples(self.spp)
+    }
+
     /// The file's first 16 + [`IDENTITY_LEN`] bytes and every IFD: everything but the pixels.
     pub fn header(&self, identity: &str) -> Vec<u8> {
+        let disk = self.stored_samples();
         let mut out = Vec::with_capacity(self.levels[0].offset as usize);
         out.extend_from_slice(b"II");
         out.extend_from_slice(&43u16.to_le_bytes());
@@ -153,20 +160,21 @@ impl LevelPlan {
                 (
                     258,
                     3,
-                    u64::from(self.spp),
-                    packed_shorts(&vec![8; self.spp as usize]),
+                    u64::from(disk),
+                    packed_shorts(&vec![8; disk as usize]),
                 ),
                 (259, 3, 1, 1),
                 (262, 3, 1, if self.spp == 1 { 1 } else { 2 }),
                 (270, 2, id_len as u64 + 1, 16),
                 (273, 16, strips, if multi { off_at } else { l.offset }),
-                (277, 3, 1, u64::from(self.spp)),
+                (277, 3, 1, u64::from(disk)),
                 (278, 4, 1, u64::from(l.rows_per_strip)),
                 (279, 16, strips, if multi { len_at } else { l.bytes() }),
                 (284, 3, 1, 1),
             ];
-            if self.spp == 4 {
-                e.push((338, 3, 1, 2));
+            if disk == 4 {
+                // Unassociated alpha, or (RGBX) a pad byte with no meaning.
+                e.push((338, 3, 1, if self.spp == 4 { 2 } else { 0 }));
             }
             debug_assert_eq!(e.len() as u64, entries);
             out.extend_from_slice(&entries.to_le_bytes());
@@ -194,8 +202,13 @@ impl LevelPlan {
     }
 }
 
+/// RGB is padded to RGBX: four bytes a pixel is a layout that can be memory-mapped.
+fn stored_samples(spp: u8) -> u8 {
+    if spp == 3 { 4 } else { spp }
+}
+
 fn entry_count(spp: u8) -> u64 {
-    if spp == 4 { 13 } else { 12 }
+    if stored_samples(spp) == 4 { 13 } else { 12 }
 }
 
 /// Bytes of a level's IFD plus its out-of-line strip arrays.

@@ -262,6 +262,20 @@ impl Source {
         result
     }
 
+    /// Tell the kernel the file will now be read front to back (a one-pass tool): its own
+    /// readahead then runs ahead of the reads. The viewer keeps the random-access advice.
+    pub fn advise_sequential(&self) {
+        // SAFETY: advisory syscall on a valid descriptor.
+        unsafe {
+            libc::posix_fadvise(
+                std::os::fd::AsRawFd::as_raw_fd(&self.file),
+                0,
+                0,
+                libc::POSIX_FADV_SEQUENTIAL,
+            );
+        }
+    }
+
     /// Ask the kernel to start reading `len` bytes at `offset` (a sequential pass reads ahead
     /// of itself with this: the file descriptor is opened for random access).
     pub fn prefetch(&self, offset: u64, len: u64) {
