@@ -20,8 +20,11 @@ use crate::error::{Error, FormatError};
 use crate::format::{Extent, Page, Storage};
 use crate::image::OpenImage;
 
-/// Unit rows each producer asks the kernel for ahead of the one it decodes.
+/// Unit rows each producer asks the kernel for ahead of the one it decodes: deep for a
+/// command-line pass, shallow in the viewer, where a view's reads must not queue behind
+/// hundreds of MB of the build's.
 const LOOKAHEAD: u64 = 12;
+const LOOKAHEAD_BACKGROUND: u64 = 2;
 
 /// A build ready to run: the sidecar is created and attached, no pixel written yet.
 #[derive(Debug)]
@@ -317,7 +320,12 @@ impl BuildJob {
                             wait();
                             // Keep the disk busy: the fd is opened for random access, so the
                             // kernel does not read ahead of a sequential pass on its own.
-                            for ahead in 1..=LOOKAHEAD {
+                            let lookahead = if self.background {
+                                LOOKAHEAD_BACKGROUND
+                            } else {
+                                LOOKAHEAD
+                            };
+                            for ahead in 1..=lookahead {
                                 prefetch_row(image, page, r + ahead * producers);
                             }
                             let band = match native {
