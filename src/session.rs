@@ -166,6 +166,9 @@ impl Session {
     pub fn start_build(&mut self, mut job: BuildJob, notify: crate::loader::Notify) {
         job.memory_budget = lock(&self.cache).budget();
         job.background = true;
+        // With previews standing in, the build can wait for idle CPU; without, the view is
+        // waiting for it.
+        job.low_priority = crate::decode::subsample::supported(self.page());
         let busy = self.loader.busy_signal();
         let asked = self.asked.clone();
         let wait = move || !asked.load(std::sync::atomic::Ordering::Acquire) || busy();

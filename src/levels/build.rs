@@ -25,6 +25,8 @@ use crate::image::OpenImage;
 /// hundreds of MB of the build's.
 const LOOKAHEAD: u64 = 12;
 const LOOKAHEAD_BACKGROUND: u64 = 2;
+/// Sidecars bigger than this have their strips written out as the pass goes.
+const PUSH_WRITES_ABOVE: u64 = 1 << 30;
 
 /// A build ready to run: the sidecar is created and attached, no pixel written yet.
 #[derive(Debug)]
@@ -37,14 +39,22 @@ pub struct BuildJob {
     pub(super) final_path: Option<PathBuf>,
     /// Bytes the pass may hold in decoded bands (the viewer's cache budget).
     pub memory_budget: usize,
-    /// Run at the lowest CPU priority (in the viewer: the UI and the view's own decoding come
-    /// first on a machine with few cores).
+    /// Running inside the viewer: read only a little ahead, so a view's reads do not queue
+    /// behind the build's.
     pub background: bool,
+    /// Run at the lowest CPU priority: the UI and the view's own decoding come first on a
+    /// machine with few cores. Only when the view has previews to show meanwhile (a view
+    /// waiting on the levels themselves wants them built at full speed; and an unprivileged
+    /// thread cannot raise its priority back).
+    pub low_priority: bool,
 }
 
-/// Lower the calling thread's CPU priority to the minimum (nice 19).
-fn lower_priority() {
-    // SAFETY: plain syscalls on the calling thread; failure only leaves the priority as is.
+/// Lower the calling thread's CPU priority to the minimum (nice 19), if `job` asks for it.
+fn lower_priority(job: &BuildJob) {
+    if !job.low_priority {
+        return;
+    }
+    // SAFETY: plain syscalls on the calling thread; failure leaves the priority as is.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, 19);
@@ -89,9 +99,7 @@ impl BuildJob {
         notify: &(dyn Fn() + Sync),
     ) -> Result<BuildSummary, Error> {
         let start = Instant::now();
-        if self.background {
-            lower_priority();
-        }
+        lower_priority(&self);
         let read_before = self.image.source.bytes_read();
         let result = self.pass(yield_to, notify);
         let status = &self.status;
@@ -171,6 +179,7 @@ impl BuildJob {
             })
             .collect();
         let pad = plan.spp == 3;
+        let push_writes = plan.file_len > PUSH_WRITES_ABOVE;
         let mut written = 0u64;
         let mut write_error: Option<std::io::Error> = None;
         let file = &self.file;
@@ -195,16 +204,19 @@ impl BuildJob {
                 let at = w.offset + u64::from(w.first_row) * w.stride;
                 match file.write_all_at(&w.buf, at) {
                     Ok(()) => {
-                        // Start writing the strip out now: dirty pages piling up would be
-                        // flushed in one burst that stalls the reads of the pass.
-                        // SAFETY: an advisory syscall on our own descriptor and range.
-                        unsafe {
-                            libc::sync_file_range(
-                                std::os::fd::AsRawFd::as_raw_fd(file),
-                                at as libc::off64_t,
-                                w.buf.len() as libc::off64_t,
-                                libc::SYNC_FILE_RANGE_WRITE,
-                            );
+                        // A big sidecar: start writing each strip out now, or the dirty pages
+                        // pile up and are flushed in one burst that stalls the pass's reads.
+                        // A small one stays in the page cache until the kernel gets to it.
+                        if push_writes {
+                            // SAFETY: an advisory syscall on our own descriptor and range.
+                            unsafe {
+                                libc::sync_file_range(
+                                    std::os::fd::AsRawFd::as_raw_fd(file),
+                                    at as libc::off64_t,
+                                    w.buf.len() as libc::off64_t,
+                                    libc::SYNC_FILE_RANGE_WRITE,
+                                );
+                            }
                         }
                         written += w.buf.len() as u64;
                         status.set_rows(w.index, y + 1);
@@ -307,9 +319,7 @@ impl BuildJob {
                 std::thread::Builder::new()
                     .name(format!("tessera-levels-{k}"))
                     .spawn_scoped(scope, move || {
-                        if self.background {
-                            lower_priority();
-                        }
+                        lower_priority(self);
                         let mut tiff_cache = DecoderCache::default();
                         tiff_cache.set_source(&image.source);
                         let spp = usize::from(self.plan.spp);

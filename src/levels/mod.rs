@@ -310,5 +310,6 @@ pub fn prepare_build(image: &Arc<OpenImage>, cfg: &LevelsConfig) -> Result<Build
         final_path,
         memory_budget: crate::cache::default_budget(),
         background: false,
+        low_priority: false,
     })
 }
