@@ -75,9 +75,11 @@ def fit_size(w, h):
 def start_xvfb():
     os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp()
     os.chmod(os.environ["XDG_RUNTIME_DIR"], 0o700)
-    xvfb = subprocess.Popen(["Xvfb", ":95", "-screen", "0", "1600x1000x24"],
+    # A display nobody holds (a server just killed may still hold its lock for a moment).
+    n = next(n for n in range(95, 200) if not os.path.exists(f"/tmp/.X{n}-lock"))
+    xvfb = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1600x1000x24"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.environ["DISPLAY"] = ":95"
+    os.environ["DISPLAY"] = f":{n}"
     time.sleep(1)
     return xvfb
 
@@ -246,6 +248,7 @@ def main():
                   f"  (2nd open read {r['second_read']} bytes of the file)")
     finally:
         xvfb.kill()
+        xvfb.wait()
     return 0
 
 
