@@ -153,19 +153,7 @@ impl PieceCache {
 
 /// A default budget: an eighth of physical memory, between 64 MiB and 2 GiB.
 pub fn default_budget() -> usize {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let (pages, page) = unsafe {
-        (
-            libc::sysconf(libc::_SC_PHYS_PAGES),
-            libc::sysconf(libc::_SC_PAGESIZE),
-        )
-    };
-    let ram = if pages > 0 && page > 0 {
-        pages as u64 * page as u64
-    } else {
-        4 << 30
-    };
-    (ram / 8).clamp(64 << 20, 2 << 30) as usize
+    (crate::stats::total_ram_bytes() / 8).clamp(64 << 20, 2 << 30) as usize
 }
 
 #[cfg(test)]

@@ -341,7 +341,11 @@ impl Session {
 
     /// An extent of the key's page scaled to full-resolution pixels (clipped to the image).
     pub fn to_image_extent(&self, key: &PieceKey, e: &Extent) -> Extent {
-        let f = self.key_factor(key);
+        self.scale_up(e, self.key_factor(key))
+    }
+
+    /// An extent of a level with factor `f`, in full-resolution pixels (clipped to the image).
+    fn scale_up(&self, e: &Extent, f: u32) -> Extent {
         let (w, h) = (self.page().width, self.page().height);
         Extent::new(
             (e.x0 * f).min(w),
@@ -632,16 +636,7 @@ impl Session {
     /// Extent of descriptor `index` of the panel's page, in full-resolution pixels.
     pub fn panel_extent(&self, index: u64) -> Option<Extent> {
         let (_, page, f) = self.panel_page();
-        (index < page.descriptor_count()).then(|| {
-            let e = page.descriptor(index).extent;
-            let (w, h) = (self.page().width, self.page().height);
-            Extent::new(
-                (e.x0 * f).min(w),
-                (e.y0 * f).min(h),
-                (e.x1 * f).min(w),
-                (e.y1 * f).min(h),
-            )
-        })
+        (index < page.descriptor_count()).then(|| self.scale_up(&page.descriptor(index).extent, f))
     }
 
     /// State of a unit of the current page.

@@ -404,6 +404,15 @@ fn raw_files_preview_by_subsampling_when_zoomed_out() {
     assert!(read * 4 < file, "read {read} of {file} bytes");
 }
 
+/// Levels kept in `store`, built for any image.
+fn keep_in(store: &Path) -> tessera::levels::LevelsConfig {
+    tessera::levels::LevelsConfig {
+        dir: Some(store.to_path_buf()),
+        cap_bytes: 1 << 30,
+        auto_pixels: 0,
+    }
+}
+
 /// A deflate-tiled TIFF with no levels of its own (and no subsampled preview: compressed).
 fn compressed(dir: &Path, w: u32, h: u32) -> std::path::PathBuf {
     let p = dir.join("deflate.tif");
@@ -435,14 +444,7 @@ fn levels_are_built_in_the_background_and_used() {
     let dir = common::tempdir();
     let p = compressed(dir.path(), 4000, 3000);
     let store = dir.path().join("levels");
-    let mut h = build_with(
-        &p,
-        tessera::levels::LevelsConfig {
-            dir: Some(store.clone()),
-            cap_bytes: 1 << 30,
-            auto_pixels: 0,
-        },
-    );
+    let mut h = build_with(&p, keep_in(&store));
     settle(&mut h, |a| {
         a.session
             .as_ref()
@@ -473,14 +475,7 @@ fn levels_are_built_in_the_background_and_used() {
     );
     // Reopening uses the kept levels at once: no build.
     drop(h);
-    let mut h = build_with(
-        &p,
-        tessera::levels::LevelsConfig {
-            dir: Some(store.clone()),
-            cap_bytes: 1 << 30,
-            auto_pixels: 0,
-        },
-    );
+    let mut h = build_with(&p, keep_in(&store));
     settle(&mut h, |a| a.session.as_ref().is_some_and(|s| s.is_sharp()));
     let s = h.state().session.as_ref().expect("session");
     assert_eq!(s.build_state(), Some(BuildState::Complete));
@@ -499,14 +494,7 @@ fn a_level_build_can_be_cancelled() {
     let p = dir.path().join("big.pgm");
     tessera::synth::write_file(tessera::synth::Kind::Pgm, 12000, 9000, &p).expect("pgm");
     let store = dir.path().join("levels");
-    let mut h = build_with(
-        &p,
-        tessera::levels::LevelsConfig {
-            dir: Some(store.clone()),
-            cap_bytes: 1 << 30,
-            auto_pixels: 0,
-        },
-    );
+    let mut h = build_with(&p, keep_in(&store));
     settle(&mut h, |a| a.session.is_some());
     h.step();
     h.get_by_label("Cancel levels").click();

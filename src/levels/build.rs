@@ -310,6 +310,7 @@ impl BuildJob {
             .clamp(1, 4)
             .min(fit);
         let progress = &self.status.progress;
+        let drop_behind = self.image.source.len() > crate::stats::total_ram_bytes() / 2;
         std::thread::scope(|scope| {
             let mut receivers = Vec::new();
             for k in 0..producers {
@@ -353,6 +354,12 @@ impl BuildJob {
                                     )
                                 }),
                             };
+                            // A file bigger than RAM: done with these pages.
+                            if drop_behind {
+                                for_row_bytes(page, r, |off, len| {
+                                    image.source.drop_cached(off, len)
+                                });
+                            }
                             let failed = band.is_err();
                             if tx.send(band).is_err() || failed {
                                 return;
@@ -462,6 +469,11 @@ fn read_native(
 
 /// Ask the kernel for the bytes of unit row `r` ahead of time.
 fn prefetch_row(image: &OpenImage, page: &Page, r: u64) {
+    for_row_bytes(page, r, |off, len| image.source.prefetch(off, len));
+}
+
+/// Call `f(offset, length)` for the stored bytes of every unit of unit row `r`.
+fn for_row_bytes(page: &Page, r: u64, mut f: impl FnMut(u64, u64)) {
     if r >= page.grid.unit_rows() {
         return;
     }
@@ -469,7 +481,7 @@ fn prefetch_row(image: &OpenImage, page: &Page, r: u64) {
     for unit in r * across..(r + 1) * across {
         for d in page.unit_descriptors(unit) {
             let d = page.descriptor(d);
-            image.source.prefetch(d.offset, d.length);
+            f(d.offset, d.length);
         }
     }
 }

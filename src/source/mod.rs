@@ -374,12 +374,19 @@ impl Source {
 
     /// Tell the kernel to drop this file's cached pages (for cold-cache benchmarks).
     pub fn evict_page_cache(&self) {
+        self.drop_cached(0, 0);
+    }
+
+    /// Tell the kernel we are done with `len` bytes at `offset` (0: to the end): a pass over a
+    /// file bigger than RAM then does not push everything else out of the page cache, and the
+    /// kernel does not spend its time reclaiming behind it.
+    pub fn drop_cached(&self, offset: u64, len: u64) {
         // SAFETY: advisory syscall on a valid descriptor.
         unsafe {
             libc::posix_fadvise(
                 std::os::fd::AsRawFd::as_raw_fd(&self.file),
-                0,
-                0,
+                offset as libc::off_t,
+                len as libc::off_t,
                 libc::POSIX_FADV_DONTNEED,
             );
         }
