@@ -404,3 +404,48 @@ fn command_line_builds_lists_and_keeps_levels() {
     assert_ne!(code, 0);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn a_damaged_sidecar_is_replaced_and_an_unusable_folder_is_one_line() {
+    let dir = tempdir();
+    let p = dir.path().join("rgb.ppm");
+    write_file(Kind::Ppm, W, H, &p).expect("ppm");
+    let store = dir.path().join("levels");
+    let cfg = config(&store);
+    let first = build(&p, &cfg);
+    let kept = first
+        .levels()
+        .and_then(|l| l.kept_at.clone())
+        .expect("kept");
+    drop(first);
+    // Truncated (a crash, a full disk, someone's cleanup): not used, built again.
+    let len = std::fs::metadata(&kept).expect("meta").len();
+    std::fs::File::options()
+        .write(true)
+        .open(&kept)
+        .and_then(|f| f.set_len(len / 2))
+        .expect("truncate");
+    let image = OpenImage::open(&p).expect("open");
+    assert!(
+        !levels::attach_existing(&image, &cfg),
+        "a damaged sidecar is not used"
+    );
+    drop(image);
+    let again = build(&p, &cfg);
+    assert_eq!(
+        std::fs::metadata(&kept).expect("meta").len(),
+        again.levels().map(|l| l.plan.file_len).expect("plan")
+    );
+    // A levels folder that is a file: the build fails in one line, nothing panics.
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, b"x").expect("write");
+    let (code, _, stderr) = run(&[
+        "levels",
+        p.to_str().expect("utf-8"),
+        "--levels-dir",
+        not_a_dir.to_str().expect("utf-8"),
+    ]);
+    assert_ne!(code, 0);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("file"), "{stderr}");
+}
