@@ -663,8 +663,14 @@ impl eframe::App for TesseraApp {
             cmds.extend(out.commands);
             if self.settings.show_navigator
                 && let Some(s) = &self.session
-                && let Some(c) =
-                    navigator_ui(ui, canvas_rect, &self.view, s.page().width, s.page().height)
+                && let Some(c) = navigator_ui(
+                    ui,
+                    canvas_rect,
+                    &self.view,
+                    s.page().width,
+                    s.page().height,
+                    &s.thumbnail(),
+                )
             {
                 cmds.push(c);
             }

@@ -15,6 +15,9 @@ use crate::loader::Loader;
 use crate::textures::TextureCache;
 use crate::viewport::Viewport;
 
+/// Largest coarsest level kept whole for the navigator and fill-in.
+const THUMBNAIL_BYTES: u64 = 16 << 20;
+
 /// What the viewer is doing with a descriptor.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UnitState {
@@ -524,7 +527,12 @@ impl Session {
         };
         keys.sort_by(|a, b| dist(self, a).total_cmp(&dist(self, b)));
         let coarsest = self.levels.len() - 1;
-        let fill = if coarsest != level {
+        // The coarsest level under everything: the whole image when it is small (the
+        // navigator's thumbnail, and instant fill-in wherever the view goes), else the view.
+        let whole = self.level_keys(coarsest, &Extent::new(0, 0, w, h));
+        let fill = if self.bytes_of(&whole) <= (budget / 8).min(THUMBNAIL_BYTES) {
+            whole
+        } else if coarsest != level {
             let k = self.level_keys(coarsest, &region);
             if self.bytes_of(&k) <= budget / 8 {
                 k
@@ -534,8 +542,18 @@ impl Session {
         } else {
             Vec::new()
         };
+        // The view's own keys are already in the list when it is drawn from the coarsest level.
+        // Fill-in under the view loads first, the rest of the thumbnail after the view.
+        let (fill, rest): (Vec<PieceKey>, Vec<PieceKey>) = fill
+            .into_iter()
+            .filter(|k| !keys.contains(k))
+            .partition(|k| {
+                self.to_image_extent(k, &self.key_extent(k))
+                    .intersect(&region)
+                    .is_some()
+            });
         self.sharp = keys.clone();
-        let keys: Vec<PieceKey> = fill.into_iter().chain(keys).collect();
+        let keys: Vec<PieceKey> = fill.into_iter().chain(keys).chain(rest).collect();
         let mut missing = Vec::new();
         {
             let mut cache = lock(&self.cache);
@@ -599,6 +617,25 @@ impl Session {
             }
         }
         done
+    }
+
+    /// Textures of the coarsest level on the GPU, with their extents in image pixels (the
+    /// navigator's thumbnail).
+    pub fn thumbnail(&self) -> Vec<(egui::TextureId, Extent)> {
+        let coarsest = self.levels.len().saturating_sub(1);
+        let mut out = Vec::new();
+        for key in self
+            .wanted
+            .iter()
+            .filter(|k| usize::from(k.level) == coarsest)
+        {
+            if let Some(t) = self.textures.peek(key) {
+                for (handle, part) in &t.parts {
+                    out.push((handle.id(), self.to_image_extent(key, part)));
+                }
+            }
+        }
+        out
     }
 
     /// Every piece of the view's level is on the GPU.

@@ -45,6 +45,11 @@ impl TextureCache {
         self.lru.get(key)
     }
 
+    /// Look without marking the textures as used (the navigator's thumbnail).
+    pub fn peek(&self, key: &PieceKey) -> Option<&PieceTextures> {
+        self.lru.peek(key)
+    }
+
     pub fn contains(&self, key: &PieceKey) -> bool {
         self.lru.contains(key)
     }

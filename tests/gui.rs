@@ -547,6 +547,13 @@ fn an_image_larger_than_ram_opens_fits_zooms_and_pans() {
             a.session.as_ref().is_some_and(|s| s.is_sharp())
         });
     }
+    // The navigator shows the whole image (the coarsest level) wherever the view is.
+    let area = |a: &tessera::app::TesseraApp| {
+        a.session.as_ref().map_or(0, |s| {
+            s.thumbnail().iter().map(|(_, e)| e.pixels()).sum::<u64>()
+        })
+    };
+    settle(&mut hn, |a| area(a) == w * h);
     let s = hn.state().session.as_ref().expect("session");
     assert_eq!(s.level, 0, "1:1 reads the file itself");
     let (cached, budget) = {

@@ -1,5 +1,5 @@
-//! The navigator: a small map of the whole image with the viewport drawn on it; click or drag
-//! to move there.
+//! The navigator: a small map of the whole image (a thumbnail from the coarsest level) with
+//! the viewport drawn on it; click or drag to move there.
 
 use egui::{Color32, Pos2, Rect, Sense, Stroke, StrokeKind, Vec2};
 
@@ -15,6 +15,7 @@ pub fn navigator_ui(
     view: &Viewport,
     image_w: u32,
     image_h: u32,
+    thumbnail: &[(egui::TextureId, crate::format::Extent)],
 ) -> Option<Command> {
     let aspect = image_w as f32 / image_h.max(1) as f32;
     let size = if aspect >= 1.0 {
@@ -32,6 +33,15 @@ pub fn navigator_ui(
     painter.rect_filled(rect.expand(2.0), 3.0, Color32::from_black_alpha(180));
     painter.rect_filled(rect, 0.0, Color32::from_gray(70));
     let scale = rect.width() / image_w.max(1) as f32;
+    // The whole image, from the coarsest level, where it is loaded.
+    let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+    for (id, e) in thumbnail {
+        let r = Rect::from_min_max(
+            rect.min + Vec2::new(e.x0 as f32, e.y0 as f32) * scale,
+            rect.min + Vec2::new(e.x1 as f32, e.y1 as f32) * scale,
+        );
+        painter.image(*id, r, uv, Color32::WHITE);
+    }
     let (x0, y0) = view.image_from_screen(0.0, 0.0);
     let (x1, y1) = view.image_from_screen(view.screen_w, view.screen_h);
     let vr = Rect::from_min_max(
