@@ -491,8 +491,16 @@ fn levels_are_built_in_the_background_and_used() {
 fn a_level_build_can_be_cancelled() {
     use tessera::levels::BuildState;
     let dir = common::tempdir();
+    // Sparse (no disk used) and big enough that the build is still running when the button
+    // is clicked a few frames after the open, even on a fast machine.
     let p = dir.path().join("big.pgm");
-    tessera::synth::write_file(tessera::synth::Kind::Pgm, 12000, 9000, &p).expect("pgm");
+    let header = b"P5\n20000 16000\n255\n";
+    std::fs::write(&p, header).expect("header");
+    std::fs::File::options()
+        .write(true)
+        .open(&p)
+        .and_then(|f| f.set_len(header.len() as u64 + 20000 * 16000))
+        .expect("size");
     let store = dir.path().join("levels");
     let mut h = build_with(&p, keep_in(&store));
     settle(&mut h, |a| a.session.is_some());
