@@ -477,11 +477,7 @@ impl Session {
     pub fn update_wanted(&mut self, view: &Viewport, motion: (f64, f64)) {
         let (w, h) = (self.page().width, self.page().height);
         let Some(region) = view.prefetch_extent(w, h, motion) else {
-            self.wanted.clear();
-            self.sharp.clear();
-            self.unbuilt = None;
-            self.loader.replace(&[]);
-            self.asked.store(true, std::sync::atomic::Ordering::Release);
+            self.want_nothing();
             return;
         };
         let budget = lock(&self.cache).budget() as u64;
@@ -507,11 +503,7 @@ impl Session {
         }
         let Some((level, mut keys)) = chosen else {
             self.mode = ViewMode::TooFarOut;
-            self.wanted.clear();
-            self.sharp.clear();
-            self.unbuilt = None;
-            self.loader.replace(&[]);
-            self.asked.store(true, std::sync::atomic::Ordering::Release);
+            self.want_nothing();
             return;
         };
         self.mode = ViewMode::Sharp;
@@ -603,6 +595,16 @@ impl Session {
         // Drop queued uploads nobody wants any more.
         let wanted = &self.wanted;
         self.uploads.retain(|(k, _)| wanted.contains(k));
+    }
+
+    /// Nothing to show: drop every request (the view has still "asked", for a level build
+    /// waiting on it).
+    fn want_nothing(&mut self) {
+        self.wanted.clear();
+        self.sharp.clear();
+        self.unbuilt = None;
+        self.loader.replace(&[]);
+        self.asked.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Upload queued pieces, at most `budget_bytes` (but at least one piece) this frame.

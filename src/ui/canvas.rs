@@ -101,35 +101,21 @@ pub fn canvas_ui(
 
     if session.mode == ViewMode::TooFarOut {
         // Nothing is loaded at this scale: the image area is a neutral placeholder.
-        painter.rect_filled(
+        placeholder(
+            &painter,
             to_rect(view, origin, &page.extent()),
-            0.0,
-            Color32::from_gray(48),
-        );
-        painter.text(
-            rect.center(),
-            egui::Align2::CENTER_CENTER,
-            "Zoomed too far out to load full-resolution pieces.\nThis file has no resolution levels yet: zoom in to see pixels.",
-            egui::FontId::proportional(16.0),
-            Color32::from_gray(200),
+            rect,
+            "Zoomed too far out to load full-resolution pieces.\nThis file has no resolution levels yet: zoom in to see pixels,\nor build them (Settings > Build levels now).",
         );
     }
     if let Some(e) = session.unbuilt {
         // Levels are being built and have not reached this part yet.
-        painter.rect_filled(to_rect(view, origin, &e), 0.0, Color32::from_gray(40));
-        let r = to_rect(view, origin, &e).intersect(rect);
-        if r.height() > 40.0 {
-            painter.text(
-                r.center(),
-                egui::Align2::CENTER_CENTER,
-                format!(
-                    "building zoomed-out levels: {:.0}%",
-                    session.build_progress().unwrap_or(1.0) * 100.0
-                ),
-                egui::FontId::proportional(16.0),
-                Color32::from_gray(200),
-            );
-        }
+        let text = format!(
+            "building zoomed-out levels: {:.0}%",
+            session.build_progress().unwrap_or(1.0) * 100.0
+        );
+        let area = to_rect(view, origin, &e);
+        placeholder(&painter, area, area.intersect(rect), &text);
     }
     if let Some(visible) = visible {
         let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
@@ -231,4 +217,18 @@ pub fn canvas_ui(
         out.commands.push(Command::Fit);
     }
     out
+}
+
+/// A neutral placeholder over `area` with `text` centred in `text_in` (when there is room).
+fn placeholder(painter: &egui::Painter, area: Rect, text_in: Rect, text: &str) {
+    painter.rect_filled(area, 0.0, Color32::from_gray(44));
+    if text_in.height() > 40.0 {
+        painter.text(
+            text_in.center(),
+            egui::Align2::CENTER_CENTER,
+            text,
+            egui::FontId::proportional(16.0),
+            Color32::from_gray(200),
+        );
+    }
 }
