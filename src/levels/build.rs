@@ -6,6 +6,7 @@
 //! run on the calling thread. Before each band a producer waits while `yield_to()` says the
 //! viewer has requests of its own, so the view stays responsive during a build.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -181,11 +182,12 @@ impl BuildJob {
         let pad = plan.spp == 3;
         let push_writes = plan.file_len > PUSH_WRITES_ABOVE;
         let mut written = 0u64;
-        let mut write_error: Option<std::io::Error> = None;
+        // A failed write stops the pass at the next band (not after reading the whole file).
+        let write_error: RefCell<Option<std::io::Error>> = RefCell::new(None);
         let file = &self.file;
         let status = &self.status;
         let mut emit = |level: usize, y: u32, row: &[u8]| {
-            if level < skip || write_error.is_some() {
+            if level < skip || write_error.borrow().is_some() {
                 return;
             }
             let w = &mut writers[level - skip];
@@ -222,7 +224,7 @@ impl BuildJob {
                         status.set_rows(w.index, y + 1);
                         notify();
                     }
-                    Err(e) => write_error = Some(e),
+                    Err(e) => *write_error.borrow_mut() = Some(e),
                 }
                 w.buf.clear();
             }
@@ -232,6 +234,12 @@ impl BuildJob {
         let progress = &status.progress;
         let mut consume = |pairs: PairSums| -> Result<(), FormatError> {
             pyramid.push_pairs(&pairs, &mut emit);
+            if let Some(e) = write_error.borrow_mut().take() {
+                return Err(FormatError::Io {
+                    offset: 0,
+                    source: e,
+                });
+            }
             progress.update(u64::from(pyramid.rows_in()), u64::from(height))
         };
         let wait = || {
@@ -247,7 +255,7 @@ impl BuildJob {
                 ));
             }
             let mut failed = None;
-            decode::stream::decode_bands(
+            let streamed = decode::stream::decode_bands(
                 &self.image.source,
                 page,
                 page.grid.unit_rows().saturating_sub(1),
@@ -268,22 +276,19 @@ impl BuildJob {
                         spp,
                     );
                     if let Err(err) = consume(pairs) {
+                        // Stop the stream too; the error, not "cancelled", is reported.
+                        progress.cancel();
                         failed = Some(err);
                     }
                 },
                 &|| progress.is_cancelled(),
-            )?;
+            );
             if let Some(e) = failed {
                 return Err(e);
             }
+            streamed?;
         } else {
             self.parallel_bands(page, &wait, &mut consume)?;
-        }
-        if let Some(e) = write_error {
-            return Err(FormatError::Io {
-                offset: 0,
-                source: e,
-            });
         }
         if pyramid.rows_in() != height {
             return Err(FormatError::truncated(format!(
@@ -326,16 +331,16 @@ impl BuildJob {
                         let spp = usize::from(self.plan.spp);
                         let native = native_layout(page);
                         let mut buf = Vec::new();
+                        // Keep the disk busy: the fd is opened for random access, so the
+                        // kernel does not read ahead of a sequential pass on its own.
+                        let lookahead = if self.background {
+                            LOOKAHEAD_BACKGROUND
+                        } else {
+                            LOOKAHEAD
+                        };
                         let mut r = k;
                         while r < rows && !progress.is_cancelled() {
                             wait();
-                            // Keep the disk busy: the fd is opened for random access, so the
-                            // kernel does not read ahead of a sequential pass on its own.
-                            let lookahead = if self.background {
-                                LOOKAHEAD_BACKGROUND
-                            } else {
-                                LOOKAHEAD
-                            };
                             for ahead in 1..=lookahead {
                                 prefetch_row(image, page, r + ahead * producers);
                             }
