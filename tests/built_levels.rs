@@ -29,6 +29,15 @@ fn config(dir: &Path) -> LevelsConfig {
     }
 }
 
+/// A temp dir holding one W x H fixture `name`, and the levels folder to use beside it.
+fn one_image(kind: Kind, name: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempdir();
+    let p = dir.path().join(name);
+    write_file(kind, W, H, &p).expect("fixture");
+    let store = dir.path().join("levels");
+    (dir, p, store)
+}
+
 /// Build the levels of `path` through the library, as the viewer and `tessera levels` do.
 fn build(path: &Path, cfg: &LevelsConfig) -> Arc<OpenImage> {
     let image = OpenImage::open(path).expect("open");
@@ -174,10 +183,8 @@ fn built_levels_are_the_box_filter_of_the_image() {
 
 #[test]
 fn the_sidecar_is_reused_without_reading_the_file() {
-    let dir = tempdir();
-    let p = dir.path().join("rgb.ppm");
-    write_file(Kind::Ppm, W, H, &p).expect("ppm");
-    let cfg = config(&dir.path().join("levels"));
+    let (dir, p, store) = one_image(Kind::Ppm, "rgb.ppm");
+    let cfg = config(&store);
     drop(build(&p, &cfg));
     let image = OpenImage::open(&p).expect("open");
     assert!(
@@ -223,7 +230,7 @@ fn the_sidecar_is_reused_without_reading_the_file() {
         "8",
         "--stats",
         "--levels-dir",
-        dir.path().join("levels").to_str().expect("utf-8"),
+        store.to_str().expect("utf-8"),
         "-o",
         out.to_str().expect("utf-8"),
     ]);
@@ -244,10 +251,8 @@ fn the_sidecar_is_reused_without_reading_the_file() {
 
 #[test]
 fn a_changed_file_gets_new_levels() {
-    let dir = tempdir();
-    let p = dir.path().join("gray.pgm");
-    write_file(Kind::Pgm, W, H, &p).expect("pgm");
-    let cfg = config(&dir.path().join("levels"));
+    let (_dir, p, store) = one_image(Kind::Pgm, "gray.pgm");
+    let cfg = config(&store);
     let first = build(&p, &cfg);
     let kept = first
         .levels()
@@ -363,10 +368,7 @@ fn the_size_cap_evicts_the_least_recently_used() {
 
 #[test]
 fn command_line_builds_lists_and_keeps_levels() {
-    let dir = tempdir();
-    let p = dir.path().join("rgb.bmp");
-    write_file(Kind::Bmp, W, H, &p).expect("bmp");
-    let store = dir.path().join("levels");
+    let (_dir, p, store) = one_image(Kind::Bmp, "rgb.bmp");
     let (file, store_s) = (p.to_str().expect("utf-8"), store.to_str().expect("utf-8"));
     let (code, stdout, stderr) = run(&["levels", file, "--levels-dir", store_s]);
     assert_eq!(code, 0, "{stderr}");
@@ -407,10 +409,7 @@ fn command_line_builds_lists_and_keeps_levels() {
 
 #[test]
 fn a_damaged_sidecar_is_replaced_and_an_unusable_folder_is_one_line() {
-    let dir = tempdir();
-    let p = dir.path().join("rgb.ppm");
-    write_file(Kind::Ppm, W, H, &p).expect("ppm");
-    let store = dir.path().join("levels");
+    let (dir, p, store) = one_image(Kind::Ppm, "rgb.ppm");
     let cfg = config(&store);
     let first = build(&p, &cfg);
     let kept = first
