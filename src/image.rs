@@ -15,6 +15,8 @@ pub struct OpenImage {
     /// Levels Tessera built for page 0, attached at most once (found kept from an earlier
     /// run, or created by a build that fills them in while the image is open).
     levels: OnceLock<crate::levels::BuiltLevels>,
+    /// Checkpoints into page 0's stream (PNG, JPEG), filled in by the passes that run.
+    pub index: Option<crate::index::StreamIndex>,
 }
 
 impl OpenImage {
@@ -37,10 +39,17 @@ impl OpenImage {
         if layout.pages.iter().any(|p| p.access() == Access::Mmap) {
             source.enable_mmap();
         }
+        let index = layout.pages.first().and_then(|p| match p.storage {
+            format::Storage::Stream {
+                interlaced: false, ..
+            } => Some(crate::index::StreamIndex::new(p.grid.unit_rows())),
+            _ => None,
+        });
         Ok(Arc::new(Self {
             source: Arc::new(source),
             layout,
             levels: OnceLock::new(),
+            index,
         }))
     }
 
@@ -52,6 +61,18 @@ impl OpenImage {
     /// Attach built levels; false (and `levels` dropped) when some are attached already.
     pub fn set_levels(&self, levels: crate::levels::BuiltLevels) -> bool {
         self.levels.set(levels).is_ok()
+    }
+
+    /// Keep page 0's stream index in `dir` (and load a kept one now). Returns whether a
+    /// complete index was loaded.
+    pub fn attach_index(&self, dir: &Path) -> bool {
+        let Some(index) = &self.index else {
+            return false;
+        };
+        let Ok(identity) = crate::levels::sidecar::identity(self.path(), 0) else {
+            return false;
+        };
+        index.attach_store(crate::index::file_for(dir, self.path()), identity)
     }
 
     pub fn path(&self) -> &Path {

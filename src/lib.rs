@@ -19,6 +19,9 @@
 //!                      subsampled preview) ─▶ cache ─▶ bounded result channel
 //! ```
 //!
+//! PNG and JPEG streams get an `index::StreamIndex`: checkpoints recorded by the first pass,
+//! so that later bands decode from the nearest one instead of from the start.
+//!
 //! Zoomed out, views and scaled renders read resolution levels: a TIFF's reduced pages, or
 //! levels `levels` builds in one box-filtering pass into a sidecar BigTIFF that is opened as an
 //! image of its own and attached to the file's [`OpenImage`].
@@ -35,6 +38,7 @@ pub mod decode;
 pub mod error;
 pub mod format;
 pub mod image;
+pub mod index;
 pub mod info;
 pub mod levels;
 pub mod loader;

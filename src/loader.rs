@@ -330,13 +330,11 @@ fn load(
     Ok(piece)
 }
 
-/// Stream from the start to the furthest band pending for this page, caching every band and
-/// answering pending requests on the way.
+/// Decode a stream band. With a checkpoint at or above it that an earlier pass recorded, only
+/// that stretch is decoded (loader threads do this in parallel). Past what any pass has
+/// reached, one pass at a time goes on from the furthest checkpoint to the furthest band
+/// pending for this page, caching every band and answering pending requests on the way.
 fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>> {
-    let _streaming = lock(&shared.stream_lock);
-    if let Some(p) = lock(&shared.cache).get(&key) {
-        return Ok(p);
-    }
     let image = &shared.image;
     let page = image.page(key.page).map_err(Arc::new)?;
     let interlaced = matches!(
@@ -347,14 +345,31 @@ fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>>
         }
     );
     let same_page = |k: &PieceKey| k.page == key.page && k.level == key.level;
-    let last = lock(&shared.queue)
-        .pending
-        .iter()
-        .filter(|k| same_page(k))
-        .map(|k| k.unit)
-        .chain([key.unit])
-        .max()
-        .unwrap_or(key.unit);
+    let indexed = image
+        .index
+        .as_ref()
+        .is_some_and(|ix| key.unit < ix.reached());
+    let _streaming = (!indexed).then(|| lock(&shared.stream_lock));
+    if let Some(p) = lock(&shared.cache).get(&key) {
+        return Ok(p);
+    }
+    let (first, last) = if indexed {
+        (key.unit, key.unit)
+    } else {
+        let from = image
+            .index
+            .as_ref()
+            .map_or(0, |ix| ix.resume_point(key.unit).0);
+        let queue = lock(&shared.queue);
+        let pending = queue.pending.iter().filter(|k| same_page(k)).map(|k| k.unit);
+        let last = pending.clone().chain([key.unit]).max().unwrap_or(key.unit);
+        let first = pending
+            .filter(|&u| u >= from)
+            .chain([key.unit])
+            .min()
+            .unwrap_or(key.unit);
+        (first, last)
+    };
     let epoch = shared.epoch.load(Ordering::Acquire);
     let cancelled =
         || shared.shutdown.load(Ordering::Acquire) || shared.epoch.load(Ordering::Acquire) != epoch;
@@ -395,6 +410,8 @@ fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>>
     decode::stream::decode_bands(
         &image.source,
         page,
+        image.index.as_ref(),
+        first,
         last,
         &mut wanted,
         &mut emit,

@@ -291,6 +291,10 @@ fn cmd_render(args: &[String]) -> Result<()> {
         region,
         scale,
     };
+    // A kept checkpoint index lets a PNG/JPEG render start near its region.
+    if let Some(dir) = &cfg.dir {
+        image.attach_index(dir);
+    }
     // Built levels serve a zoomed-out render when the file's own levels do not.
     let mut source = image.clone();
     if scale > 1 && page == 0 && pick_level(&image.layout, req) == req {

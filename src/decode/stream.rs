@@ -13,6 +13,7 @@ use super::raw::RawFormat;
 use crate::error::FormatError;
 use crate::format::png::{png_error, row_transform};
 use crate::format::{Codec, Page, Storage};
+use crate::index::StreamIndex;
 use crate::source::{Source, SourceReader};
 
 /// Adam7 passes: (x0, y0, dx, dy).
@@ -26,15 +27,20 @@ const ADAM7: [(u32, u32, u32, u32); 7] = [
     (0, 1, 1, 2),
 ];
 
-/// Decode bands `0..=last` of a stream page. `wanted(band)` says which bands to keep; each kept
-/// band goes to `emit` as soon as it is complete. `cancelled()` is polled between rows.
+/// Decode bands `first..=last` of a stream page (rows above `first` are decoded but not
+/// kept). `wanted(band)` says which bands to keep; each kept band goes to `emit` as soon as it
+/// is complete. `cancelled()` is polled between rows. Non-interlaced PNG resumes from the
+/// nearest checkpoint in `index` and records checkpoints as it goes.
+#[allow(clippy::too_many_arguments)]
 pub fn decode_bands(
     source: &Source,
     page: &Page,
+    index: Option<&StreamIndex>,
+    first: u64,
     last: u64,
     wanted: &mut dyn FnMut(u64) -> bool,
     emit: &mut dyn FnMut(u64, Piece),
-    cancelled: &dyn Fn() -> bool,
+    cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<(), FormatError> {
     let Storage::Stream {
         codec, interlaced, ..
@@ -42,10 +48,21 @@ pub fn decode_bands(
     else {
         return Err(FormatError::invalid("internal: not a stream page"));
     };
+    let mut keep = |b: u64| b >= first && wanted(b);
     match codec {
-        Codec::Zip if *interlaced => png_interlaced(source, page, last, wanted, emit, cancelled),
-        Codec::Zip => png_rows(source, page, last, wanted, emit, cancelled),
-        Codec::Jpeg => jpeg_rows(source, page, last, wanted, emit, cancelled),
+        Codec::Zip if *interlaced => png_interlaced(source, page, last, &mut keep, emit, cancelled),
+        Codec::Zip => {
+            let own;
+            let index = match index {
+                Some(ix) => ix,
+                None => {
+                    own = StreamIndex::new(page.grid.unit_rows());
+                    &own
+                }
+            };
+            super::png_rows::decode_bands(source, page, index, first, last, wanted, emit, cancelled)
+        }
+        Codec::Jpeg => jpeg_rows(source, page, last, &mut keep, emit, cancelled),
         _ => Err(FormatError::invalid("internal: not a stream codec")),
     }
 }
@@ -63,14 +80,14 @@ fn png_reader(
 }
 
 /// Band-by-band assembly of rows arriving top to bottom.
-struct Bands<'a> {
+pub(super) struct Bands<'a> {
     page: &'a Page,
     raw: RawFormat,
     current: Option<(u64, Piece)>,
 }
 
 impl<'a> Bands<'a> {
-    fn new(page: &'a Page) -> Self {
+    pub(super) fn new(page: &'a Page) -> Self {
         Self {
             page,
             raw: page.raw,
@@ -79,7 +96,7 @@ impl<'a> Bands<'a> {
     }
 
     /// Put stored row `y`; returns a finished band when `y` is its last row.
-    fn row(
+    pub(super) fn row(
         &mut self,
         y: u32,
         data: &[u8],
@@ -101,32 +118,6 @@ impl<'a> Bands<'a> {
             None
         }
     }
-}
-
-fn png_rows(
-    source: &Source,
-    page: &Page,
-    last: u64,
-    wanted: &mut dyn FnMut(u64) -> bool,
-    emit: &mut dyn FnMut(u64, Piece),
-    cancelled: &dyn Fn() -> bool,
-) -> Result<(), FormatError> {
-    let mut reader = png_reader(source)?;
-    let end_row = page.grid.unit_extent(last).y1;
-    let mut bands = Bands::new(page);
-    for y in 0..end_row {
-        if y % 64 == 0 && cancelled() {
-            return Err(FormatError::Cancelled);
-        }
-        let row = reader
-            .next_row()
-            .map_err(png_error)?
-            .ok_or_else(|| FormatError::truncated(format!("PNG data ends at row {y}")))?;
-        if let Some((band, piece)) = bands.row(y, row.data(), wanted) {
-            emit(band, piece);
-        }
-    }
-    Ok(())
 }
 
 /// Adam7: every band needs all seven passes, so the whole stream is read once and the pass

@@ -663,6 +663,15 @@ pub fn raw_band_rows(stride: u64) -> u32 {
         .clamp(1, u64::from(MAX_BAND_ROWS)) as u32
 }
 
+/// Decoded bytes (as RGBA) a band of a compressed stream (PNG, JPEG) aims for: each band gets
+/// a checkpoint, so this trades the index's size against the rows decoded in vain per view.
+pub const STREAM_BAND_BYTES: u64 = 16 << 20;
+
+/// Rows per band of a stream image `width` pixels wide.
+pub fn stream_band_rows(width: u32) -> u32 {
+    (STREAM_BAND_BYTES / (u64::from(width) * 4).max(1)).clamp(16, u64::from(MAX_BAND_ROWS)) as u32
+}
+
 /// Check that `len` bytes at `offset` lie inside a file of `file_len` bytes.
 pub fn check_span(offset: u64, len: u64, file_len: u64, what: &str) -> Result<(), FormatError> {
     match offset.checked_add(len) {

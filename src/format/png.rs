@@ -1,11 +1,11 @@
-//! PNG: header parsed by the `png` crate (CRC-checked); the pixel data is one zlib stream, so
-//! each band is a descriptor that decodes by streaming from the first IDAT (random access into
-//! the stream comes with checkpoints in a later issue).
+//! PNG: header parsed by the `png` crate (CRC-checked); the pixel data is one zlib stream.
+//! Each band is a descriptor; the first pass records a checkpoint per band (see `index` and
+//! `decode::png_rows`), after which a band decodes from its own checkpoint.
 
 use std::sync::Arc;
 
 use super::{
-    Codec, FileFormat, Grid, Layout, Mode, Page, Storage, check_dimensions, raw_band_rows,
+    Codec, FileFormat, Grid, Layout, Mode, Page, Storage, check_dimensions, stream_band_rows,
 };
 use crate::decode::raw::{PixelKind, RawFormat};
 use crate::error::FormatError;
@@ -156,7 +156,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
                 height,
                 width,
                 height,
-                raw_band_rows(u64::from(width) * 4),
+                stream_band_rows(width),
             ),
             storage: Storage::Stream {
                 offset,

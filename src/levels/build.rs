@@ -255,9 +255,12 @@ impl BuildJob {
                 ));
             }
             let mut failed = None;
+            // The same pass records the stream's checkpoints (PNG).
             let streamed = decode::stream::decode_bands(
                 &self.image.source,
                 page,
+                self.image.index.as_ref(),
+                0,
                 page.grid.unit_rows().saturating_sub(1),
                 &mut |_| true,
                 &mut |unit, piece| {

@@ -163,9 +163,14 @@ pub fn wanted(image: &OpenImage, min_pixels: u64) -> bool {
         && u64::from(page.width) * u64::from(page.height) >= min_pixels
 }
 
-/// Attach the kept levels of `image`, if a valid sidecar exists (stale ones are deleted).
+/// Attach the kept levels of `image`, if a valid sidecar exists (stale ones are deleted), and
+/// its kept stream index.
 /// Returns whether levels are attached now.
 pub fn attach_existing(image: &OpenImage, cfg: &LevelsConfig) -> bool {
+    // A stream's checkpoint index is kept beside the levels (and loaded here when kept).
+    if let Some(dir) = &cfg.dir {
+        image.attach_index(dir);
+    }
     if image.levels().is_some() {
         return true;
     }

@@ -112,7 +112,7 @@ pub fn entries(dir: &Path) -> Vec<Entry> {
             }
             continue;
         }
-        if !name.ends_with(".tif") {
+        if !name.ends_with(".tif") && !name.ends_with(".idx") {
             continue;
         }
         if let Ok(meta) = e.metadata() {

@@ -1,0 +1,684 @@
+//! PNG rows from any checkpoint: our own IDAT walk, inflate and unfilter.
+//!
+//! Why not the `png` crate here: it decodes only from the first IDAT and hides its inflater.
+//! `miniz_oxide` (already under `png`) can stop at deflate block boundaries and restart from
+//! one with nothing but the bit position and the 32 KB window (its `block-boundary` feature);
+//! that is what a checkpoint stores, with the unfilter's previous row. `fdeflate` inflates
+//! faster but exposes no such state; `zlib-rs` has it only through its unsafe C API.
+//!
+//! Two threads: one inflates (the bottleneck: deflate is strictly sequential), one unfilters,
+//! records checkpoints and unpacks the wanted bands.
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use miniz_oxide::inflate::TINFLStatus;
+use miniz_oxide::inflate::core::{BlockBoundaryState, DecompressorOxide, decompress, inflate_flags};
+
+use super::Piece;
+use super::stream::Bands;
+use crate::error::FormatError;
+use crate::format::{Page, Storage};
+use crate::index::{Checkpoint, PngCheckpoint, PngState, StreamIndex};
+use crate::source::Source;
+
+const WINDOW: usize = 32 << 10;
+/// Decompressed bytes handed from the inflater to the unfilter at a time.
+const OUT_CHUNK: usize = 1 << 20;
+/// File bytes read at a time when walking IDAT chunks.
+const READ_BLOCK: usize = 1 << 20;
+/// A boundary this close before a band's start is snapshotted, in case it is the last one.
+const GUARD: u64 = 1 << 20;
+
+/// Reads the concatenated IDAT payloads from a file position.
+struct Idat<'a> {
+    source: &'a Source,
+    /// File offset of the next payload byte (or of the CRC when `chunk_left` is 0).
+    file_pos: u64,
+    chunk_left: u64,
+    zpos: u64,
+    ended: bool,
+    block: Vec<u8>,
+    block_at: u64,
+}
+
+impl<'a> Idat<'a> {
+    fn new(source: &'a Source, file_pos: u64, chunk_left: u64, zpos: u64) -> Self {
+        Self {
+            source,
+            file_pos,
+            chunk_left,
+            zpos,
+            ended: false,
+            block: Vec::new(),
+            block_at: 0,
+        }
+    }
+
+    /// Bytes at `pos` from the read block, reading the next block when `pos` is past it.
+    fn bytes_at(&mut self, pos: u64, want: usize) -> Result<&[u8], FormatError> {
+        let end = self.block_at + self.block.len() as u64;
+        if pos < self.block_at || pos + want as u64 > end {
+            let len = (self.source.len().saturating_sub(pos)).min(READ_BLOCK as u64) as usize;
+            self.block.resize(len, 0);
+            let n = self.source.read_some(pos, &mut self.block)?;
+            self.block.truncate(n);
+            self.block_at = pos;
+            // The kernel reads ahead only when asked (the source is marked random access).
+            self.source.prefetch(pos + n as u64, 8 * READ_BLOCK as u64);
+        }
+        let from = (pos - self.block_at) as usize;
+        let to = (from + want).min(self.block.len());
+        Ok(&self.block[from..to])
+    }
+
+    /// Append up to `max` payload bytes to `out`, noting each piece in `segs` as
+    /// (stream position, file position, end of its chunk's payload).
+    fn fill(
+        &mut self,
+        out: &mut Vec<u8>,
+        segs: &mut Vec<(u64, u64, u64)>,
+        max: usize,
+    ) -> Result<(), FormatError> {
+        let mut got = 0;
+        while got < max && !self.ended {
+            if self.chunk_left == 0 {
+                // The CRC of the chunk just read, then the next chunk's length and type.
+                let pos = self.file_pos;
+                let head = self.bytes_at(pos, 12)?;
+                if head.len() < 12 {
+                    return Err(FormatError::truncated(format!(
+                        "PNG ends inside the image data at byte {pos}"
+                    )));
+                }
+                let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+                if &head[8..12] != b"IDAT" {
+                    self.ended = true;
+                    break;
+                }
+                self.file_pos += 12;
+                self.chunk_left = u64::from(len);
+                continue;
+            }
+            let want = (self.chunk_left as usize).min(max - got).min(READ_BLOCK);
+            let pos = self.file_pos;
+            let chunk_end = pos + self.chunk_left;
+            let piece = self.bytes_at(pos, want)?;
+            if piece.is_empty() {
+                return Err(FormatError::truncated(format!(
+                    "PNG ends inside an IDAT chunk at byte {pos}"
+                )));
+            }
+            let n = piece.len();
+            out.extend_from_slice(piece);
+            segs.push((self.zpos, pos, chunk_end));
+            self.file_pos += n as u64;
+            self.chunk_left -= n as u64;
+            self.zpos += n as u64;
+            got += n;
+        }
+        Ok(())
+    }
+}
+
+/// A deflate block boundary the unfilter may turn into a checkpoint.
+struct Boundary {
+    /// Position in the message's buffer.
+    at: usize,
+    total_out: u64,
+    zpos: u64,
+    file_pos: u64,
+    chunk_left: u32,
+    state: BlockBoundaryState,
+}
+
+enum Msg {
+    /// `buf[from..to]` is new output; `buf[..from]` is history (the window).
+    Data {
+        buf: Vec<u8>,
+        from: usize,
+        to: usize,
+        boundaries: Vec<Boundary>,
+    },
+    End,
+    Fail(FormatError),
+}
+
+/// Inflate from `start` (or the stream's start), sending output until the receiver hangs up.
+/// `wants_boundary(total_out)` says whether a block boundary there is worth a snapshot.
+fn inflate(
+    source: &Source,
+    first_idat: u64,
+    start: Option<(&PngCheckpoint, &PngState)>,
+    wants_boundary: &dyn Fn(u64) -> bool,
+    tx: &SyncSender<Msg>,
+    spare: &Receiver<Vec<u8>>,
+    cancelled: &dyn Fn() -> bool,
+) {
+    let result = (|| -> Result<(), FormatError> {
+        let (mut r, mut idat, mut buf, mut total_out, fresh) = match start {
+            None => {
+                let mut head = [0u8; 4];
+                source.read_exact_at(first_idat.saturating_sub(8), &mut head)?;
+                let len = u64::from(u32::from_be_bytes(head));
+                (
+                    DecompressorOxide::new(),
+                    Idat::new(source, first_idat, len, 0),
+                    Vec::with_capacity(WINDOW + OUT_CHUNK),
+                    0u64,
+                    true,
+                )
+            }
+            Some((c, state)) => {
+                let st = BlockBoundaryState {
+                    num_bits: c.num_bits,
+                    bit_buf: c.bit_buf,
+                    ..BlockBoundaryState::default()
+                };
+                let mut buf = Vec::with_capacity(WINDOW + OUT_CHUNK);
+                buf.extend_from_slice(&state.window);
+                (
+                    DecompressorOxide::from_block_boundary_state(&st),
+                    Idat::new(source, c.file_pos, u64::from(c.chunk_left), c.zpos),
+                    buf,
+                    c.out_pos,
+                    false,
+                )
+            }
+        };
+        let base_flags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF
+            | inflate_flags::TINFL_FLAG_STOP_ON_BLOCK_BOUNDARY
+            | inflate_flags::TINFL_FLAG_IGNORE_ADLER32
+            | if fresh {
+                inflate_flags::TINFL_FLAG_PARSE_ZLIB_HEADER
+            } else {
+                0
+            };
+        let mut input: Vec<u8> = Vec::with_capacity(READ_BLOCK);
+        let mut segs: Vec<(u64, u64, u64)> = Vec::new();
+        let mut in_z0 = idat.zpos;
+        let mut used = 0usize;
+        let mut from = buf.len();
+        let mut boundaries = Vec::new();
+        buf.resize(WINDOW.max(buf.len()) + OUT_CHUNK, 0);
+        let mut pos = from;
+        loop {
+            if used == input.len() && !idat.ended {
+                input.clear();
+                segs.clear();
+                used = 0;
+                in_z0 = idat.zpos;
+                idat.fill(&mut input, &mut segs, READ_BLOCK)?;
+                if cancelled() {
+                    return Err(FormatError::Cancelled);
+                }
+            }
+            let more = if idat.ended {
+                0
+            } else {
+                inflate_flags::TINFL_FLAG_HAS_MORE_INPUT
+            };
+            let (status, consumed, written) =
+                decompress(&mut r, &input[used..], &mut buf, pos, base_flags | more);
+            used += consumed;
+            pos += written;
+            total_out += written as u64;
+            match status {
+                TINFLStatus::BlockBoundary => {
+                    if wants_boundary(total_out)
+                        && let Some(state) = r.block_boundary_state()
+                    {
+                        let z = in_z0 + used as u64;
+                        let (file_pos, chunk_left) = if used == input.len() {
+                            (idat.file_pos, idat.chunk_left)
+                        } else {
+                            let s = segs.iter().rev().find(|s| s.0 <= z).copied();
+                            let (sz, sf, end) = s.unwrap_or((in_z0, idat.file_pos, 0));
+                            let f = sf + (z - sz);
+                            (f, end.saturating_sub(f))
+                        };
+                        boundaries.push(Boundary {
+                            at: pos,
+                            total_out,
+                            zpos: z,
+                            file_pos,
+                            chunk_left: u32::try_from(chunk_left).unwrap_or(0),
+                            state,
+                        });
+                    }
+                }
+                TINFLStatus::Done => {
+                    send_data(tx, buf, from, pos, boundaries)?;
+                    let _ = tx.send(Msg::End);
+                    return Ok(());
+                }
+                TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress
+                    if idat.ended && used == input.len() =>
+                {
+                    return Err(FormatError::truncated(format!(
+                        "PNG image data ends early (after {} decompressed bytes)",
+                        total_out
+                    )));
+                }
+                TINFLStatus::NeedsMoreInput | TINFLStatus::HasMoreOutput => {}
+                other => {
+                    return Err(FormatError::invalid(format!(
+                        "PNG image data is corrupt near zlib byte {} ({other:?})",
+                        in_z0 + used as u64
+                    )));
+                }
+            }
+            if buf.len() - pos < OUT_CHUNK / 4 {
+                // Hand the filled part over; keep the window for back-references.
+                let keep = pos.min(WINDOW);
+                // A buffer the unfilter is done with (no zeroing: inflate overwrites it).
+                let mut next = spare
+                    .try_recv()
+                    .unwrap_or_else(|_| vec![0u8; WINDOW + OUT_CHUNK]);
+                next.resize(WINDOW + OUT_CHUNK, 0);
+                next[..keep].copy_from_slice(&buf[pos - keep..pos]);
+                send_data(tx, std::mem::replace(&mut buf, next), from, pos, boundaries)?;
+                boundaries = Vec::new();
+                from = keep;
+                pos = keep;
+            }
+        }
+    })();
+    if let Err(e) = result {
+        let _ = tx.send(Msg::Fail(e));
+    }
+}
+
+fn send_data(
+    tx: &SyncSender<Msg>,
+    buf: Vec<u8>,
+    from: usize,
+    to: usize,
+    boundaries: Vec<Boundary>,
+) -> Result<(), FormatError> {
+    tx.send(Msg::Data {
+        buf,
+        from,
+        to,
+        boundaries,
+    })
+    // The unfilter hung up: it has every row it wanted.
+    .map_err(|_| FormatError::Cancelled)
+}
+
+/// Rows being reassembled from the filtered stream.
+struct Rows {
+    stride: usize,
+    bpp: usize,
+    /// `bufs[cur]` collects the current row (filter byte first); the other holds the
+    /// previous row, unfiltered (also with a leading byte, unused).
+    bufs: [Vec<u8>; 2],
+    cur: usize,
+    fill: usize,
+    y: u32,
+}
+
+impl Rows {
+    fn prev(&self) -> &[u8] {
+        &self.bufs[1 - self.cur][1..]
+    }
+
+    /// Feed filtered bytes; `on_row(y, row)` gets each completed row and returns false to
+    /// stop (then `feed` returns false too).
+    fn feed(
+        &mut self,
+        mut data: &[u8],
+        on_row: &mut dyn FnMut(u32, &[u8]) -> bool,
+    ) -> Result<bool, FormatError> {
+        let full = self.stride + 1;
+        while !data.is_empty() {
+            let n = (full - self.fill).min(data.len());
+            self.bufs[self.cur][self.fill..self.fill + n].copy_from_slice(&data[..n]);
+            self.fill += n;
+            data = &data[n..];
+            if self.fill == full {
+                let (a, b) = self.bufs.split_at_mut(1);
+                let (row, prev) = if self.cur == 0 {
+                    (&mut a[0], &b[0])
+                } else {
+                    (&mut b[0], &a[0])
+                };
+                unfilter(row[0], &mut row[1..], &prev[1..], self.bpp, self.y)?;
+                let go = on_row(self.y, &row[1..]);
+                self.cur = 1 - self.cur;
+                self.fill = 0;
+                self.y += 1;
+                if !go {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Undo one row's PNG filter in place (`prev` is the unfiltered row above, zeros on row 0).
+fn unfilter(
+    kind: u8,
+    row: &mut [u8],
+    prev: &[u8],
+    bpp: usize,
+    y: u32,
+) -> Result<(), FormatError> {
+    let n = row.len();
+    match kind {
+        0 => {}
+        1 => {
+            for i in bpp..n {
+                row[i] = row[i].wrapping_add(row[i - bpp]);
+            }
+        }
+        2 => {
+            for (r, p) in row.iter_mut().zip(prev) {
+                *r = r.wrapping_add(*p);
+            }
+        }
+        3 => {
+            for i in 0..bpp.min(n) {
+                row[i] = row[i].wrapping_add(prev[i] >> 1);
+            }
+            for i in bpp..n {
+                let avg = ((u16::from(row[i - bpp]) + u16::from(prev[i])) >> 1) as u8;
+                row[i] = row[i].wrapping_add(avg);
+            }
+        }
+        4 => {
+            for i in 0..bpp.min(n) {
+                row[i] = row[i].wrapping_add(prev[i]);
+            }
+            for i in bpp..n {
+                let (a, b, c) = (
+                    i16::from(row[i - bpp]),
+                    i16::from(prev[i]),
+                    i16::from(prev[i - bpp]),
+                );
+                let p = a + b - c;
+                let (pa, pb, pc) = ((p - a).abs(), (p - b).abs(), (p - c).abs());
+                let pred = if pa <= pb && pa <= pc {
+                    a
+                } else if pb <= pc {
+                    b
+                } else {
+                    c
+                };
+                row[i] = row[i].wrapping_add(pred as u8);
+            }
+        }
+        other => {
+            return Err(FormatError::invalid(format!(
+                "PNG row {y} has filter type {other}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Decode bands `first..=last` of a non-interlaced PNG page, resuming from the nearest
+/// checkpoint and recording checkpoints for the bands the pass goes through.
+#[allow(clippy::too_many_arguments)]
+pub fn decode_bands(
+    source: &Source,
+    page: &Page,
+    index: &StreamIndex,
+    first: u64,
+    last: u64,
+    wanted: &mut dyn FnMut(u64) -> bool,
+    emit: &mut dyn FnMut(u64, Piece),
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Result<(), FormatError> {
+    let Storage::Stream { offset, .. } = page.storage else {
+        return Err(FormatError::invalid("internal: not a stream page"));
+    };
+    let grid = &page.grid;
+    let bands = grid.unit_rows();
+    let last = last.min(bands.saturating_sub(1));
+    let stride = page.raw.row_bytes(page.width) as usize;
+    let full = stride as u64 + 1;
+    let bpp = (page.raw.bits_per_pixel() as usize).div_ceil(8).max(1);
+    let band_start = |b: u64| u64::from(grid.unit_extent(b).y0) * full;
+    let (resume_band, point) = index.resume_point(first);
+    let start = match point.as_deref() {
+        Some(Checkpoint::Png(c)) => {
+            let state = c
+                .unpack()
+                .filter(|st| {
+                    (st.prev.len() == stride || c.out_pos < full)
+                        && st.partial.len() as u64 == c.out_pos % full
+                })
+                .ok_or_else(|| FormatError::invalid("PNG checkpoint does not fit the image"))?;
+            Some((c.clone(), state))
+        }
+        Some(Checkpoint::Jpeg(_)) => {
+            return Err(FormatError::invalid("internal: JPEG checkpoint on a PNG"));
+        }
+        None => None,
+    };
+    // Boundaries worth a snapshot: within GUARD (or half a band) before a band not yet
+    // checkpointed. Recorded bands are skipped, so resumed passes copy nothing.
+    let guard = GUARD.min(band_start(1).max(2) / 2);
+    let wants_boundary = |total_out: u64| {
+        let b = grid.unit_row_of((total_out / full).min(u64::from(u32::MAX)) as u32) + 1;
+        b < bands && band_start(b) - total_out <= guard && index.checkpoint(b).is_none()
+    };
+    let end_row = grid.unit_extent(last).y1;
+    let first_row = grid.unit_extent(first).y0;
+    let (tx, rx) = sync_channel::<Msg>(2);
+    let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(4);
+    std::thread::scope(|scope| {
+        let start_ref = start.as_ref().map(|(c, st)| (c, st));
+        let wants = &wants_boundary;
+        let inflater = scope.spawn(move || {
+            inflate(source, offset, start_ref, wants, &tx, &spare_rx, cancelled);
+        });
+        let result = unfilter_side(
+            &rx,
+            &spare_tx,
+            page,
+            index,
+            start.as_ref().map(|(c, st)| (c, st)),
+            resume_band,
+            (first_row, end_row),
+            (stride, bpp),
+            wanted,
+            emit,
+            cancelled,
+        );
+        drop(rx);
+        let _ = inflater.join();
+        result
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn unfilter_side(
+    rx: &Receiver<Msg>,
+    spare: &SyncSender<Vec<u8>>,
+    page: &Page,
+    index: &StreamIndex,
+    start: Option<(&PngCheckpoint, &PngState)>,
+    resume_band: u64,
+    (first_row, end_row): (u32, u32),
+    (stride, bpp): (usize, usize),
+    wanted: &mut dyn FnMut(u64) -> bool,
+    emit: &mut dyn FnMut(u64, Piece),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), FormatError> {
+    let grid = &page.grid;
+    let bands = grid.unit_rows();
+    let full = stride as u64 + 1;
+    let band_start = |b: u64| u64::from(grid.unit_extent(b).y0) * full;
+    let mut rows = Rows {
+        stride,
+        bpp,
+        bufs: [vec![0u8; stride + 1], vec![0u8; stride + 1]],
+        cur: 0,
+        fill: 0,
+        y: 0,
+    };
+    if let Some((c, st)) = start {
+        rows.y = (c.out_pos / full) as u32;
+        rows.fill = st.partial.len();
+        rows.bufs[0][..st.partial.len()].copy_from_slice(&st.partial);
+        if !st.prev.is_empty() {
+            rows.bufs[1][1..].copy_from_slice(&st.prev);
+        }
+    }
+    let mut assembler = Bands::new(page);
+    // The next band whose start this pass has not gone past, and a snapshot taken before it.
+    let mut next = resume_band + 1;
+    let mut pending: Option<(PngCheckpoint, PngState)> = None;
+    let commit = |band: u64, (mut c, st): (PngCheckpoint, PngState)| {
+        (c.lens, c.packed) = PngCheckpoint::pack(&st);
+        index.record(band, Checkpoint::Png(c));
+    };
+    let done = std::cell::Cell::new(false);
+    let mut on_row = |y: u32, data: &[u8]| -> bool {
+        if y >= first_row {
+            let mut keep = |b: u64| wanted(b);
+            if let Some((band, piece)) = assembler.row(y, data, &mut keep) {
+                emit(band, piece);
+            }
+        }
+        if y + 1 >= end_row {
+            done.set(true);
+        }
+        !done.get()
+    };
+    loop {
+        let msg = rx
+            .recv()
+            .map_err(|_| FormatError::invalid("PNG inflater stopped"))?;
+        match msg {
+            Msg::Data {
+                buf,
+                from,
+                to,
+                boundaries,
+            } => {
+                let mut at = from;
+                for b in boundaries {
+                    if !rows.feed(&buf[at..b.at], &mut on_row)? {
+                        break;
+                    }
+                    at = b.at;
+                    // Bands whose start lies before this boundary: the snapshot (if it
+                    // is inside the band above) is their checkpoint.
+                    while next < bands && band_start(next) <= b.total_out {
+                        if let Some(p) = pending.take_if(|p| p.0.out_pos > band_start(next - 1)) {
+                            commit(next, p);
+                        }
+                        next += 1;
+                        index.mark_reached(next);
+                    }
+                    if next < bands && index.checkpoint(next).is_none() {
+                        // A plain copy: only the one that becomes a checkpoint is packed.
+                        let w = b.at.min(WINDOW);
+                        pending = Some((
+                            PngCheckpoint {
+                                zpos: b.zpos,
+                                file_pos: b.file_pos,
+                                chunk_left: b.chunk_left,
+                                num_bits: b.state.num_bits,
+                                bit_buf: b.state.bit_buf,
+                                out_pos: b.total_out,
+                                lens: [0; 3],
+                                packed: Vec::new(),
+                            },
+                            PngState {
+                                prev: if b.total_out >= full {
+                                    rows.prev().to_vec()
+                                } else {
+                                    Vec::new()
+                                },
+                                window: buf[b.at - w..b.at].to_vec(),
+                                partial: rows.bufs[rows.cur][..rows.fill].to_vec(),
+                            },
+                        ));
+                    }
+                }
+                if !done.get() {
+                    rows.feed(&buf[at..to], &mut on_row)?;
+                }
+                // Bands whose start the rows have passed (no closer boundary came).
+                let here = u64::from(rows.y) * full + rows.fill as u64;
+                while next < bands && band_start(next) < here {
+                    if let Some(p) = pending.take_if(|p| {
+                        p.0.out_pos > band_start(next - 1) && p.0.out_pos <= band_start(next)
+                    }) {
+                        commit(next, p);
+                    }
+                    next += 1;
+                    index.mark_reached(next);
+                }
+                if done.get() {
+                    return Ok(());
+                }
+                let _ = spare.try_send(buf);
+                if cancelled() {
+                    return Err(FormatError::Cancelled);
+                }
+            }
+            Msg::End => {
+                if rows.y < end_row {
+                    return Err(FormatError::truncated(format!(
+                        "PNG image data ends at row {} of {}",
+                        rows.y, page.height
+                    )));
+                }
+                index.mark_reached(bands);
+                return Ok(());
+            }
+            Msg::Fail(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unfilter_matches_the_definition() {
+        // One row of 2-byte pixels under each filter, against a direct evaluation.
+        let prev = [10u8, 200, 30, 40, 250, 60];
+        let raw = [5u8, 7, 100, 3, 9, 255];
+        for kind in 0..=4u8 {
+            let mut row = raw;
+            unfilter(kind, &mut row, &prev, 2, 1).unwrap();
+            let mut want = [0u8; 6];
+            for i in 0..6 {
+                let a = if i >= 2 { want[i - 2] } else { 0 };
+                let b = prev[i];
+                let c = if i >= 2 { prev[i - 2] } else { 0 };
+                let pred = match kind {
+                    0 => 0,
+                    1 => a,
+                    2 => b,
+                    3 => ((u16::from(a) + u16::from(b)) / 2) as u8,
+                    _ => {
+                        let p = i16::from(a) + i16::from(b) - i16::from(c);
+                        let (pa, pb, pc) = (
+                            (p - i16::from(a)).abs(),
+                            (p - i16::from(b)).abs(),
+                            (p - i16::from(c)).abs(),
+                        );
+                        if pa <= pb && pa <= pc {
+                            a
+                        } else if pb <= pc {
+                            b
+                        } else {
+                            c
+                        }
+                    }
+                };
+                want[i] = raw[i].wrapping_add(pred);
+            }
+            assert_eq!(row, want, "filter {kind}");
+        }
+        assert!(unfilter(5, &mut [0u8; 4], &[0; 4], 1, 3).is_err());
+    }
+}

@@ -1,0 +1,460 @@
+//! Checkpoints into streams that otherwise decode only from their start (PNG's zlib stream,
+//! a JPEG scan with restart markers), so that any band can be decoded on its own.
+//!
+//! The first pass over a stream (the viewer's loader, or the level build) records one
+//! checkpoint per band as it goes; later requests resume from the nearest checkpoint at or
+//! above the band. A complete index is kept next to the built levels (same folder, same
+//! identity check), so the next open needs no pass at all.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Where a PNG band's decoding can resume: a deflate block boundary at or before the band's
+/// first row, with everything the inflater and the unfilter need to carry on from there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PngCheckpoint {
+    /// Bytes of the zlib stream consumed (the concatenated IDAT payloads).
+    pub zpos: u64,
+    /// File offset of the next payload byte, and payload bytes left in its IDAT chunk.
+    pub file_pos: u64,
+    pub chunk_left: u32,
+    /// Bits of the last consumed byte still unread (miniz_oxide's block boundary state).
+    pub num_bits: u8,
+    pub bit_buf: u8,
+    /// Decompressed (filtered) bytes produced before this point.
+    pub out_pos: u64,
+    /// Lengths of the previous row, the window and the partial row held in `packed`.
+    pub lens: [u32; 3],
+    /// The unfiltered row above the current one (empty on row 0), the last 32 KB (or less,
+    /// near the start) of decompressed output (the inflate window), and the current row's
+    /// filtered bytes so far, deflated together: they are image data, and most of the size.
+    pub packed: Vec<u8>,
+}
+
+/// What a PNG checkpoint holds besides positions.
+pub struct PngState {
+    pub prev: Vec<u8>,
+    pub window: Vec<u8>,
+    pub partial: Vec<u8>,
+}
+
+impl PngCheckpoint {
+    /// Pack the state: the partial row is the window's tail, so it follows the window and
+    /// deflate finds it there.
+    pub fn pack(state: &PngState) -> ([u32; 3], Vec<u8>) {
+        let mut raw =
+            Vec::with_capacity(state.prev.len() + state.window.len() + state.partial.len());
+        for part in [&state.prev, &state.window, &state.partial] {
+            raw.extend_from_slice(part);
+        }
+        let lens = [
+            state.prev.len() as u32,
+            state.window.len() as u32,
+            state.partial.len() as u32,
+        ];
+        (lens, miniz_oxide::deflate::compress_to_vec(&raw, 1))
+    }
+
+    pub fn unpack(&self) -> Option<PngState> {
+        let [p, w, q] = self.lens.map(|l| l as usize);
+        let raw =
+            miniz_oxide::inflate::decompress_to_vec_with_limit(&self.packed, p + w + q).ok()?;
+        if raw.len() != p + w + q || w > 1 << 15 {
+            return None;
+        }
+        Some(PngState {
+            prev: raw[..p].to_vec(),
+            window: raw[p..p + w].to_vec(),
+            partial: raw[p + w..].to_vec(),
+        })
+    }
+}
+
+/// A JPEG band: its restart intervals, as they lie in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JpegCheckpoint {
+    /// Offset of the band's first entropy-coded byte (just after an RST marker or the SOS).
+    pub offset: u64,
+    /// Bytes up to the RST marker that ends the band (or the EOI).
+    pub length: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkpoint {
+    Png(PngCheckpoint),
+    Jpeg(JpegCheckpoint),
+}
+
+impl Checkpoint {
+    /// Offset in the file where decoding from this checkpoint starts reading.
+    pub fn file_offset(&self) -> u64 {
+        match self {
+            Checkpoint::Png(c) => c.file_pos,
+            Checkpoint::Jpeg(c) => c.offset,
+        }
+    }
+
+    /// The descriptor args text for the band this checkpoint starts.
+    pub fn describe(&self) -> String {
+        match self {
+            Checkpoint::Png(c) => format!(
+                "checkpoint zlib byte {} bit {}, out {}",
+                c.zpos,
+                (8 - c.num_bits) % 8,
+                c.out_pos
+            ),
+            Checkpoint::Jpeg(c) => format!("restart interval @{} +{}", c.offset, c.length),
+        }
+    }
+
+    fn memory(&self) -> usize {
+        match self {
+            Checkpoint::Png(c) => c.packed.len() + 64,
+            Checkpoint::Jpeg(_) => 16,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    points: Vec<Option<Arc<Checkpoint>>>,
+    /// Bands whose first row a pass has gone past (their checkpoint, if any, is recorded).
+    reached: u64,
+    /// Loaded from a kept file, or already saved: nothing to write.
+    kept: bool,
+}
+
+/// The checkpoints of one stream page, filled in while passes run.
+#[derive(Debug)]
+pub struct StreamIndex {
+    bands: u64,
+    inner: Mutex<Inner>,
+    store: Mutex<Option<(PathBuf, String)>>,
+}
+
+impl StreamIndex {
+    pub fn new(bands: u64) -> Self {
+        Self {
+            bands,
+            inner: Mutex::new(Inner {
+                points: vec![None; bands as usize],
+                ..Inner::default()
+            }),
+            store: Mutex::new(None),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn bands(&self) -> u64 {
+        self.bands
+    }
+
+    /// Bands a pass has reached so far (all of them once the index is complete).
+    pub fn reached(&self) -> u64 {
+        self.lock().reached
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.reached() >= self.bands
+    }
+
+    pub fn checkpoint(&self, band: u64) -> Option<Arc<Checkpoint>> {
+        self.lock().points.get(band as usize).cloned().flatten()
+    }
+
+    /// Where to start decoding for `band`: the nearest band at or above it with a checkpoint
+    /// (band 0 needs none: it starts the stream).
+    pub fn resume_point(&self, band: u64) -> (u64, Option<Arc<Checkpoint>>) {
+        let inner = self.lock();
+        let top = band.min(self.bands.saturating_sub(1)) as usize;
+        for b in (1..=top).rev() {
+            if let Some(Some(c)) = inner.points.get(b) {
+                return (b as u64, Some(c.clone()));
+            }
+        }
+        (0, None)
+    }
+
+    pub fn record(&self, band: u64, point: Checkpoint) {
+        let mut inner = self.lock();
+        if let Some(slot) = inner.points.get_mut(band as usize)
+            && slot.is_none()
+        {
+            *slot = Some(Arc::new(point));
+        }
+    }
+
+    /// A pass has gone past the first row of every band below `bands`.
+    pub fn mark_reached(&self, bands: u64) {
+        let complete = {
+            let mut inner = self.lock();
+            let before = inner.reached;
+            inner.reached = inner.reached.max(bands.min(self.bands));
+            before < self.bands && inner.reached >= self.bands
+        };
+        if complete {
+            self.save();
+        }
+    }
+
+    /// Bytes the checkpoints take in memory.
+    pub fn memory(&self) -> usize {
+        self.lock().points.iter().flatten().map(|c| c.memory()).sum()
+    }
+
+    pub fn checkpoints(&self) -> usize {
+        self.lock().points.iter().flatten().count()
+    }
+
+    /// Keep the index at `path` once it is complete; load it now if a kept copy matches
+    /// `identity`. Returns whether a kept index was loaded.
+    pub fn attach_store(&self, path: PathBuf, identity: String) -> bool {
+        let loaded = match std::fs::read(&path) {
+            Ok(bytes) => match decode_file(&bytes, &identity, self.bands) {
+                Some(points) => {
+                    let mut inner = self.lock();
+                    for (b, p) in points {
+                        if let Some(slot) = inner.points.get_mut(b as usize) {
+                            *slot = Some(Arc::new(p));
+                        }
+                    }
+                    inner.reached = self.bands;
+                    inner.kept = true;
+                    true
+                }
+                None => {
+                    // Another version of the image, or damaged: built again by the next pass.
+                    let _ = std::fs::remove_file(&path);
+                    false
+                }
+            },
+            Err(_) => false,
+        };
+        if loaded {
+            crate::levels::sidecar::touch(&path);
+        }
+        *self.store.lock().unwrap_or_else(|e| e.into_inner()) = Some((path, identity));
+        if !loaded && self.is_complete() {
+            self.save();
+        }
+        loaded
+    }
+
+    /// Write the index to its store (temporary file, then renamed), once.
+    fn save(&self) {
+        let Some((path, identity)) = self.store.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        else {
+            return;
+        };
+        let points: Vec<(u64, Arc<Checkpoint>)> = {
+            let mut inner = self.lock();
+            if inner.kept {
+                return;
+            }
+            inner.kept = true;
+            inner
+                .points
+                .iter()
+                .enumerate()
+                .filter_map(|(b, p)| p.clone().map(|p| (b as u64, p)))
+                .collect()
+        };
+        let bytes = encode_file(&identity, self.bands, &points);
+        let tmp = crate::levels::sidecar::partial_for(&path);
+        let written = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+            .and_then(|_| std::fs::File::create(&tmp))
+            .and_then(|mut f| f.write_all(&bytes))
+            .and_then(|_| std::fs::rename(&tmp, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
+const MAGIC: &[u8; 8] = b"TSIDX\x001\n";
+
+fn put(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_blob(out: &mut Vec<u8>, b: &[u8]) {
+    put(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// File layout: magic, identity text, band count, then per checkpoint its band, kind and
+/// fields; PNG windows and rows are deflated (they are image data, and most of the size).
+fn encode_file(identity: &str, bands: u64, points: &[(u64, Arc<Checkpoint>)]) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    put_blob(&mut out, identity.as_bytes());
+    put(&mut out, bands);
+    put(&mut out, points.len() as u64);
+    for (band, p) in points {
+        put(&mut out, *band);
+        match &**p {
+            Checkpoint::Png(c) => {
+                out.push(0);
+                for v in [c.zpos, c.file_pos, u64::from(c.chunk_left), c.out_pos] {
+                    put(&mut out, v);
+                }
+                out.extend_from_slice(&[c.num_bits, c.bit_buf]);
+                for l in c.lens {
+                    put(&mut out, u64::from(l));
+                }
+                put_blob(&mut out, &c.packed);
+            }
+            Checkpoint::Jpeg(c) => {
+                out.push(1);
+                put(&mut out, c.offset);
+                put(&mut out, c.length);
+            }
+        }
+    }
+    out
+}
+
+/// A reader over the index file that fails (None) instead of panicking on short data.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.0.len() {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn len(&mut self, limit: u64) -> Option<usize> {
+        let n = self.u64()?;
+        (n <= limit).then_some(n as usize)
+    }
+}
+
+fn decode_file(bytes: &[u8], identity: &str, bands: u64) -> Option<Vec<(u64, Checkpoint)>> {
+    let mut c = Cursor(bytes);
+    if c.take(MAGIC.len())? != MAGIC {
+        return None;
+    }
+    let id_len = c.len(bytes.len() as u64)?;
+    if c.take(id_len)? != identity.as_bytes() || c.u64()? != bands {
+        return None;
+    }
+    let n = c.len(bands)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let band = c.u64()?;
+        if band >= bands {
+            return None;
+        }
+        let point = match c.u8()? {
+            0 => {
+                let (zpos, file_pos, chunk_left, out_pos) = (c.u64()?, c.u64()?, c.u64()?, c.u64()?);
+                let (num_bits, bit_buf) = (c.u8()?, c.u8()?);
+                // Rows at most what a PNG row can hold; the window 32 KB.
+                let lens = [c.len(1 << 31)?, c.len(1 << 15)?, c.len(1 << 31)?];
+                let packed_len = c.len(bytes.len() as u64)?;
+                if num_bits > 7 {
+                    return None;
+                }
+                Checkpoint::Png(PngCheckpoint {
+                    zpos,
+                    file_pos,
+                    chunk_left: u32::try_from(chunk_left).ok()?,
+                    num_bits,
+                    bit_buf,
+                    out_pos,
+                    lens: lens.map(|l| l as u32),
+                    packed: c.take(packed_len)?.to_vec(),
+                })
+            }
+            1 => Checkpoint::Jpeg(JpegCheckpoint {
+                offset: c.u64()?,
+                length: c.u64()?,
+            }),
+            _ => return None,
+        };
+        out.push((band, point));
+    }
+    c.0.is_empty().then_some(out)
+}
+
+/// The index file for `image_path` in `dir` (beside its levels sidecar).
+pub fn file_for(dir: &Path, image_path: &Path) -> PathBuf {
+    crate::levels::sidecar::file_for(dir, image_path, 0).with_extension("idx")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(z: u64) -> Checkpoint {
+        let (lens, packed) = PngCheckpoint::pack(&PngState {
+            prev: (0..50).collect(),
+            window: vec![z as u8; 300],
+            partial: vec![2, 9, 9],
+        });
+        Checkpoint::Png(PngCheckpoint {
+            zpos: z,
+            file_pos: z + 40,
+            chunk_left: 7,
+            num_bits: 3,
+            bit_buf: 5,
+            out_pos: z * 3,
+            lens,
+            packed,
+        })
+    }
+
+    #[test]
+    fn resume_point_is_the_nearest_checkpoint_above() {
+        let ix = StreamIndex::new(6);
+        ix.record(2, png(100));
+        ix.record(4, png(200));
+        assert_eq!(ix.resume_point(1).0, 0);
+        assert_eq!(ix.resume_point(3).0, 2);
+        assert_eq!(ix.resume_point(4).0, 4);
+        assert_eq!(ix.resume_point(99).0, 4);
+        ix.record(4, png(999));
+        assert_eq!(*ix.checkpoint(4).unwrap(), png(200), "the first record stays");
+    }
+
+    #[test]
+    fn file_round_trip_and_rejects() {
+        let points = vec![
+            (1, Arc::new(png(10))),
+            (
+                3,
+                Arc::new(Checkpoint::Jpeg(JpegCheckpoint {
+                    offset: 77,
+                    length: 5,
+                })),
+            ),
+        ];
+        let bytes = encode_file("id", 5, &points);
+        let back = decode_file(&bytes, "id", 5).expect("decodes");
+        assert_eq!(back.len(), 2);
+        assert_eq!(back[0], (1, png(10)));
+        let Checkpoint::Png(c) = &back[0].1 else {
+            panic!("not PNG")
+        };
+        let st = c.unpack().expect("unpacks");
+        assert_eq!((st.prev.len(), st.window, st.partial), (50, vec![10; 300], vec![2, 9, 9]));
+        assert_eq!(back[1].0, 3);
+        assert!(decode_file(&bytes, "other", 5).is_none(), "identity differs");
+        assert!(decode_file(&bytes, "id", 6).is_none(), "band count differs");
+        for cut in [0, 9, bytes.len() / 2, bytes.len() - 1] {
+            assert!(decode_file(&bytes[..cut], "id", 5).is_none(), "cut at {cut}");
+        }
+    }
+}
