@@ -75,6 +75,16 @@ impl OpenImage {
         index.attach_store(crate::index::file_for(dir, self.path()), identity)
     }
 
+    /// Descriptor `index` of page `page`, with its checkpoint when the page is an indexed
+    /// stream.
+    pub fn descriptor(&self, page: usize, index: u64) -> Option<format::TileDescriptor> {
+        let p = self.layout.pages.get(page)?;
+        Some(match (&self.index, page) {
+            (Some(ix), 0) => p.stream_descriptor(index, ix),
+            _ => p.descriptor(index),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         self.source.path()
     }

@@ -3,7 +3,28 @@
 use std::io::Write;
 
 use crate::format::{Layout, Page, TileDescriptor};
+use crate::index::StreamIndex;
 use crate::levels::BuiltLevels;
+
+/// Descriptor `i` of `page`, with its checkpoint when `index` covers the page.
+fn describe(page: &Page, index: Option<&StreamIndex>, i: u64) -> TileDescriptor {
+    match index {
+        Some(ix) => page.stream_descriptor(i, ix),
+        None => page.descriptor(i),
+    }
+}
+
+fn index_summary(ix: &StreamIndex) -> String {
+    format!(
+        "{} checkpoints for {} bands, {:.1} KB, {} of {} bands reached{}",
+        ix.checkpoints(),
+        ix.bands(),
+        ix.memory() as f64 / 1024.0,
+        ix.reached(),
+        ix.bands(),
+        if ix.is_complete() { " (complete)" } else { "" }
+    )
+}
 
 /// Built levels as `(factor, page of the sidecar)`.
 fn built_list(built: Option<&BuiltLevels>) -> Vec<(u32, &Page)> {
@@ -55,6 +76,7 @@ pub fn write_json(
     layout: &Layout,
     page_index: usize,
     built: Option<&BuiltLevels>,
+    index: Option<&StreamIndex>,
 ) -> std::io::Result<()> {
     let page = &layout.pages[page_index];
     write!(
@@ -112,12 +134,24 @@ pub fn write_json(
             write!(out, "]}}")?;
         }
     }
+    match index {
+        None => write!(out, ",\"stream_index\":null")?,
+        Some(ix) => write!(
+            out,
+            ",\"stream_index\":{{\"bands\":{},\"checkpoints\":{},\"bytes\":{},\"reached\":{},\"complete\":{}}}",
+            ix.bands(),
+            ix.checkpoints(),
+            ix.memory(),
+            ix.reached(),
+            ix.is_complete()
+        )?,
+    }
     write!(out, ",\"tiles\":[")?;
     for i in 0..page.descriptor_count() {
         if i > 0 {
             out.write_all(b",")?;
         }
-        out.write_all(tile_json(&page.descriptor(i)).as_bytes())?;
+        out.write_all(tile_json(&describe(page, index, i)).as_bytes())?;
     }
     writeln!(out, "]}}")
 }
@@ -145,6 +179,7 @@ pub fn write_table(
     layout: &Layout,
     page_index: usize,
     built: Option<&BuiltLevels>,
+    index: Option<&StreamIndex>,
 ) -> std::io::Result<()> {
     let page = &layout.pages[page_index];
     writeln!(out, "file:    {path} ({file_len} bytes)")?;
@@ -183,7 +218,13 @@ pub fn write_table(
         writeln!(out, "built:   {}", list.join(", "))?;
         writeln!(out, "         kept in {}", b.image.path().display())?;
     }
-    let access = page.access();
+    if let Some(ix) = index {
+        writeln!(out, "index:   {}", index_summary(ix))?;
+    }
+    let access = match index {
+        Some(ix) if ix.is_complete() => crate::format::Access::Checkpoint,
+        _ => page.access(),
+    };
     writeln!(out, "access:  {} ({})", access.name(), access.reason())?;
     writeln!(out)?;
     writeln!(
@@ -193,7 +234,7 @@ pub fn write_table(
     )?;
     let mut past_end = 0u64;
     for i in 0..page.descriptor_count() {
-        let d = page.descriptor(i);
+        let d = describe(page, index, i);
         if d.offset.saturating_add(d.length) > file_len {
             past_end += 1;
         }

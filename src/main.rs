@@ -26,6 +26,7 @@ const USAGE: &str = "usage:
   tessera info FILE [--json] [--page P]
   tessera render FILE --region X,Y,W,H [--scale N] [--page P] [--cache-mb M] [--stats] -o OUT.png
   tessera levels FILE [--rebuild]       build the zoomed-out levels (kept for the viewer)
+  tessera index FILE [--rebuild]        record a PNG/JPEG's checkpoints (kept with the levels)
   level options (viewer, info, render, levels):
     --levels-dir DIR  where levels are kept (default ~/.cache/tessera/levels)
     --levels-cap-mb M total size of kept levels (default 4096)
@@ -115,6 +116,7 @@ fn run(args: &[String]) -> Result<()> {
         "info" => cmd_info(rest),
         "render" => cmd_render(rest),
         "levels" => cmd_levels(rest),
+        "index" => cmd_index(rest),
         "synth" => cmd_synth(rest),
         "bench-view" => cmd_view(rest, true),
         "-h" | "--help" | "help" => {
@@ -223,10 +225,11 @@ fn cmd_info(args: &[String]) -> Result<()> {
     image.page(page)?;
     levels::attach_existing(&image, &cfg);
     let built = image.levels().filter(|_| page == 0);
+    let index = image.index.as_ref().filter(|_| page == 0);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let written = if json {
-        info::write_json(&mut out, &image.layout, page as usize, built)
+        info::write_json(&mut out, &image.layout, page as usize, built, index)
     } else {
         info::write_table(
             &mut out,
@@ -235,6 +238,7 @@ fn cmd_info(args: &[String]) -> Result<()> {
             &image.layout,
             page as usize,
             built,
+            index,
         )
     };
     match written.and_then(|()| out.flush()) {
@@ -349,6 +353,78 @@ fn cmd_synth(args: &[String]) -> Result<()> {
         .with_context(|| format!("writing {}", pos[3]))
 }
 
+/// One pass over a PNG/JPEG stream to record its checkpoints, with a progress bar.
+fn cmd_index(args: &[String]) -> Result<()> {
+    let usage = "usage: tessera index FILE [--rebuild] [--levels-dir DIR] [--no-keep-levels]";
+    let mut a = Args::new(args);
+    let rebuild = a.flag("--rebuild");
+    let cfg = levels_config(&mut a)?;
+    let pos = a.positionals(1, usage)?;
+    let path = Path::new(pos[0]);
+    let image = OpenImage::open(path)?;
+    let Some(ix) = &image.index else {
+        println!(
+            "{}: no stream to index (every descriptor is read on its own already)",
+            path.display()
+        );
+        return Ok(());
+    };
+    if let Some(dir) = &cfg.dir {
+        let kept = tessera::index::file_for(dir, path);
+        if rebuild {
+            let _ = std::fs::remove_file(&kept);
+        }
+        if image.attach_index(dir) {
+            println!(
+                "{}: already indexed: {} checkpoints for {} bands in {}",
+                path.display(),
+                ix.checkpoints(),
+                ix.bands(),
+                kept.display()
+            );
+            return Ok(());
+        }
+    }
+    image.source.advise_sequential();
+    let page = &image.layout.pages[0];
+    let progress = tessera::progress::Progress::new();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let start = Instant::now();
+    let bands = ix.bands();
+    std::thread::scope(|scope| {
+        scope.spawn(|| progress_bar("index", &progress, &done, start, image.source.len()));
+        let r = tessera::decode::stream::decode_bands(
+            &image.source,
+            page,
+            Some(ix),
+            0,
+            bands.saturating_sub(1),
+            &mut |band| {
+                let _ = progress.update(band, bands);
+                false
+            },
+            &mut |_, _| {},
+            &|| false,
+        );
+        done.store(true, std::sync::atomic::Ordering::Release);
+        r
+    })
+    .map_err(|e| image.descriptor_error(ix.reached(), e))?;
+    println!(
+        "{}: {} checkpoints for {} bands in {:.2} s ({:.1} KB){}",
+        path.display(),
+        ix.checkpoints(),
+        bands,
+        start.elapsed().as_secs_f64(),
+        ix.memory() as f64 / 1024.0,
+        match &cfg.dir {
+            Some(d) => format!(", kept in {}", tessera::index::file_for(d, path).display()),
+            None => " (not kept)".into(),
+        }
+    );
+    Ok(())
+}
+
 fn cmd_levels(args: &[String]) -> Result<()> {
     let usage = "usage: tessera levels FILE [--rebuild] [--levels-dir DIR] [--levels-cap-mb M] [--no-keep-levels]";
     let mut a = Args::new(args);
@@ -397,7 +473,7 @@ fn cmd_levels(args: &[String]) -> Result<()> {
     let start = Instant::now();
     let total = image.source.len();
     let summary = std::thread::scope(|scope| {
-        scope.spawn(|| progress_bar(&status.progress, &done, start, total));
+        scope.spawn(|| progress_bar("levels", &status.progress, &done, start, total));
         let r = job.run(&|| false, &|| ());
         done.store(true, std::sync::atomic::Ordering::Release);
         r
@@ -436,6 +512,7 @@ fn describe_levels(built: &levels::BuiltLevels) -> String {
 
 /// A progress bar on stderr: redrawn in place on a terminal, a line every 10 % otherwise.
 fn progress_bar(
+    label: &str,
     progress: &tessera::progress::Progress,
     done: &std::sync::atomic::AtomicBool,
     start: Instant,
@@ -458,7 +535,7 @@ fn progress_bar(
         if tty {
             let filled = (f * 30.0) as usize;
             eprint!(
-                "\rlevels [{}{}] {:3.0}% {:6.0} MB/s",
+                "\r{label} [{}{}] {:3.0}% {:6.0} MB/s",
                 "#".repeat(filled),
                 ".".repeat(30 - filled),
                 f * 100.0,
@@ -466,14 +543,14 @@ fn progress_bar(
             );
         } else if (f * 10.0) as u32 > last_decile {
             last_decile = (f * 10.0) as u32;
-            eprintln!("levels {:3.0}% {:.0} MB/s", f * 100.0, rate);
+            eprintln!("{label} {:3.0}% {:.0} MB/s", f * 100.0, rate);
         }
     }
     // The final state, whatever the timing: 100% for a finished build.
     let f = progress.fraction().unwrap_or(0.0).clamp(0.0, 1.0);
     let secs = start.elapsed().as_secs_f64().max(1e-9);
     eprintln!(
-        "{}levels {:3.0}% {:.0} MB/s",
+        "{}{label} {:3.0}% {:.0} MB/s",
         if tty { "\r" } else { "" },
         f * 100.0,
         f64::from(f) * total as f64 / 1e6 / secs

@@ -180,6 +180,8 @@ pub enum Access {
     Decode,
     /// Decoded by streaming from the start of the data (PNG, JPEG).
     Sequential,
+    /// Decoded from the band's own checkpoint in a stream (recorded by the first pass).
+    Checkpoint,
 }
 
 impl Access {
@@ -189,6 +191,7 @@ impl Access {
             Access::Read => "read",
             Access::Decode => "decode",
             Access::Sequential => "sequential",
+            Access::Checkpoint => "checkpoint",
         }
     }
 
@@ -199,6 +202,7 @@ impl Access {
             Access::Read => "uncompressed but stored differently from memory: read rows/columns",
             Access::Decode => "compressed: read the stored bytes whole and decompress",
             Access::Sequential => "only decodable from the start of the stream",
+            Access::Checkpoint => "compressed stream: decoded from the band's checkpoint",
         }
     }
 }
@@ -583,6 +587,38 @@ impl Page {
             args,
             access,
         }
+    }
+}
+
+impl Page {
+    /// Descriptor `index` of a stream page as its checkpoint index knows it: once a pass has
+    /// reached the band, where its decoding starts (its checkpoint, or the nearest above).
+    pub fn stream_descriptor(&self, index: u64, ix: &crate::index::StreamIndex) -> TileDescriptor {
+        let mut d = self.descriptor(index);
+        let unit = self.descriptor_unit(index);
+        if unit >= ix.reached() {
+            d.args.insert_str(d.args.len() - 1, ", not reached");
+            return d;
+        }
+        d.access = Access::Checkpoint;
+        let (from, point) = ix.resume_point(unit);
+        let note = match &point {
+            Some(c) if from == unit => c.describe(),
+            Some(c) => format!("from band {from}'s {}", c.describe()),
+            None if unit == 0 => "stream start".to_string(),
+            None => "from the stream start".to_string(),
+        };
+        let end = d.offset + d.length;
+        if let Some(c) = &point {
+            d.offset = c.file_offset();
+        }
+        // The band's bytes run to the next checkpoint (the stream's end for the last).
+        d.length = match (unit + 1 < ix.bands()).then(|| ix.checkpoint(unit + 1)).flatten() {
+            Some(next) => next.file_offset().saturating_sub(d.offset),
+            None => end.saturating_sub(d.offset),
+        };
+        d.args.insert_str(d.args.len() - 1, &format!(", {note}"));
+        d
     }
 }
 

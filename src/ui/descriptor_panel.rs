@@ -99,7 +99,12 @@ pub fn descriptor_panel_ui(
 ) -> Vec<Command> {
     let mut commands = Vec::new();
     let (page_id, page, factor) = session.panel_page();
-    let access = page.access();
+    // Page 0 of a PNG/JPEG: its checkpoint index, filled in as passes run.
+    let index = session.image.index.as_ref().filter(|_| page_id == 0);
+    let access = match index {
+        Some(ix) if ix.is_complete() => crate::format::Access::Checkpoint,
+        _ => page.access(),
+    };
     ui.heading("Tile descriptors");
     levels_ui(ui, session, &mut commands);
     let file = if page_id & LEVELS_PAGE != 0 {
@@ -119,6 +124,22 @@ pub fn descriptor_panel_ui(
         access.name(),
         access.reason()
     )));
+    if let Some(ix) = index {
+        let reached = ix.reached();
+        let text = format!(
+            "checkpoints: {} of {} bands reached by the indexing pass, {} checkpoints ({:.1} MB){}",
+            reached,
+            ix.bands(),
+            ix.checkpoints(),
+            ix.memory() as f64 / 1e6,
+            if ix.is_complete() {
+                ": any band decodes from its own"
+            } else {
+                ""
+            }
+        );
+        ui.add(egui::ProgressBar::new(reached as f32 / ix.bands().max(1) as f32).text(text));
+    }
     ui.horizontal(|ui| {
         egui::ComboBox::from_label("shown")
             .selected_text(filter.name())
@@ -171,6 +192,7 @@ pub fn descriptor_panel_ui(
         .as_ref()
         .map_or(page.descriptor_count(), |r| r.len() as u64);
     let row_height = ui.text_style_height(&egui::TextStyle::Monospace) + 4.0;
+    let index_ = index;
     let header = format!(
         "{:>7} {:<18} {:<25} {:>12} {:>9} {:<6} {:<8} {:>7}  {}",
         "index", "decoder", "extent", "offset", "length", "access", "state", "ms", "args"
@@ -183,7 +205,10 @@ pub fn descriptor_panel_ui(
             ui.label(RichText::new(&header).monospace().strong());
             for row in range {
                 let index = rows.as_ref().map_or(row as u64, |r| r[row]);
-                let d = page.descriptor(index);
+                let d = match index_ {
+                    Some(ix) => page.stream_descriptor(index, ix),
+                    None => page.descriptor(index),
+                };
                 let info = session.descriptor_state(index);
                 let unit = page.descriptor_unit(index);
                 let state_name = match info.map(|i| &i.state) {
