@@ -41,7 +41,12 @@ impl OpenImage {
         }
         let index = layout.pages.first().and_then(|p| match p.storage {
             format::Storage::Stream {
-                interlaced: false, ..
+                codec: format::Codec::Zip,
+                interlaced: false,
+                ..
+            }
+            | format::Storage::Stream {
+                restart: Some(_), ..
             } => Some(crate::index::StreamIndex::new(p.grid.unit_rows())),
             _ => None,
         });

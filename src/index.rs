@@ -131,6 +131,8 @@ pub struct StreamIndex {
     bands: u64,
     inner: Mutex<Inner>,
     store: Mutex<Option<(PathBuf, String)>>,
+    /// Held by a pass that finds checkpoints by scanning (JPEG markers): one at a time.
+    scan: Mutex<()>,
 }
 
 impl StreamIndex {
@@ -142,7 +144,13 @@ impl StreamIndex {
                 ..Inner::default()
             }),
             store: Mutex::new(None),
+            scan: Mutex::new(()),
         }
+    }
+
+    /// Exclusive right to run a scanning pass (re-check `reached` once held).
+    pub fn scan_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.scan.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

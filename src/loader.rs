@@ -345,10 +345,19 @@ fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>>
         }
     );
     let same_page = |k: &PieceKey| k.page == key.page && k.level == key.level;
+    // Restart-interval JPEG bands decode on their own once the markers are found (a quick
+    // scan, no decoding), so they never stream through other bands.
+    let restart = matches!(
+        page.storage,
+        Storage::Stream {
+            restart: Some(_),
+            ..
+        }
+    );
     let indexed = image
         .index
         .as_ref()
-        .is_some_and(|ix| key.unit < ix.reached());
+        .is_some_and(|ix| restart || key.unit < ix.reached());
     let _streaming = (!indexed).then(|| lock(&shared.stream_lock));
     if let Some(p) = lock(&shared.cache).get(&key) {
         return Ok(p);

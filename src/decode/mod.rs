@@ -5,6 +5,7 @@
 //! maxval). Raw units are read here directly; codecs live in the submodules.
 
 pub mod indexed;
+pub mod jpeg_bands;
 pub mod png_rows;
 pub mod raw;
 pub mod stream;

@@ -43,7 +43,10 @@ pub fn decode_bands(
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<(), FormatError> {
     let Storage::Stream {
-        codec, interlaced, ..
+        codec,
+        interlaced,
+        restart,
+        ..
     } = &page.storage
     else {
         return Err(FormatError::invalid("internal: not a stream page"));
@@ -62,7 +65,12 @@ pub fn decode_bands(
             };
             super::png_rows::decode_bands(source, page, index, first, last, wanted, emit, cancelled)
         }
-        Codec::Jpeg => jpeg_rows(source, page, last, &mut keep, emit, cancelled),
+        Codec::Jpeg => match (restart, index) {
+            (Some(r), Some(ix)) => super::jpeg_bands::decode_bands(
+                source, page, r, ix, first, last, wanted, emit, cancelled,
+            ),
+            _ => jpeg_rows(source, page, last, &mut keep, emit, cancelled),
+        },
         _ => Err(FormatError::invalid("internal: not a stream codec")),
     }
 }
@@ -246,8 +254,23 @@ fn jpeg_rows(
     emit: &mut dyn FnMut(u64, Piece),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
+    let reader = BufReader::with_capacity(256 << 10, SourceReader::new(source, 0));
+    let end_row = page.grid.unit_extent(last).y1;
+    jpeg_decode(reader, page, (0, page.height), end_row, wanted, emit, cancelled)
+}
+
+/// Decode a JPEG from `reader` whose rows are image rows `y0..y0 + height` (a whole file, or
+/// a band cut out of one), up to image row `end_row`, into bands.
+pub(super) fn jpeg_decode<R: std::io::BufRead>(
+    reader: R,
+    page: &Page,
+    (y0, height): (u32, u32),
+    end_row: u32,
+    wanted: &mut dyn FnMut(u64) -> bool,
+    emit: &mut dyn FnMut(u64, Piece),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), FormatError> {
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), FormatError> {
-        let reader = BufReader::with_capacity(256 << 10, SourceReader::new(source, 0));
         let d = mozjpeg::Decompress::with_err(jpeg_errors::strict())
             .from_reader(reader)
             .map_err(|e| FormatError::invalid(format!("JPEG: {e}")))?;
@@ -257,15 +280,14 @@ fn jpeg_rows(
             _ => d.rgb(),
         };
         let mut d = started.map_err(|e| FormatError::invalid(format!("JPEG: {e}")))?;
-        if d.width() != page.width as usize || d.height() != page.height as usize {
+        if d.width() != page.width as usize || d.height() != height as usize {
             return Err(FormatError::invalid("JPEG size differs from its header"));
         }
         let comps = usize::from(page.raw.samples);
         let row_len = page.width as usize * comps;
         let mut bands = Bands::new(page);
-        let end_row = page.grid.unit_extent(last).y1;
         let mut row = vec![0u8; row_len];
-        for y in 0..end_row {
+        for y in y0..end_row.min(y0 + height) {
             if y % 64 == 0 && cancelled() {
                 return Err(FormatError::Cancelled);
             }

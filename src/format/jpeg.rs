@@ -1,9 +1,10 @@
-//! JPEG: markers walked up to the first scan (no entropy decoding). The scan decodes only from
-//! its start, so each band is a descriptor that streams from the SOS (random access by restart
-//! markers and checkpoints comes in a later issue).
+//! JPEG: markers walked up to the first scan (no entropy decoding). A baseline scan with
+//! restart markers is cut into bands of whole restart intervals, found by scanning for the
+//! markers (`decode::jpeg_bands`); other scans decode only from their start.
 
 use super::{
-    Codec, FileFormat, Grid, Layout, Mode, Page, Storage, check_dimensions, raw_band_rows,
+    Codec, FileFormat, Grid, Layout, Mode, Page, Restart, Storage, check_dimensions,
+    stream_band_rows,
 };
 use crate::decode::raw::{PixelKind, RawFormat};
 use crate::error::FormatError;
@@ -20,11 +21,24 @@ pub struct JpegHeader {
     pub adobe: bool,
     /// Offset of the first SOS marker.
     pub scan: u64,
+    /// Offset of the first entropy-coded byte (just after the SOS segment).
+    pub entropy: u64,
+    /// Offset of the SOF marker (its height field is patched for band decoding).
+    pub sof: u64,
+    /// DRI: MCUs per restart interval (0: no restart markers).
+    pub restart_interval: u16,
+    /// MCU size in pixels.
+    pub mcu: (u32, u32),
+    /// Components in the first scan (all of them when the scan is interleaved).
+    pub scan_components: u8,
 }
 
 pub fn read_header(source: &Source) -> Result<JpegHeader, FormatError> {
     let mut pos = 2u64;
     let mut sof: Option<(u32, u32, u8, bool)> = None;
+    let mut sof_at = 0u64;
+    let mut mcu = (8u32, 8u32);
+    let mut restart_interval = 0u16;
     let mut adobe = false;
     for _ in 0..10_000 {
         let mut m = [0u8; 4];
@@ -60,6 +74,23 @@ pub fn read_header(source: &Source) -> Result<JpegHeader, FormatError> {
                     )));
                 }
                 sof = Some((w, h, f[5], marker == 0xC2));
+                sof_at = pos;
+                // Sampling factors: the MCU is the largest (h, v) times 8 when interleaved.
+                let n = usize::from(f[5]).min(4);
+                let mut comps = [0u8; 12];
+                if source.read_exact_at(pos + 10, &mut comps[..n * 3]).is_ok() && n > 1 {
+                    let (mut mh, mut mv) = (1u32, 1u32);
+                    for c in comps[..n * 3].chunks_exact(3) {
+                        mh = mh.max(u32::from(c[1] >> 4).clamp(1, 4));
+                        mv = mv.max(u32::from(c[1] & 15).clamp(1, 4));
+                    }
+                    mcu = (mh * 8, mv * 8);
+                }
+            }
+            0xDD if len >= 4 => {
+                let mut r = [0u8; 2];
+                source.read_exact_at(pos + 4, &mut r)?;
+                restart_interval = u16::from_be_bytes(r);
             }
             0xEE => {
                 let mut a = [0u8; 5];
@@ -76,6 +107,8 @@ pub fn read_header(source: &Source) -> Result<JpegHeader, FormatError> {
                         "JPEG with {components} components"
                     )));
                 }
+                let mut ns = [0u8; 1];
+                source.read_exact_at(pos + 4, &mut ns)?;
                 return Ok(JpegHeader {
                     width,
                     height,
@@ -83,6 +116,11 @@ pub fn read_header(source: &Source) -> Result<JpegHeader, FormatError> {
                     progressive,
                     adobe,
                     scan: pos,
+                    entropy: pos + 2 + len,
+                    sof: sof_at,
+                    restart_interval,
+                    mcu: if ns[0] == 1 { (8, 8) } else { mcu },
+                    scan_components: ns[0],
                 });
             }
             0xD9 => break,
@@ -111,6 +149,11 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
         ),
         _ => (Mode::Rgb, RawFormat::new(PixelKind::Rgb, 8)),
     };
+    let restart = restart_layout(&h);
+    let band_h = match &restart {
+        Some(r) => r.band_rows,
+        None => stream_band_rows(h.width),
+    };
     Ok(Layout {
         format: FileFormat::Jpeg,
         pages: vec![Page {
@@ -119,20 +162,52 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
             mode,
             raw,
             palette: None,
-            grid: Grid::new(
-                h.width,
-                h.height,
-                h.width,
-                h.height,
-                raw_band_rows(u64::from(h.width) * 4),
-            ),
+            grid: Grid::new(h.width, h.height, h.width, h.height, band_h),
             storage: Storage::Stream {
                 offset: h.scan,
                 length: source.len() - h.scan,
                 codec: Codec::Jpeg,
                 interlaced: h.progressive,
+                restart,
             },
             reduced: false,
         }],
     })
+}
+
+/// Bands made of whole restart intervals, when a baseline scan's intervals can start bands:
+/// a band starts where an interval starts at the left edge, so bands are a multiple of
+/// lcm(interval, MCUs per row) MCUs.
+fn restart_layout(h: &JpegHeader) -> Option<Restart> {
+    if h.progressive || h.restart_interval == 0 || h.scan_components != h.components {
+        return None;
+    }
+    let interval = u64::from(h.restart_interval);
+    let per_row = u64::from(h.width.div_ceil(h.mcu.0));
+    let group_mcus = lcm(interval, per_row);
+    let group_rows = group_mcus / per_row * u64::from(h.mcu.1);
+    // A group taller than a quarter of the image gives too few bands to be worth it.
+    if group_rows == 0 || group_rows * 4 > u64::from(h.height).max(1) {
+        return None;
+    }
+    let want = u64::from(stream_band_rows(h.width));
+    let groups = (want / group_rows).max(1);
+    let band_rows = u32::try_from(groups * group_rows).ok()?;
+    Some(Restart {
+        entropy: h.entropy,
+        sof: h.sof,
+        interval: h.restart_interval,
+        band_rows,
+        intervals_per_band: groups * group_mcus / interval,
+        mcu_rows: u64::from(h.height.div_ceil(h.mcu.1)),
+        mcus_per_row: per_row,
+    })
+}
+
+fn lcm(a: u64, b: u64) -> u64 {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    if x == 0 { 0 } else { a / x * b }
 }

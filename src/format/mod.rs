@@ -379,13 +379,32 @@ pub enum Storage {
         pens: Arc<Vec<(u32, u32)>>,
         codec: Codec,
     },
-    /// A stream that decodes only from its start (PNG, JPEG): every band points at it.
+    /// A stream that decodes only from its start (PNG, JPEG): every band points at it until
+    /// a pass has recorded checkpoints (`index`).
     Stream {
         offset: u64,
         length: u64,
         codec: Codec,
         interlaced: bool,
+        /// JPEG with restart markers: bands are runs of whole restart intervals.
+        restart: Option<Restart>,
     },
+}
+
+/// How a baseline JPEG scan's restart intervals make bands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restart {
+    /// First entropy-coded byte of the scan.
+    pub entropy: u64,
+    /// Offset of the SOF marker, whose height a band's decoder gets patched.
+    pub sof: u64,
+    /// MCUs per restart interval (DRI).
+    pub interval: u16,
+    /// Rows per band: a multiple of the rows in which intervals realign with the left edge.
+    pub band_rows: u32,
+    pub intervals_per_band: u64,
+    pub mcu_rows: u64,
+    pub mcus_per_row: u64,
 }
 
 /// One page (image) of a file.

@@ -163,6 +163,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
                 length: source.len() - offset,
                 codec: Codec::Zip,
                 interlaced,
+                restart: None,
             },
             reduced: false,
         }],
