@@ -78,6 +78,10 @@ pub struct JpegCheckpoint {
     pub offset: u64,
     /// Bytes up to the RST marker that ends the band (or the EOI).
     pub length: u64,
+    /// Bytes of the interval group just above the band (0 for the first band) and just below
+    /// it (0 for the last): decoded too, for the upsampling's context rows.
+    pub lead: u64,
+    pub tail: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +215,12 @@ impl StreamIndex {
 
     /// Bytes the checkpoints take in memory.
     pub fn memory(&self) -> usize {
-        self.lock().points.iter().flatten().map(|c| c.memory()).sum()
+        self.lock()
+            .points
+            .iter()
+            .flatten()
+            .map(|c| c.memory())
+            .sum()
     }
 
     pub fn checkpoints(&self) -> usize {
@@ -283,7 +292,7 @@ impl StreamIndex {
     }
 }
 
-const MAGIC: &[u8; 8] = b"TSIDX\x001\n";
+const MAGIC: &[u8; 8] = b"TSIDX\x002\n";
 
 fn put(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());
@@ -317,8 +326,9 @@ fn encode_file(identity: &str, bands: u64, points: &[(u64, Arc<Checkpoint>)]) ->
             }
             Checkpoint::Jpeg(c) => {
                 out.push(1);
-                put(&mut out, c.offset);
-                put(&mut out, c.length);
+                for v in [c.offset, c.length, c.lead, c.tail] {
+                    put(&mut out, v);
+                }
             }
         }
     }
@@ -367,7 +377,8 @@ fn decode_file(bytes: &[u8], identity: &str, bands: u64) -> Option<Vec<(u64, Che
         }
         let point = match c.u8()? {
             0 => {
-                let (zpos, file_pos, chunk_left, out_pos) = (c.u64()?, c.u64()?, c.u64()?, c.u64()?);
+                let (zpos, file_pos, chunk_left, out_pos) =
+                    (c.u64()?, c.u64()?, c.u64()?, c.u64()?);
                 let (num_bits, bit_buf) = (c.u8()?, c.u8()?);
                 // Rows at most what a PNG row can hold; the window 32 KB.
                 let lens = [c.len(1 << 31)?, c.len(1 << 15)?, c.len(1 << 31)?];
@@ -389,6 +400,8 @@ fn decode_file(bytes: &[u8], identity: &str, bands: u64) -> Option<Vec<(u64, Che
             1 => Checkpoint::Jpeg(JpegCheckpoint {
                 offset: c.u64()?,
                 length: c.u64()?,
+                lead: c.u64()?,
+                tail: c.u64()?,
             }),
             _ => return None,
         };
@@ -434,7 +447,11 @@ mod tests {
         assert_eq!(ix.resume_point(4).0, 4);
         assert_eq!(ix.resume_point(99).0, 4);
         ix.record(4, png(999));
-        assert_eq!(*ix.checkpoint(4).unwrap(), png(200), "the first record stays");
+        assert_eq!(
+            *ix.checkpoint(4).expect("recorded"),
+            png(200),
+            "the first record stays"
+        );
     }
 
     #[test]
@@ -446,6 +463,8 @@ mod tests {
                 Arc::new(Checkpoint::Jpeg(JpegCheckpoint {
                     offset: 77,
                     length: 5,
+                    lead: 3,
+                    tail: 2,
                 })),
             ),
         ];
@@ -457,12 +476,21 @@ mod tests {
             panic!("not PNG")
         };
         let st = c.unpack().expect("unpacks");
-        assert_eq!((st.prev.len(), st.window, st.partial), (50, vec![10; 300], vec![2, 9, 9]));
+        assert_eq!(
+            (st.prev.len(), st.window, st.partial),
+            (50, vec![10; 300], vec![2, 9, 9])
+        );
         assert_eq!(back[1].0, 3);
-        assert!(decode_file(&bytes, "other", 5).is_none(), "identity differs");
+        assert!(
+            decode_file(&bytes, "other", 5).is_none(),
+            "identity differs"
+        );
         assert!(decode_file(&bytes, "id", 6).is_none(), "band count differs");
         for cut in [0, 9, bytes.len() / 2, bytes.len() - 1] {
-            assert!(decode_file(&bytes[..cut], "id", 5).is_none(), "cut at {cut}");
+            assert!(
+                decode_file(&bytes[..cut], "id", 5).is_none(),
+                "cut at {cut}"
+            );
         }
     }
 }

@@ -370,7 +370,11 @@ fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>>
             .as_ref()
             .map_or(0, |ix| ix.resume_point(key.unit).0);
         let queue = lock(&shared.queue);
-        let pending = queue.pending.iter().filter(|k| same_page(k)).map(|k| k.unit);
+        let pending = queue
+            .pending
+            .iter()
+            .filter(|k| same_page(k))
+            .map(|k| k.unit);
         let last = pending.clone().chain([key.unit]).max().unwrap_or(key.unit);
         let first = pending
             .filter(|&u| u >= from)

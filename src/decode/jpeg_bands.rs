@@ -15,8 +15,9 @@ const READ_BLOCK: usize = 4 << 20;
 /// Largest header (APP segments, tables) copied in front of every band.
 const MAX_HEADER: u64 = 16 << 20;
 
-/// Find every band's intervals: bands start at every `intervals_per_band`-th interval.
-/// Checkpoints are recorded (and bands marked reached) as the scan goes.
+/// Find every band's intervals: bands start at every `intervals_per_band`-th interval; each
+/// also gets the interval group above and below it. Checkpoints are recorded (and bands
+/// marked reached) as the scan goes.
 pub fn scan(
     source: &Source,
     page: &Page,
@@ -26,22 +27,50 @@ pub fn scan(
 ) -> Result<(), FormatError> {
     let bands = page.grid.unit_rows();
     let total_intervals = (r.mcu_rows * r.mcus_per_row).div_ceil(u64::from(r.interval));
+    let per_group = r.intervals_per_group.max(1);
+    let groups_per_band = (r.intervals_per_band / per_group).max(1);
+    let total_groups = total_intervals.div_ceil(per_group);
+    // Start (after its marker) and end (its closing marker's 0xFF) of every group so far.
+    let mut starts = vec![r.entropy];
+    let mut ends: Vec<u64> = Vec::new();
+    let mut next_band = 0u64;
+    let mut finish_bands = |starts: &[u64], ends: &[u64]| {
+        while next_band < bands {
+            let first = next_band * groups_per_band;
+            let last = ((next_band + 1) * groups_per_band).min(total_groups) - 1;
+            let is_last = next_band + 1 == bands;
+            // The group below the band must be complete too (none below the last band).
+            let needed = if is_last { last } else { last + 1 };
+            if ends.len() as u64 <= needed {
+                break;
+            }
+            let offset = starts[first as usize];
+            let end = ends[last as usize];
+            index.record(
+                next_band,
+                Checkpoint::Jpeg(JpegCheckpoint {
+                    offset,
+                    length: end - offset,
+                    lead: if first > 0 {
+                        offset - starts[first as usize - 1]
+                    } else {
+                        0
+                    },
+                    tail: if is_last {
+                        0
+                    } else {
+                        ends[needed as usize] - end
+                    },
+                }),
+            );
+            next_band += 1;
+            index.mark_reached(next_band);
+        }
+    };
     let mut block = vec![0u8; READ_BLOCK];
     let mut pos = r.entropy;
-    let mut band_start = r.entropy;
-    let mut band = 0u64;
     let mut interval = 0u64;
     let mut after_ff = false;
-    let finish = |band: u64, start: u64, end: u64| {
-        index.record(
-            band,
-            Checkpoint::Jpeg(JpegCheckpoint {
-                offset: start,
-                length: end - start,
-            }),
-        );
-        index.mark_reached(band + 1);
-    };
     loop {
         if cancelled() {
             return Err(FormatError::Cancelled);
@@ -65,22 +94,29 @@ pub fn scan(
                 0xD0..=0xD7 => {
                     after_ff = false;
                     interval += 1;
-                    if interval.is_multiple_of(r.intervals_per_band) {
-                        finish(band, band_start, at);
-                        band += 1;
-                        band_start = at + 2;
+                    if interval.is_multiple_of(per_group) {
+                        ends.push(at);
+                        starts.push(at + 2);
+                        finish_bands(&starts, &ends);
                     }
                 }
                 _ => {
                     // EOI, or another marker: the scan ends here.
                     interval += 1;
-                    if interval != total_intervals || band + 1 != bands {
+                    if interval != total_intervals {
                         return Err(FormatError::invalid(format!(
                             "JPEG has {interval} restart intervals where its header implies {total_intervals}"
                         )));
                     }
-                    finish(band, band_start, at);
-                    return Ok(());
+                    ends.push(at); // the last group ends at the EOI
+                    finish_bands(&starts, &ends);
+                    return if index.reached() >= bands {
+                        Ok(())
+                    } else {
+                        Err(FormatError::invalid(
+                            "JPEG restart bands do not match its size",
+                        ))
+                    };
                 }
             }
         }
@@ -95,11 +131,19 @@ fn band_jpeg(
     r: &Restart,
     band: u64,
     c: &JpegCheckpoint,
-) -> Result<Vec<u8>, FormatError> {
-    if r.entropy > MAX_HEADER || c.length > source.len() {
+) -> Result<(Vec<u8>, u32), FormatError> {
+    let span = c.lead.saturating_add(c.length).saturating_add(c.tail);
+    if r.entropy > MAX_HEADER || span > source.len() || c.lead > c.offset {
         return Err(FormatError::too_large("JPEG header or band"));
     }
-    let rows = page.grid.unit_extent(band).height();
+    let e = page.grid.unit_extent(band);
+    let above = if c.lead > 0 { r.group_rows } else { 0 };
+    let below = if c.tail > 0 {
+        r.group_rows.min(page.height - e.y1)
+    } else {
+        0
+    };
+    let rows = above + e.height() + below;
     let mut out = vec![0u8; r.entropy as usize];
     source.read_exact_at(0, &mut out)?;
     let h = r.sof as usize + 5;
@@ -108,8 +152,8 @@ fn band_jpeg(
         .ok_or_else(|| FormatError::invalid("JPEG frame header out of place"))?;
     field.copy_from_slice(&(rows as u16).to_be_bytes());
     let head = out.len();
-    out.resize(head + c.length as usize, 0);
-    source.read_exact_at(c.offset, &mut out[head..])?;
+    out.resize(head + (c.lead + c.length + c.tail) as usize, 0);
+    source.read_exact_at(c.offset - c.lead, &mut out[head..])?;
     let mut k = 0u8;
     let mut i = head;
     while i + 1 < out.len() {
@@ -128,7 +172,7 @@ fn band_jpeg(
         }
     }
     out.extend_from_slice(&[0xFF, 0xD9]);
-    Ok(out)
+    Ok((out, rows))
 }
 
 /// Decode bands `first..=last`: scan for the restart markers first if no pass has yet, then
@@ -164,13 +208,14 @@ pub fn decode_bands(
         let Checkpoint::Jpeg(c) = &*point else {
             return Err(FormatError::invalid("internal: PNG checkpoint on a JPEG"));
         };
-        let bytes = band_jpeg(source, page, r, band, c)?;
+        let (bytes, rows) = band_jpeg(source, page, r, band, c)?;
         let e = page.grid.unit_extent(band);
+        let above = if c.lead > 0 { r.group_rows } else { 0 };
         let mut keep = |b: u64| b == band;
         jpeg_decode(
             &bytes[..],
             page,
-            (e.y0, e.height()),
+            (e.y0 - above, rows),
             e.y1,
             &mut keep,
             emit,

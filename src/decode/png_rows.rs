@@ -12,7 +12,9 @@
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use miniz_oxide::inflate::TINFLStatus;
-use miniz_oxide::inflate::core::{BlockBoundaryState, DecompressorOxide, decompress, inflate_flags};
+use miniz_oxide::inflate::core::{
+    BlockBoundaryState, DecompressorOxide, decompress, inflate_flags,
+};
 
 use super::Piece;
 use super::stream::Bands;
@@ -37,6 +39,9 @@ struct Idat<'a> {
     chunk_left: u64,
     zpos: u64,
     ended: bool,
+    /// Why the payload ended early (a read error, a cut file): reported once the bytes
+    /// before it are decoded.
+    error: Option<FormatError>,
     block: Vec<u8>,
     block_at: u64,
 }
@@ -49,6 +54,7 @@ impl<'a> Idat<'a> {
             chunk_left,
             zpos,
             ended: false,
+            error: None,
             block: Vec::new(),
             block_at: 0,
         }
@@ -73,7 +79,14 @@ impl<'a> Idat<'a> {
 
     /// Append up to `max` payload bytes to `out`, noting each piece in `segs` as
     /// (stream position, file position, end of its chunk's payload).
-    fn fill(
+    fn fill(&mut self, out: &mut Vec<u8>, segs: &mut Vec<(u64, u64, u64)>, max: usize) {
+        if let Err(e) = self.fill_inner(out, segs, max) {
+            self.error = Some(e);
+            self.ended = true;
+        }
+    }
+
+    fn fill_inner(
         &mut self,
         out: &mut Vec<u8>,
         segs: &mut Vec<(u64, u64, u64)>,
@@ -207,7 +220,7 @@ fn inflate(
                 segs.clear();
                 used = 0;
                 in_z0 = idat.zpos;
-                idat.fill(&mut input, &mut segs, READ_BLOCK)?;
+                idat.fill(&mut input, &mut segs, READ_BLOCK);
                 if cancelled() {
                     return Err(FormatError::Cancelled);
                 }
@@ -254,13 +267,17 @@ fn inflate(
                 TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress
                     if idat.ended && used == input.len() =>
                 {
-                    return Err(FormatError::truncated(format!(
-                        "PNG image data ends early (after {} decompressed bytes)",
-                        total_out
-                    )));
+                    // Rows decoded so far still reach the unfilter (earlier bands display).
+                    send_data(tx, buf, from, pos, boundaries)?;
+                    return Err(idat.error.take().unwrap_or_else(|| {
+                        FormatError::truncated(format!(
+                            "PNG image data ends early (after {total_out} decompressed bytes)"
+                        ))
+                    }));
                 }
                 TINFLStatus::NeedsMoreInput | TINFLStatus::HasMoreOutput => {}
                 other => {
+                    send_data(tx, buf, from, pos, boundaries)?;
                     return Err(FormatError::invalid(format!(
                         "PNG image data is corrupt near zlib byte {} ({other:?})",
                         in_z0 + used as u64
@@ -357,13 +374,7 @@ impl Rows {
 }
 
 /// Undo one row's PNG filter in place (`prev` is the unfiltered row above, zeros on row 0).
-fn unfilter(
-    kind: u8,
-    row: &mut [u8],
-    prev: &[u8],
-    bpp: usize,
-    y: u32,
-) -> Result<(), FormatError> {
+fn unfilter(kind: u8, row: &mut [u8], prev: &[u8], bpp: usize, y: u32) -> Result<(), FormatError> {
     let n = row.len();
     match kind {
         0 => {}
@@ -648,7 +659,7 @@ mod tests {
         let raw = [5u8, 7, 100, 3, 9, 255];
         for kind in 0..=4u8 {
             let mut row = raw;
-            unfilter(kind, &mut row, &prev, 2, 1).unwrap();
+            unfilter(kind, &mut row, &prev, 2, 1).expect("valid filter");
             let mut want = [0u8; 6];
             for i in 0..6 {
                 let a = if i >= 2 { want[i - 2] } else { 0 };

@@ -256,7 +256,15 @@ fn jpeg_rows(
 ) -> Result<(), FormatError> {
     let reader = BufReader::with_capacity(256 << 10, SourceReader::new(source, 0));
     let end_row = page.grid.unit_extent(last).y1;
-    jpeg_decode(reader, page, (0, page.height), end_row, wanted, emit, cancelled)
+    jpeg_decode(
+        reader,
+        page,
+        (0, page.height),
+        end_row,
+        wanted,
+        emit,
+        cancelled,
+    )
 }
 
 /// Decode a JPEG from `reader` whose rows are image rows `y0..y0 + height` (a whole file, or

@@ -162,7 +162,9 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
             mode,
             raw,
             palette: None,
-            grid: Grid::new(h.width, h.height, h.width, h.height, band_h),
+            // Bands of exactly `band_h` rows (chunks of that height), not evened out: restart
+            // bands must start where intervals realign with the left edge.
+            grid: Grid::new(h.width, h.height, h.width, band_h, band_h),
             storage: Storage::Stream {
                 offset: h.scan,
                 length: source.len() - h.scan,
@@ -199,6 +201,8 @@ fn restart_layout(h: &JpegHeader) -> Option<Restart> {
         interval: h.restart_interval,
         band_rows,
         intervals_per_band: groups * group_mcus / interval,
+        intervals_per_group: group_mcus / interval,
+        group_rows: u32::try_from(group_rows).ok()?,
         mcu_rows: u64::from(h.height.div_ceil(h.mcu.1)),
         mcus_per_row: per_row,
     })
@@ -209,5 +213,5 @@ fn lcm(a: u64, b: u64) -> u64 {
     while y != 0 {
         (x, y) = (y, x % y);
     }
-    if x == 0 { 0 } else { a / x * b }
+    a.checked_div(x).map_or(0, |q| q * b)
 }

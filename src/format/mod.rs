@@ -403,6 +403,11 @@ pub struct Restart {
     /// Rows per band: a multiple of the rows in which intervals realign with the left edge.
     pub band_rows: u32,
     pub intervals_per_band: u64,
+    /// Intervals from one left-edge realignment to the next, and the rows they cover: a band
+    /// is decoded with one such group above and below it, so that chroma upsampling at its
+    /// edges sees the same neighbours as in a whole decode.
+    pub intervals_per_group: u64,
+    pub group_rows: u32,
     pub mcu_rows: u64,
     pub mcus_per_row: u64,
 }
@@ -632,7 +637,10 @@ impl Page {
             d.offset = c.file_offset();
         }
         // The band's bytes run to the next checkpoint (the stream's end for the last).
-        d.length = match (unit + 1 < ix.bands()).then(|| ix.checkpoint(unit + 1)).flatten() {
+        d.length = match (unit + 1 < ix.bands())
+            .then(|| ix.checkpoint(unit + 1))
+            .flatten()
+        {
             Some(next) => next.file_offset().saturating_sub(d.offset),
             None => end.saturating_sub(d.offset),
         };

@@ -151,13 +151,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
             mode,
             raw,
             palette,
-            grid: Grid::new(
-                width,
-                height,
-                width,
-                height,
-                stream_band_rows(width),
-            ),
+            grid: Grid::new(width, height, width, height, stream_band_rows(width)),
             storage: Storage::Stream {
                 offset,
                 length: source.len() - offset,

@@ -1,0 +1,558 @@
+//! Random access into PNG and JPEG streams: every band decoded from its checkpoint (PNG) or
+//! restart intervals (JPEG) equals the same rows of an independent whole-file decode; damage
+//! fails at the damaged band while the bands before it still decode; kept indexes make a
+//! second render read only what it needs.
+
+mod common;
+
+use std::path::Path;
+
+use common::{bin, reference, run, tempdir, write};
+use tessera::OpenImage;
+use tessera::decode::Piece;
+use tessera::decode::stream::decode_bands;
+use tessera::format::{Grid, Page, Storage};
+use tessera::index::StreamIndex;
+
+/// Noise with some structure, so deflate and the PNG filters have real work.
+fn noise(x: u32, y: u32, c: u32) -> u16 {
+    let mut h = x.wrapping_mul(0x9E37_79B1) ^ y.wrapping_mul(0x85EB_CA77) ^ c.wrapping_mul(0xC2B2);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x2C1B_3C6D);
+    h ^= h >> 12;
+    let smooth = (x * 3 + y * 2 + c * 50) as u16;
+    smooth.wrapping_mul(97).wrapping_add((h & 0x0FFF) as u16)
+}
+
+/// A PNG from the `png` crate's encoder (adaptive filters), its IDAT re-cut into chunks of
+/// `chunk` bytes as big encoders do.
+fn encode_png(
+    color: png::ColorType,
+    depth: png::BitDepth,
+    trns: bool,
+    (w, h): (u32, u32),
+    compression: png::Compression,
+    chunk: usize,
+) -> Vec<u8> {
+    let spp = match color {
+        png::ColorType::Grayscale | png::ColorType::Indexed => 1,
+        png::ColorType::GrayscaleAlpha => 2,
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+    };
+    let bits = depth as u32;
+    let row_bytes = (w * spp * bits).div_ceil(8) as usize;
+    let mut data = vec![0u8; row_bytes * h as usize];
+    for y in 0..h {
+        let row = &mut data[y as usize * row_bytes..(y as usize + 1) * row_bytes];
+        let mut bit = 0usize;
+        for x in 0..w {
+            for c in 0..spp {
+                let v = noise(x, y, c);
+                match bits {
+                    16 => row[bit / 8..bit / 8 + 2].copy_from_slice(&v.to_be_bytes()),
+                    8 => row[bit / 8] = v as u8,
+                    n => {
+                        let s = (v as u8) >> (8 - n);
+                        row[bit / 8] |= s << (8 - n as usize - bit % 8);
+                    }
+                }
+                bit += bits as usize;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(color);
+        enc.set_depth(depth);
+        enc.set_compression(compression);
+        enc.set_filter(png::Filter::Adaptive);
+        if color == png::ColorType::Indexed {
+            let n = 1usize << bits;
+            enc.set_palette(
+                (0..n)
+                    .flat_map(|i| [(i * 37) as u8, (i * 91) as u8, (i * 13 + 5) as u8])
+                    .collect::<Vec<u8>>(),
+            );
+            if trns {
+                enc.set_trns((0..n).map(|i| (i * 53) as u8).collect::<Vec<u8>>());
+            }
+        } else if trns && color == png::ColorType::Rgb {
+            let key: Vec<u8> = (0..3)
+                .flat_map(|c| {
+                    let v = noise(2, 2, c);
+                    if bits == 16 {
+                        v.to_be_bytes().to_vec()
+                    } else {
+                        vec![0, v as u8]
+                    }
+                })
+                .collect();
+            enc.set_trns(key);
+        }
+        let mut writer = enc.write_header().expect("header");
+        writer.write_image_data(&data).expect("data");
+    }
+    rechunk(&out, chunk)
+}
+
+/// Rewrite a PNG with its IDAT payload cut into chunks of `size` bytes.
+fn rechunk(png: &[u8], size: usize) -> Vec<u8> {
+    let mut chunks = Vec::new();
+    let mut idat = Vec::new();
+    let mut pos = 8;
+    while pos + 12 <= png.len() {
+        let len = u32::from_be_bytes(png[pos..pos + 4].try_into().expect("4")) as usize;
+        let kind = png[pos + 4..pos + 8].to_vec();
+        let data = png[pos + 8..pos + 8 + len].to_vec();
+        if kind == b"IDAT" {
+            idat.extend_from_slice(&data);
+        } else {
+            if kind == b"IEND" {
+                for part in idat.chunks(size) {
+                    chunks.push((b"IDAT".to_vec(), part.to_vec()));
+                }
+            }
+            chunks.push((kind, data));
+        }
+        pos += 12 + len;
+    }
+    let mut out = png[..8].to_vec();
+    for (kind, data) in chunks {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(&kind);
+        crc.update(&data);
+        out.extend_from_slice(&kind);
+        out.extend_from_slice(&data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    }
+    out
+}
+
+/// Page 0 of `image` cut into bands of `band_h` rows (small, so small files get many).
+fn banded(image: &OpenImage, band_h: u32) -> Page {
+    let mut page = image.layout.pages[0].clone();
+    page.grid = Grid::new(page.width, page.height, page.width, page.height, band_h);
+    page
+}
+
+/// One pass over every band, keeping nothing: records the checkpoints.
+fn index_pass(image: &OpenImage, page: &Page, ix: &StreamIndex) -> Result<(), String> {
+    decode_bands(
+        &image.source,
+        page,
+        Some(ix),
+        0,
+        page.grid.unit_rows() - 1,
+        &mut |_| false,
+        &mut |_, _| {},
+        &|| false,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Band `band` alone, from the index.
+fn one_band(image: &OpenImage, page: &Page, ix: &StreamIndex, band: u64) -> Result<Piece, String> {
+    let mut got = None;
+    decode_bands(
+        &image.source,
+        page,
+        Some(ix),
+        band,
+        band,
+        &mut |_| true,
+        &mut |b, p| {
+            if b == band {
+                got = Some(p);
+            }
+        },
+        &|| false,
+    )
+    .map_err(|e| e.to_string())?;
+    got.ok_or_else(|| format!("band {band} not emitted"))
+}
+
+/// Largest and mean absolute difference between a piece and the reference's same rows.
+fn band_diff(piece: &Piece, r: &image::RgbaImage) -> (u8, f64) {
+    let e = piece.extent;
+    let w = r.width() as usize;
+    let want = &r.as_raw()[e.y0 as usize * w * 4..e.y1 as usize * w * 4];
+    assert_eq!(piece.rgba.len(), want.len(), "band {e:?} size");
+    common::diff(&piece.rgba, want)
+}
+
+#[test]
+fn png_bands_from_checkpoints_equal_a_whole_decode() {
+    use png::{BitDepth as D, ColorType as C};
+    let dir = tempdir();
+    let cases = [
+        (C::Grayscale, D::One, false),
+        (C::Grayscale, D::Two, false),
+        (C::Grayscale, D::Four, false),
+        (C::Grayscale, D::Eight, false),
+        (C::Grayscale, D::Sixteen, false),
+        (C::GrayscaleAlpha, D::Eight, false),
+        (C::GrayscaleAlpha, D::Sixteen, false),
+        (C::Rgb, D::Eight, false),
+        (C::Rgb, D::Eight, true),
+        (C::Rgb, D::Sixteen, false),
+        (C::Rgb, D::Sixteen, true),
+        (C::Rgba, D::Eight, false),
+        (C::Rgba, D::Sixteen, false),
+        (C::Indexed, D::One, false),
+        (C::Indexed, D::Four, true),
+        (C::Indexed, D::Eight, true),
+    ];
+    let w = 301;
+    for (i, (color, depth, trns)) in cases.into_iter().enumerate() {
+        for (j, compression) in [png::Compression::Balanced, png::Compression::Fastest]
+            .into_iter()
+            .enumerate()
+        {
+            // About 200 KB of filtered rows, so that there are several deflate blocks.
+            let spp = match color {
+                C::Grayscale | C::Indexed => 1,
+                C::GrayscaleAlpha => 2,
+                C::Rgb => 3,
+                C::Rgba => 4,
+            };
+            let h = (200_000 / (w * spp * depth as u32 / 8).max(1)).clamp(300, 6000);
+            let bytes = encode_png(color, depth, trns, (w, h), compression, 4000 + 777 * i);
+            let p = write(dir.path(), &format!("c{i}_{j}.png"), &bytes);
+            let image = OpenImage::open(&p).expect("open");
+            let row_bytes = image.layout.pages[0].raw.row_bytes(w) as u32;
+            // Bands of about 24 KB of filtered data: several deflate blocks each.
+            let page = banded(&image, (24_000 / row_bytes).clamp(3, 200));
+            let ix = StreamIndex::new(page.grid.unit_rows());
+            index_pass(&image, &page, &ix).expect("index pass");
+            assert!(ix.is_complete());
+            let bands = page.grid.unit_rows();
+            let own = (1..bands).filter(|&b| ix.checkpoint(b).is_some()).count();
+            // fdeflate (Fastest) may write the whole stream as one block: then every band
+            // decodes from the start, which must still be right.
+            assert!(
+                own > 0 || j == 1,
+                "case {i}/{j} ({color:?} {depth:?}): no checkpoint in {bands} bands"
+            );
+            let r = reference(&p);
+            for band in (0..bands).rev() {
+                let piece = one_band(&image, &page, &ix, band)
+                    .unwrap_or_else(|e| panic!("case {i}/{j} band {band}: {e}"));
+                assert_eq!(
+                    band_diff(&piece, &r).0,
+                    0,
+                    "case {i}/{j} ({color:?} {depth:?} trns {trns}) band {band} of {bands}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn png_damage_fails_at_the_damaged_band_only() {
+    let dir = tempdir();
+    let (w, h) = (400, 600);
+    let good = encode_png(
+        png::ColorType::Rgb,
+        png::BitDepth::Eight,
+        false,
+        (w, h),
+        png::Compression::Balanced,
+        8192,
+    );
+    let good_path = write(dir.path(), "good.png", &good);
+    let r = reference(&good_path);
+    let band_h = 20;
+
+    // Corrupted in the middle of the image data: the first pass stops there with an error.
+    let mut bad = good.clone();
+    let at = bad.len() * 6 / 10;
+    for b in &mut bad[at..at + 200] {
+        *b ^= 0x5A;
+    }
+    let bad_path = write(dir.path(), "bad.png", &bad);
+    let image = OpenImage::open(&bad_path).expect("header is intact");
+    let page = banded(&image, band_h);
+    let ix = StreamIndex::new(page.grid.unit_rows());
+    let err = index_pass(&image, &page, &ix).expect_err("corrupt data must fail");
+    let reached = ix.reached();
+    assert!(
+        reached > 3 && reached < page.grid.unit_rows(),
+        "reached {reached} of {}: {err}",
+        page.grid.unit_rows()
+    );
+    // Bands wholly before the damage decode exactly, from their checkpoints.
+    for band in 0..reached.saturating_sub(2) {
+        let piece = one_band(&image, &page, &ix, band).expect("band before the damage");
+        assert_eq!(band_diff(&piece, &r).0, 0, "band {band}");
+    }
+    // The damaged region fails (no panic, no garbage passed off as pixels).
+    let last = page.grid.unit_rows() - 1;
+    assert!(one_band(&image, &page, &ix, last).is_err());
+
+    // Truncated: the same, with a truncation error.
+    let cut = write(dir.path(), "cut.png", &good[..good.len() * 7 / 10]);
+    let image = OpenImage::open(&cut).expect("header is intact");
+    let page = banded(&image, band_h);
+    let ix = StreamIndex::new(page.grid.unit_rows());
+    let err = index_pass(&image, &page, &ix).expect_err("truncated data must fail");
+    assert!(err.contains("ends"), "{err}");
+    let reached = ix.reached();
+    assert!(reached > 3, "reached {reached}");
+    for band in 0..reached.saturating_sub(2) {
+        let piece = one_band(&image, &page, &ix, band).expect("band before the cut");
+        assert_eq!(band_diff(&piece, &r).0, 0, "band {band}");
+    }
+}
+
+fn bytes_read(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("bytes read: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no 'bytes read' in {stderr}"))
+}
+
+/// The real path: `render` records the checkpoints and keeps them; the second render of a
+/// region near the bottom reads a fraction of the file; `info` lists the checkpoints.
+#[test]
+fn kept_index_makes_the_second_render_read_little() {
+    let dir = tempdir();
+    let levels = dir.path().join("levels");
+    let (w, h) = (1000, 5000); // bands of 1024 rows: five
+    let bytes = encode_png(
+        png::ColorType::Rgb,
+        png::BitDepth::Eight,
+        false,
+        (w, h),
+        png::Compression::Balanced,
+        65536,
+    );
+    let p = write(dir.path(), "tall.png", &bytes);
+    let region = "600,4600,300,300";
+    let out1 = dir.path().join("a.png");
+    let out2 = dir.path().join("b.png");
+    let args = |out: &Path| {
+        vec![
+            "render".to_string(),
+            p.display().to_string(),
+            "--region".into(),
+            region.into(),
+            "--stats".into(),
+            "--levels-dir".into(),
+            levels.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+        ]
+    };
+    let a1 = args(&out1);
+    let (code, _, err1) = run(&a1.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err1}");
+    let first = bytes_read(&err1);
+    assert!(
+        first > bytes.len() as u64 * 8 / 10,
+        "first render streams: {err1}"
+    );
+    assert!(tessera::index::file_for(&levels, &p).exists(), "index kept");
+    let a2 = args(&out2);
+    let (code, _, err2) = run(&a2.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err2}");
+    let second = bytes_read(&err2);
+    assert!(
+        second < bytes.len() as u64 / 3,
+        "second render read {second} of {} bytes",
+        bytes.len()
+    );
+    let r = reference(&p);
+    for out in [&out1, &out2] {
+        let got = image::open(out).expect("render output").to_rgba8();
+        let want = image::imageops::crop_imm(&r, 600, 4600, 300, 300).to_image();
+        assert_eq!(common::diff(got.as_raw(), want.as_raw()).0, 0);
+    }
+    let (code, table, _) = run(&[
+        "info",
+        &p.display().to_string(),
+        "--levels-dir",
+        &levels.display().to_string(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(table.contains("(complete)"), "{table}");
+    assert!(table.contains("checkpoint zlib byte"), "{table}");
+    assert!(bin().exists());
+}
+
+/// A baseline JPEG with restart markers every `interval` MCUs, written by libjpeg (mozjpeg's
+/// library with its libjpeg-turbo defaults), `sampling` for the first component.
+fn encode_jpeg_rst(components: u8, sampling: (i32, i32), interval: u32, w: u32, h: u32) -> Vec<u8> {
+    use mozjpeg_sys::*;
+    let space = match components {
+        1 => J_COLOR_SPACE::JCS_GRAYSCALE,
+        4 => J_COLOR_SPACE::JCS_CMYK,
+        _ => J_COLOR_SPACE::JCS_RGB,
+    };
+    let data: Vec<u8> = (0..h)
+        .flat_map(|y| {
+            (0..w).flat_map(move |x| {
+                (0..u32::from(components)).map(move |c| (noise(x, y, c) >> 4) as u8 / 2 + 60)
+            })
+        })
+        .collect();
+    // SAFETY: the standard libjpeg compression sequence on structs it initialises; the
+    // memory destination buffer is malloc'ed by libjpeg and freed here.
+    unsafe {
+        let mut err: jpeg_error_mgr = std::mem::zeroed();
+        let mut cinfo: jpeg_compress_struct = std::mem::zeroed();
+        cinfo.common.err = jpeg_std_error(&mut err);
+        jpeg_CreateCompress(
+            &mut cinfo,
+            JPEG_LIB_VERSION,
+            std::mem::size_of::<jpeg_compress_struct>(),
+        );
+        let mut buf: *mut u8 = std::ptr::null_mut();
+        let mut size: std::os::raw::c_ulong = 0;
+        jpeg_mem_dest(&mut cinfo, &mut buf, &mut size);
+        cinfo.image_width = w;
+        cinfo.image_height = h;
+        cinfo.input_components = i32::from(components);
+        cinfo.in_color_space = space;
+        jpeg_c_set_int_param(
+            &mut cinfo,
+            J_INT_PARAM::JINT_COMPRESS_PROFILE,
+            JINT_COMPRESS_PROFILE_VALUE::JCP_FASTEST as i32,
+        );
+        jpeg_set_defaults(&mut cinfo);
+        jpeg_set_quality(&mut cinfo, 90, 1);
+        if components == 3 {
+            let comps = std::slice::from_raw_parts_mut(cinfo.comp_info, 3);
+            comps[0].h_samp_factor = sampling.0;
+            comps[0].v_samp_factor = sampling.1;
+            for c in &mut comps[1..] {
+                c.h_samp_factor = 1;
+                c.v_samp_factor = 1;
+            }
+        }
+        cinfo.restart_interval = interval;
+        jpeg_start_compress(&mut cinfo, 1);
+        let stride = (w * u32::from(components)) as usize;
+        for row in data.chunks(stride) {
+            let mut ptr = row.as_ptr();
+            jpeg_write_scanlines(&mut cinfo, &mut ptr as *mut *const u8 as JSAMPARRAY, 1);
+        }
+        jpeg_finish_compress(&mut cinfo);
+        let out = std::slice::from_raw_parts(buf, size as usize).to_vec();
+        jpeg_destroy_compress(&mut cinfo);
+        libc::free(buf.cast());
+        out
+    }
+}
+
+#[test]
+fn jpeg_restart_bands_equal_a_whole_decode() {
+    let dir = tempdir();
+    let (w, h) = (256u32, 3100u32);
+    // (components, luma sampling, MCU width, interval in MCU-row fractions)
+    let cases: [(u8, (i32, i32), u32, &str); 7] = [
+        (1, (1, 1), 8, "row"),
+        (3, (1, 1), 8, "half row"),
+        (3, (2, 2), 16, "row"),
+        (3, (2, 2), 16, "two rows"),
+        (3, (2, 1), 16, "quarter row"),
+        (3, (1, 2), 8, "row"),
+        (4, (1, 1), 8, "row"),
+    ];
+    for (i, (components, sampling, mcu_w, layout)) in cases.into_iter().enumerate() {
+        let per_row = w.div_ceil(mcu_w);
+        let interval = match layout {
+            "row" => per_row,
+            "half row" => per_row / 2,
+            "quarter row" => per_row / 4,
+            _ => per_row * 2,
+        };
+        let bytes = encode_jpeg_rst(components, sampling, interval, w, h);
+        let p = write(dir.path(), &format!("r{i}.jpg"), &bytes);
+        let image = OpenImage::open(&p).expect("open");
+        let page = &image.layout.pages[0];
+        let Storage::Stream {
+            restart: Some(_), ..
+        } = page.storage
+        else {
+            panic!("case {i}: restart intervals not used");
+        };
+        let bands = page.grid.unit_rows();
+        assert!(bands >= 3, "case {i}: {bands} bands");
+        let ix = image.index.as_ref().expect("an index");
+        // Whole-file decode by the same library, streamed, as the exact reference.
+        let mut whole: Vec<Piece> = Vec::new();
+        let mut plain = page.clone();
+        if let Storage::Stream { restart, .. } = &mut plain.storage {
+            *restart = None;
+        }
+        decode_bands(
+            &image.source,
+            &plain,
+            None,
+            0,
+            bands - 1,
+            &mut |_| true,
+            &mut |_, p| whole.push(p),
+            &|| false,
+        )
+        .expect("whole decode");
+        let r = reference(&p);
+        for band in (0..bands).rev() {
+            let piece = one_band(&image, page, ix, band)
+                .unwrap_or_else(|e| panic!("case {i} band {band}: {e}"));
+            let same = &whole[band as usize];
+            assert_eq!(piece.extent, same.extent);
+            // Identical, edges included (decoded with the interval groups around them).
+            let (max, _) = common::diff(&piece.rgba, &same.rgba);
+            assert_eq!(max, 0, "case {i} band {band}");
+            // And close to an independent decoder (zune-jpeg via `image`).
+            let (max, mean) = band_diff(&piece, &r);
+            assert!(
+                max <= 32 && mean <= 1.5,
+                "case {i} band {band}: {max} {mean}"
+            );
+        }
+        assert!(ix.is_complete(), "the marker scan reached every band");
+    }
+    // Intervals that never realign with the left edge within a quarter of the image: no
+    // restart bands (decoded from the start instead, still correct).
+    let bytes = encode_jpeg_rst(3, (1, 1), 31, w, 400);
+    let p = write(dir.path(), "odd.jpg", &bytes);
+    let image = OpenImage::open(&p).expect("open");
+    assert!(matches!(
+        image.layout.pages[0].storage,
+        Storage::Stream { restart: None, .. }
+    ));
+    common::check_against_image_crate(&p, 32, 1.5);
+}
+
+#[test]
+fn jpeg_truncated_fails_at_the_cut_band() {
+    let dir = tempdir();
+    let bytes = encode_jpeg_rst(3, (1, 1), 32, 256, 3100);
+    let cut = write(dir.path(), "cut.jpg", &bytes[..bytes.len() * 8 / 10]);
+    let image = OpenImage::open(&cut).expect("header is intact");
+    let page = &image.layout.pages[0];
+    let ix = image.index.as_ref().expect("an index");
+    let bands = page.grid.unit_rows();
+    assert!(
+        one_band(&image, page, ix, bands - 1).is_err(),
+        "last band is cut"
+    );
+    let reached = ix.reached();
+    assert!(
+        reached >= 1 && reached < bands,
+        "reached {reached} of {bands}"
+    );
+    let whole = write(dir.path(), "whole.jpg", &bytes);
+    let r = reference(&whole);
+    for band in 0..reached.saturating_sub(1) {
+        let piece = one_band(&image, page, ix, band).expect("band before the cut");
+        assert!(band_diff(&piece, &r).0 <= 32, "band {band}");
+    }
+}
