@@ -47,7 +47,10 @@ impl OpenImage {
             }
             | format::Storage::Stream {
                 restart: Some(_), ..
-            } => Some(crate::index::StreamIndex::new(p.grid.unit_rows())),
+            }
+            | format::Storage::Stream { scan: Some(_), .. } => {
+                Some(crate::index::StreamIndex::new(p.grid.unit_rows()))
+            }
             _ => None,
         });
         Ok(Arc::new(Self {

@@ -84,10 +84,34 @@ pub struct JpegCheckpoint {
     pub tail: u64,
 }
 
+/// A point in a JPEG scan's entropy-coded data: where an MCU row starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScanPoint {
+    /// File offset of the byte holding the next bit (the 0xFF of a stuffed 0xFF 0x00), and
+    /// bits of it already used.
+    pub offset: u64,
+    pub bit: u8,
+    /// Data bits (stuffing removed) from the scan's start.
+    pub data_bits: u64,
+    /// The DC predictors of the components at this point.
+    pub preds: [i32; 4],
+}
+
+/// A band of a baseline JPEG without restart markers: MCU rows `first_row..end_row` (one
+/// more above and below the band, for the upsampling's context rows), from `start` to `end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JpegRowsCheckpoint {
+    pub first_row: u32,
+    pub end_row: u32,
+    pub start: ScanPoint,
+    pub end: ScanPoint,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Checkpoint {
     Png(PngCheckpoint),
     Jpeg(JpegCheckpoint),
+    JpegRows(JpegRowsCheckpoint),
 }
 
 impl Checkpoint {
@@ -96,6 +120,7 @@ impl Checkpoint {
         match self {
             Checkpoint::Png(c) => c.file_pos,
             Checkpoint::Jpeg(c) => c.offset,
+            Checkpoint::JpegRows(c) => c.start.offset,
         }
     }
 
@@ -109,13 +134,18 @@ impl Checkpoint {
                 c.out_pos
             ),
             Checkpoint::Jpeg(c) => format!("restart interval @{} +{}", c.offset, c.length),
+            Checkpoint::JpegRows(c) => format!(
+                "MCU row {} @{} bit {}, DC {:?}",
+                c.first_row, c.start.offset, c.start.bit, c.start.preds
+            ),
         }
     }
 
     fn memory(&self) -> usize {
         match self {
             Checkpoint::Png(c) => c.packed.len() + 64,
-            Checkpoint::Jpeg(_) => 16,
+            Checkpoint::Jpeg(_) => 32,
+            Checkpoint::JpegRows(_) => 96,
         }
     }
 }
@@ -292,7 +322,7 @@ impl StreamIndex {
     }
 }
 
-const MAGIC: &[u8; 8] = b"TSIDX\x002\n";
+const MAGIC: &[u8; 8] = b"TSIDX\x003\n";
 
 fn put(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());
@@ -328,6 +358,19 @@ fn encode_file(identity: &str, bands: u64, points: &[(u64, Arc<Checkpoint>)]) ->
                 out.push(1);
                 for v in [c.offset, c.length, c.lead, c.tail] {
                     put(&mut out, v);
+                }
+            }
+            Checkpoint::JpegRows(c) => {
+                out.push(2);
+                put(&mut out, u64::from(c.first_row));
+                put(&mut out, u64::from(c.end_row));
+                for p in [c.start, c.end] {
+                    put(&mut out, p.offset);
+                    put(&mut out, u64::from(p.bit));
+                    put(&mut out, p.data_bits);
+                    for v in p.preds {
+                        put(&mut out, v as u64);
+                    }
                 }
             }
         }
@@ -403,6 +446,35 @@ fn decode_file(bytes: &[u8], identity: &str, bands: u64) -> Option<Vec<(u64, Che
                 lead: c.u64()?,
                 tail: c.u64()?,
             }),
+            2 => {
+                let first_row = u32::try_from(c.u64()?).ok()?;
+                let end_row = u32::try_from(c.u64()?).ok()?;
+                let mut point = || -> Option<ScanPoint> {
+                    let offset = c.u64()?;
+                    let bit = u8::try_from(c.u64()?).ok().filter(|&b| b < 8)?;
+                    let data_bits = c.u64()?;
+                    let mut preds = [0i32; 4];
+                    for p in &mut preds {
+                        *p = i32::try_from(c.u64()? as i64).ok()?;
+                    }
+                    Some(ScanPoint {
+                        offset,
+                        bit,
+                        data_bits,
+                        preds,
+                    })
+                };
+                let (start, end) = (point()?, point()?);
+                if end.data_bits < start.data_bits || end_row <= first_row {
+                    return None;
+                }
+                Checkpoint::JpegRows(JpegRowsCheckpoint {
+                    first_row,
+                    end_row,
+                    start,
+                    end,
+                })
+            }
             _ => return None,
         };
         out.push((band, point));

@@ -345,14 +345,14 @@ fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>>
         }
     );
     let same_page = |k: &PieceKey| k.page == key.page && k.level == key.level;
-    // Restart-interval JPEG bands decode on their own once the markers are found (a quick
-    // scan, no decoding), so they never stream through other bands.
+    // JPEG bands decode on their own once the markers are found (restart intervals: a quick
+    // scan, no decoding) or the entropy pass has run, so they never stream through others.
     let restart = matches!(
         page.storage,
         Storage::Stream {
             restart: Some(_),
             ..
-        }
+        } | Storage::Stream { scan: Some(_), .. }
     );
     let indexed = image
         .index

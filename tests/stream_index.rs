@@ -387,6 +387,19 @@ fn kept_index_makes_the_second_render_read_little() {
 /// A baseline JPEG with restart markers every `interval` MCUs, written by libjpeg (mozjpeg's
 /// library with its libjpeg-turbo defaults), `sampling` for the first component.
 fn encode_jpeg_rst(components: u8, sampling: (i32, i32), interval: u32, w: u32, h: u32) -> Vec<u8> {
+    encode_jpeg(components, sampling, interval, false, w, h)
+}
+
+/// As [`encode_jpeg_rst`]; `optimize`: Huffman tables fitted to the image (only the DC
+/// categories it uses get codes).
+fn encode_jpeg(
+    components: u8,
+    sampling: (i32, i32),
+    interval: u32,
+    optimize: bool,
+    w: u32,
+    h: u32,
+) -> Vec<u8> {
     use mozjpeg_sys::*;
     let space = match components {
         1 => J_COLOR_SPACE::JCS_GRAYSCALE,
@@ -435,6 +448,7 @@ fn encode_jpeg_rst(components: u8, sampling: (i32, i32), interval: u32, w: u32, 
             }
         }
         cinfo.restart_interval = interval;
+        cinfo.optimize_coding = i32::from(optimize);
         jpeg_start_compress(&mut cinfo, 1);
         let stride = (w * u32::from(components)) as usize;
         for row in data.chunks(stride) {
@@ -555,4 +569,120 @@ fn jpeg_truncated_fails_at_the_cut_band() {
         let piece = one_band(&image, page, ix, band).expect("band before the cut");
         assert!(band_diff(&piece, &r).0 <= 32, "band {band}");
     }
+}
+
+/// Decode every band of page 0 through `decode_bands` with the image's own index, and the
+/// whole file streamed from its start (same library) for comparison.
+fn bands_and_whole(image: &OpenImage) -> (Vec<Piece>, Vec<Piece>) {
+    let page = &image.layout.pages[0];
+    let ix = image.index.as_ref().expect("an index");
+    let bands = page.grid.unit_rows();
+    let mut plain = page.clone();
+    if let Storage::Stream { scan, restart, .. } = &mut plain.storage {
+        *scan = None;
+        *restart = None;
+    }
+    let mut whole = Vec::new();
+    decode_bands(
+        &image.source,
+        &plain,
+        None,
+        0,
+        bands - 1,
+        &mut |_| true,
+        &mut |_, p| whole.push(p),
+        &|| false,
+    )
+    .expect("whole decode");
+    let own = (0..bands)
+        .rev()
+        .map(|b| one_band(image, page, ix, b).unwrap_or_else(|e| panic!("band {b}: {e}")))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    (own, whole)
+}
+
+#[test]
+fn jpeg_without_restart_markers_bands_from_entropy_checkpoints() {
+    let dir = tempdir();
+    let (w, h) = (250u32, 3100u32);
+    let cases: [(u8, (i32, i32), bool); 8] = [
+        (1, (1, 1), false),
+        (3, (1, 1), false),
+        (3, (2, 2), false),
+        (3, (2, 1), false),
+        (3, (1, 2), false),
+        (4, (1, 1), false),
+        (3, (2, 2), true),
+        (1, (1, 1), true),
+    ];
+    for (i, (components, sampling, optimize)) in cases.into_iter().enumerate() {
+        let bytes = encode_jpeg(components, sampling, 0, optimize, w, h);
+        let p = write(dir.path(), &format!("s{i}.jpg"), &bytes);
+        let image = OpenImage::open(&p).expect("open");
+        assert!(
+            matches!(
+                image.layout.pages[0].storage,
+                Storage::Stream { scan: Some(_), .. }
+            ),
+            "case {i}: not cut at MCU rows"
+        );
+        let (own, whole) = bands_and_whole(&image);
+        assert!(own.len() >= 3, "case {i}: {} bands", own.len());
+        let r = reference(&p);
+        for (b, (piece, same)) in own.iter().zip(&whole).enumerate() {
+            assert_eq!(piece.extent, same.extent);
+            assert_eq!(
+                common::diff(&piece.rgba, &same.rgba).0,
+                0,
+                "case {i} band {b}: differs from the whole decode"
+            );
+            let (max, mean) = band_diff(piece, &r);
+            assert!(max <= 32 && mean <= 1.5, "case {i} band {b}: {max} {mean}");
+        }
+        let ix = image.index.as_ref().expect("an index");
+        assert!(ix.is_complete());
+    }
+}
+
+#[test]
+fn jpeg_entropy_pass_stops_at_damage() {
+    let dir = tempdir();
+    let bytes = encode_jpeg(3, (2, 2), 0, false, 256, 3100);
+    let whole = write(dir.path(), "whole.jpg", &bytes);
+    let r = reference(&whole);
+    // Cut: the pass reports where the data ends; bands above still decode.
+    let cut = write(dir.path(), "cut.jpg", &bytes[..bytes.len() * 8 / 10]);
+    let image = OpenImage::open(&cut).expect("header is intact");
+    let page = &image.layout.pages[0];
+    let ix = image.index.as_ref().expect("an index");
+    let bands = page.grid.unit_rows();
+    let err = one_band(&image, page, ix, bands - 1).expect_err("last band is cut");
+    assert!(err.contains("ends"), "{err}");
+    let reached = ix.reached();
+    assert!(
+        reached >= 1 && reached < bands,
+        "reached {reached} of {bands}"
+    );
+    for band in 0..reached {
+        let piece = one_band(&image, page, ix, band).expect("band before the cut");
+        assert!(band_diff(&piece, &r).0 <= 32, "band {band}");
+    }
+    // Garbage in the middle of the data: an error, never a panic.
+    let mut bad = bytes.clone();
+    let at = bad.len() / 2;
+    for b in &mut bad[at..at + 64] {
+        *b = 0xA5;
+    }
+    let bad = write(dir.path(), "bad.jpg", &bad);
+    let image = OpenImage::open(&bad).expect("header is intact");
+    let page = &image.layout.pages[0];
+    let ix = image.index.as_ref().expect("an index");
+    let _ = one_band(&image, page, ix, page.grid.unit_rows() - 1);
+    assert!(
+        one_band(&image, page, ix, 0).is_ok(),
+        "the first band is intact"
+    );
 }

@@ -206,7 +206,7 @@ pub fn decode_bands(
             )));
         };
         let Checkpoint::Jpeg(c) = &*point else {
-            return Err(FormatError::invalid("internal: PNG checkpoint on a JPEG"));
+            return Err(FormatError::invalid("internal: not a restart checkpoint"));
         };
         let (bytes, rows) = band_jpeg(source, page, r, band, c)?;
         let e = page.grid.unit_extent(band);
@@ -215,6 +215,7 @@ pub fn decode_bands(
         jpeg_decode(
             &bytes[..],
             page,
+            0,
             (e.y0 - above, rows),
             e.y1,
             &mut keep,

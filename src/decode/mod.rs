@@ -6,6 +6,7 @@
 
 pub mod indexed;
 pub mod jpeg_bands;
+pub mod jpeg_scan;
 pub mod png_rows;
 pub mod raw;
 pub mod stream;

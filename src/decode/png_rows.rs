@@ -70,7 +70,7 @@ impl<'a> Idat<'a> {
             self.block.truncate(n);
             self.block_at = pos;
             // The kernel reads ahead only when asked (the source is marked random access).
-            self.source.prefetch(pos + n as u64, 8 * READ_BLOCK as u64);
+            self.source.prefetch(pos + n as u64, 32 * READ_BLOCK as u64);
         }
         let from = (pos - self.block_at) as usize;
         let to = (from + want).min(self.block.len());
@@ -463,7 +463,7 @@ pub fn decode_bands(
                 .ok_or_else(|| FormatError::invalid("PNG checkpoint does not fit the image"))?;
             Some((c.clone(), state))
         }
-        Some(Checkpoint::Jpeg(_)) => {
+        Some(Checkpoint::Jpeg(_) | Checkpoint::JpegRows(_)) => {
             return Err(FormatError::invalid("internal: JPEG checkpoint on a PNG"));
         }
         None => None,

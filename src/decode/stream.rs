@@ -46,6 +46,7 @@ pub fn decode_bands(
         codec,
         interlaced,
         restart,
+        scan,
         ..
     } = &page.storage
     else {
@@ -65,9 +66,12 @@ pub fn decode_bands(
             };
             super::png_rows::decode_bands(source, page, index, first, last, wanted, emit, cancelled)
         }
-        Codec::Jpeg => match (restart, index) {
-            (Some(r), Some(ix)) => super::jpeg_bands::decode_bands(
+        Codec::Jpeg => match (restart, scan, index) {
+            (Some(r), _, Some(ix)) => super::jpeg_bands::decode_bands(
                 source, page, r, ix, first, last, wanted, emit, cancelled,
+            ),
+            (None, Some(l), Some(ix)) => super::jpeg_scan::decode_bands(
+                source, page, l, ix, first, last, wanted, emit, cancelled,
             ),
             _ => jpeg_rows(source, page, last, &mut keep, emit, cancelled),
         },
@@ -259,6 +263,7 @@ fn jpeg_rows(
     jpeg_decode(
         reader,
         page,
+        0,
         (0, page.height),
         end_row,
         wanted,
@@ -267,11 +272,14 @@ fn jpeg_rows(
     )
 }
 
-/// Decode a JPEG from `reader` whose rows are image rows `y0..y0 + height` (a whole file, or
-/// a band cut out of one), up to image row `end_row`, into bands.
+/// Decode a JPEG from `reader` whose rows, after `skip` rows to drop, are image rows
+/// `y0..y0 + height` (a whole file, or a band cut out of one), up to image row `end_row`,
+/// into bands.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn jpeg_decode<R: std::io::BufRead>(
     reader: R,
     page: &Page,
+    skip: u32,
     (y0, height): (u32, u32),
     end_row: u32,
     wanted: &mut dyn FnMut(u64) -> bool,
@@ -288,13 +296,17 @@ pub(super) fn jpeg_decode<R: std::io::BufRead>(
             _ => d.rgb(),
         };
         let mut d = started.map_err(|e| FormatError::invalid(format!("JPEG: {e}")))?;
-        if d.width() != page.width as usize || d.height() != height as usize {
+        if d.width() != page.width as usize || d.height() != (skip + height) as usize {
             return Err(FormatError::invalid("JPEG size differs from its header"));
         }
         let comps = usize::from(page.raw.samples);
         let row_len = page.width as usize * comps;
         let mut bands = Bands::new(page);
         let mut row = vec![0u8; row_len];
+        for _ in 0..skip {
+            d.read_scanlines_into(&mut row)
+                .map_err(|e| FormatError::truncated(format!("JPEG scan: {e}")))?;
+        }
         for y in y0..end_row.min(y0 + height) {
             if y % 64 == 0 && cancelled() {
                 return Err(FormatError::Cancelled);

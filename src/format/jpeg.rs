@@ -3,7 +3,7 @@
 //! markers (`decode::jpeg_bands`); other scans decode only from their start.
 
 use super::{
-    Codec, FileFormat, Grid, Layout, Mode, Page, Restart, Storage, check_dimensions,
+    Codec, FileFormat, Grid, Layout, Mode, Page, Restart, ScanLayout, Storage, check_dimensions,
     stream_band_rows,
 };
 use crate::decode::raw::{PixelKind, RawFormat};
@@ -150,9 +150,22 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
         _ => (Mode::Rgb, RawFormat::new(PixelKind::Rgb, 8)),
     };
     let restart = restart_layout(&h);
-    let band_h = match &restart {
-        Some(r) => r.band_rows,
-        None => stream_band_rows(h.width),
+    // Without restart markers, a single interleaved baseline scan is cut at MCU rows.
+    let scan = (restart.is_none()
+        && !h.progressive
+        && h.restart_interval == 0
+        && h.scan_components == h.components)
+        .then(|| ScanLayout {
+            entropy: h.entropy,
+            sof: h.sof,
+            mcu_h: h.mcu.1,
+            mcu_rows: h.height.div_ceil(h.mcu.1),
+            mcus_per_row: h.width.div_ceil(h.mcu.0),
+        });
+    let band_h = match (&restart, &scan) {
+        (Some(r), _) => r.band_rows,
+        (None, Some(s)) => (stream_band_rows(h.width) / s.mcu_h).max(1) * s.mcu_h,
+        (None, None) => stream_band_rows(h.width),
     };
     Ok(Layout {
         format: FileFormat::Jpeg,
@@ -171,6 +184,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
                 codec: Codec::Jpeg,
                 interlaced: h.progressive,
                 restart,
+                scan,
             },
             reduced: false,
         }],

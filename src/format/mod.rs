@@ -388,7 +388,23 @@ pub enum Storage {
         interlaced: bool,
         /// JPEG with restart markers: bands are runs of whole restart intervals.
         restart: Option<Restart>,
+        /// Baseline JPEG without restart markers: bands are runs of MCU rows, reached through
+        /// checkpoints an entropy-decoding pass records.
+        scan: Option<ScanLayout>,
     },
+}
+
+/// How a baseline JPEG scan without restart markers is cut into bands of MCU rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanLayout {
+    /// First entropy-coded byte of the scan.
+    pub entropy: u64,
+    /// Offset of the SOF marker, whose height a band's decoder gets patched.
+    pub sof: u64,
+    /// MCU height in pixels.
+    pub mcu_h: u32,
+    pub mcu_rows: u32,
+    pub mcus_per_row: u32,
 }
 
 /// How a baseline JPEG scan's restart intervals make bands.

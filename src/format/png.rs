@@ -158,6 +158,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
                 codec: Codec::Zip,
                 interlaced,
                 restart: None,
+                scan: None,
             },
             reduced: false,
         }],
