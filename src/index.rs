@@ -311,7 +311,8 @@ impl StreamIndex {
                 .collect()
         };
         let bytes = encode_file(&identity, self.bands, &points);
-        let tmp = crate::levels::sidecar::partial_for(&path);
+        // Not the levels' partial name: a build of the same image may be running.
+        let tmp = path.with_extension(format!("idx.{}.partial", std::process::id()));
         let written = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
             .and_then(|_| std::fs::File::create(&tmp))
             .and_then(|mut f| f.write_all(&bytes))

@@ -181,6 +181,54 @@ fn built_levels_are_the_box_filter_of_the_image() {
     }
 }
 
+/// JPEG levels start from libjpeg's DCT scaling (1/2), not from full pixels: close to the box
+/// filter of a full decode (odd sizes included), and the same pass records the checkpoints.
+#[test]
+fn jpeg_levels_come_from_dct_scaling_and_index_the_scan() {
+    let dir = tempdir();
+    let cfg = config(&dir.path().join("levels"));
+    for (name, progressive_free_gray) in [("rgb.jpg", false), ("gray.jpg", true)] {
+        let p = dir.path().join(name);
+        let img = image::RgbImage::from_fn(W, H, |x, y| {
+            let g = pattern(x, y, 0);
+            if progressive_free_gray {
+                image::Rgb([g, g, g])
+            } else {
+                image::Rgb([g, pattern(x, y, 1), pattern(x, y, 2)])
+            }
+        });
+        let file = std::fs::File::create(&p).expect("create");
+        let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(file, 92);
+        if progressive_free_gray {
+            enc.encode_image(&image::DynamicImage::ImageRgb8(img).to_luma8())
+                .expect("jpeg");
+        } else {
+            enc.encode_image(&img).expect("jpeg");
+        }
+        let image = build(&p, &cfg);
+        let built = image.levels().expect("attached");
+        assert_eq!(built.status.state(), BuildState::Complete);
+        let spp = if progressive_free_gray { 1 } else { 3 };
+        let pages = read_sidecar(&built.kept_at.clone().expect("kept"));
+        let full = reference(&p);
+        for (i, (pw, ph, data)) in pages.iter().enumerate() {
+            let f = 2u32 << i;
+            let want = box_reference(&full, f, spp);
+            let (max, mean) = diff(&first_samples(data, *pw, *ph, spp), &want);
+            // A scaled inverse DCT is not a box filter: close, within JPEG's own error.
+            assert!(
+                mean < 2.0 && max < 48,
+                "{name} level 1/{f}: max {max}, mean {mean}"
+            );
+        }
+        let ix = image.index.as_ref().expect("an index");
+        assert!(
+            ix.is_complete(),
+            "{name}: the build's pass indexed the scan"
+        );
+    }
+}
+
 #[test]
 fn the_sidecar_is_reused_without_reading_the_file() {
     let (dir, p, store) = one_image(Kind::Ppm, "rgb.ppm");

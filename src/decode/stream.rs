@@ -332,3 +332,84 @@ pub(super) fn jpeg_decode<R: std::io::BufRead>(
         }
     }
 }
+
+/// Decode a baseline JPEG at `1/denom` scale (2, 4 or 8) through libjpeg's DCT scaling: the
+/// inverse DCT runs on a corner of each block, which costs a fraction of a full decode. Each
+/// scaled row goes to `on_row` as RGBA.
+pub fn jpeg_scaled_rows(
+    source: &Source,
+    page: &Page,
+    denom: u8,
+    on_row: &mut dyn FnMut(u32, &[u8]) -> Result<(), FormatError>,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), FormatError> {
+    let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), FormatError> {
+        let reader = BufReader::with_capacity(1 << 20, SourceReader::new(source, 0));
+        let mut d = mozjpeg::Decompress::with_err(jpeg_errors::strict())
+            .from_reader(reader)
+            .map_err(|e| FormatError::invalid(format!("JPEG: {e}")))?;
+        d.scale(8 / denom.clamp(1, 8));
+        let started = match page.mode {
+            crate::format::Mode::L => d.grayscale(),
+            crate::format::Mode::Cmyk => d.to_colorspace(mozjpeg::ColorSpace::JCS_CMYK),
+            _ => d.rgb(),
+        };
+        let mut d = started.map_err(|e| FormatError::invalid(format!("JPEG: {e}")))?;
+        let (w, h) = (d.width(), d.height());
+        let (want_w, want_h) = (
+            page.width.div_ceil(u32::from(denom)),
+            page.height.div_ceil(u32::from(denom)),
+        );
+        if (w, h) != (want_w as usize, want_h as usize) {
+            return Err(FormatError::invalid(
+                "JPEG scaled size differs from its header",
+            ));
+        }
+        let palette = page.palette.as_deref().map(Vec::as_slice);
+        let mut row = vec![0u8; w * usize::from(page.raw.samples)];
+        let mut piece = Piece::new(crate::format::Extent::new(0, 0, want_w, 1), &page.raw);
+        for y in 0..want_h {
+            if y % 64 == 0 && cancelled() {
+                return Err(FormatError::Cancelled);
+            }
+            d.read_scanlines_into(&mut row)
+                .map_err(|e| FormatError::truncated(format!("JPEG scan at scaled row {y}: {e}")))?;
+            let (rgba, native) = piece.row_mut(0);
+            page.raw.unpack_row(&row, w, palette, rgba, native);
+            on_row(y, &piece.rgba)?;
+        }
+        Ok(())
+    }));
+    match result {
+        Ok(r) => r,
+        Err(payload) => Err(FormatError::invalid(format!(
+            "JPEG: {}",
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "decoder failed".into())
+        ))),
+    }
+}
+
+/// Record a JPEG stream's checkpoints without decoding pixels: the restart-marker scan, or the
+/// entropy-decoding pass. Nothing to do for other streams (or once done).
+pub fn index_jpeg(
+    source: &Source,
+    page: &Page,
+    index: &StreamIndex,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), FormatError> {
+    let Storage::Stream { restart, scan, .. } = &page.storage else {
+        return Ok(());
+    };
+    let _one = index.scan_lock();
+    if index.is_complete() {
+        return Ok(());
+    }
+    match (restart, scan) {
+        (Some(r), _) => super::jpeg_bands::scan(source, page, r, index, cancelled),
+        (None, Some(l)) => super::jpeg_scan::index_pass(source, page, l, index, cancelled),
+        _ => Ok(()),
+    }
+}

@@ -18,7 +18,7 @@ use super::boxfilter::{PairSums, PixelLayout, Pyramid, pair_sums};
 use super::{BuildState, LevelPlan, LevelStatus, sidecar};
 use crate::decode::{self, tiff::DecoderCache};
 use crate::error::{Error, FormatError};
-use crate::format::{Extent, Page, Storage};
+use crate::format::{Codec, Extent, Page, Storage};
 use crate::image::OpenImage;
 
 /// Unit rows each producer asks the kernel for ahead of the one it decodes: deep for a
@@ -248,7 +248,55 @@ impl BuildJob {
             }
         };
         progress.update(0, u64::from(height))?;
-        if let Storage::Stream { interlaced, .. } = page.storage {
+        if let Storage::Stream {
+            codec: Codec::Jpeg,
+            interlaced: false,
+            ..
+        } = page.storage
+        {
+            // Level 1 straight from libjpeg's DCT scaling (1/2): a fraction of a full decode.
+            // The checkpoint pass (marker scan or entropy pass) runs beside it.
+            let w1 = page.width.div_ceil(2);
+            let odd_w = !page.width.is_multiple_of(2);
+            let odd_h = !page.height.is_multiple_of(2);
+            let h1 = page.height.div_ceil(2);
+            std::thread::scope(|scope| -> Result<(), FormatError> {
+                if let Some(ix) = self.image.index.as_ref() {
+                    let source = &self.image.source;
+                    scope.spawn(move || {
+                        lower_priority(self);
+                        // Damage shows up in the pixel pass too; this one only records.
+                        let _ = decode::stream::index_jpeg(source, page, ix, &|| {
+                            progress.is_cancelled()
+                        });
+                    });
+                }
+                decode::stream::jpeg_scaled_rows(
+                    &self.image.source,
+                    page,
+                    2,
+                    &mut |y, rgba| {
+                        wait();
+                        // Each level-1 pixel stands for the 2x2 block (clipped at the edges)
+                        // it was scaled from.
+                        let rows = if odd_h && y + 1 == h1 { 1 } else { 2 };
+                        let mut pairs = PairSums {
+                            y,
+                            counts: vec![rows as u8],
+                            sums: Vec::with_capacity(w1 as usize * spp),
+                        };
+                        for (x, px) in rgba.chunks_exact(4).enumerate() {
+                            let cols = if odd_w && x as u32 + 1 == w1 { 1 } else { 2 };
+                            for &v in &px[..spp] {
+                                pairs.sums.push(u32::from(v) * rows * cols);
+                            }
+                        }
+                        consume(pairs)
+                    },
+                    &|| progress.is_cancelled(),
+                )
+            })?;
+        } else if let Storage::Stream { interlaced, .. } = page.storage {
             if interlaced {
                 return Err(FormatError::unsupported(
                     "levels of an interlaced PNG (every band needs the whole stream)",
