@@ -333,6 +333,9 @@ pub(super) fn jpeg_decode<R: std::io::BufRead>(
     }
 }
 
+/// Receives each scaled row (its index, RGBA); an error stops the decode.
+pub type ScaledRow<'a> = dyn FnMut(u32, &[u8]) -> Result<(), FormatError> + 'a;
+
 /// Decode a baseline JPEG at `1/denom` scale (2, 4 or 8) through libjpeg's DCT scaling: the
 /// inverse DCT runs on a corner of each block, which costs a fraction of a full decode. Each
 /// scaled row goes to `on_row` as RGBA.
@@ -340,7 +343,7 @@ pub fn jpeg_scaled_rows(
     source: &Source,
     page: &Page,
     denom: u8,
-    on_row: &mut dyn FnMut(u32, &[u8]) -> Result<(), FormatError>,
+    on_row: &mut ScaledRow,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
     let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), FormatError> {
