@@ -572,3 +572,53 @@ fn an_image_larger_than_ram_opens_fits_zooms_and_pans() {
     let read = s.image.source.bytes_read();
     assert!(read < size / 20, "read {read} of {size} bytes");
 }
+
+/// A PNG's checkpoints are recorded by the first pass (the level build here) and shown in the
+/// panel; the next open loads them, so a band near the bottom decodes from its own.
+#[test]
+fn png_checkpoints_are_recorded_shown_and_kept() {
+    let dir = common::tempdir();
+    let p = dir.path().join("tall.png");
+    // zlib-style deflate (many blocks), as libpng, vips and most tools write.
+    let rgb = image::RgbImage::from_fn(1500, 5000, |x, y| {
+        image::Rgb([
+            tessera::synth::pattern(x, y, 0),
+            tessera::synth::pattern(x, y, 1),
+            (x ^ y) as u8,
+        ])
+    });
+    let mut enc = png::Encoder::new(
+        std::io::BufWriter::new(std::fs::File::create(&p).expect("create")),
+        1500,
+        5000,
+    );
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_compression(png::Compression::Balanced);
+    let mut w = enc.write_header().expect("header");
+    w.write_image_data(rgb.as_raw()).expect("png");
+    drop(w);
+    let store = dir.path().join("levels");
+    let mut h = build_with(&p, keep_in(&store));
+    let indexed = |a: &TesseraApp| {
+        a.session.as_ref().is_some_and(|s| {
+            s.image.index.as_ref().is_some_and(|ix| ix.is_complete()) && s.is_sharp()
+        })
+    };
+    settle(&mut h, indexed);
+    assert!(
+        h.query_by_label_contains("5 of 5 bands reached by the indexing pass")
+            .is_some(),
+        "the panel shows the indexing pass"
+    );
+    assert!(tessera::index::file_for(&store, &p).exists(), "index kept");
+    drop(h);
+    let mut h = build_with(&p, keep_in(&store));
+    settle(&mut h, |a| !a.is_opening());
+    let s = h.state().session.as_ref().expect("session");
+    let ix = s.image.index.as_ref().expect("an index");
+    assert!(ix.is_complete(), "the kept index was loaded at open");
+    let last = s.page().descriptor_count() - 1;
+    let d = s.page().stream_descriptor(last, ix);
+    assert_eq!(d.access.name(), "checkpoint");
+    assert!(d.args.contains("checkpoint zlib byte"), "{}", d.args);
+}
