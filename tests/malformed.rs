@@ -435,3 +435,37 @@ fn sparse_40gb_file_renders_near_its_end() {
         .expect("peak memory in --stats");
     assert!(peak_mb < 64.0, "peak RSS {peak_mb} MB for a 40 GB file");
 }
+
+/// A progressive JPEG whose header claims 65535x65535: libjpeg would keep every coefficient
+/// (25 GB; more than a quarter of any machine this runs on); refused in one line instead.
+#[test]
+fn a_huge_progressive_jpeg_is_refused_not_swapped() {
+    let dir = tempdir();
+    let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+    c.set_size(64, 64);
+    c.set_progressive_mode();
+    let mut started = c.start_compress(Vec::new()).expect("start");
+    started
+        .write_scanlines(&[128u8; 64 * 64 * 3])
+        .expect("write");
+    let mut bytes = started.finish().expect("finish");
+    let sof = bytes
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC2])
+        .expect("progressive SOF");
+    bytes[sof + 5..sof + 7].copy_from_slice(&65535u16.to_be_bytes());
+    bytes[sof + 7..sof + 9].copy_from_slice(&65535u16.to_be_bytes());
+    let p = write(dir.path(), "huge.jpg", &bytes);
+    let out = dir.path().join("o.png");
+    let (code, _, err) = run(&[
+        "render",
+        &p.display().to_string(),
+        "--region",
+        "0,0,64,64",
+        "-o",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("progressive JPEG"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

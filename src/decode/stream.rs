@@ -258,6 +258,26 @@ fn jpeg_rows(
     emit: &mut dyn FnMut(u64, Piece),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
+    if matches!(
+        page.storage,
+        Storage::Stream {
+            interlaced: true,
+            ..
+        }
+    ) {
+        // libjpeg keeps every DCT coefficient of a progressive scan in memory (2 bytes per
+        // sample at most): refuse what would not fit comfortably instead of swapping.
+        let need = u64::from(page.width) * u64::from(page.height) * u64::from(page.raw.samples) * 2;
+        let limit = crate::stats::total_ram_bytes() / 4;
+        if need > limit {
+            return Err(FormatError::too_large(format!(
+                "progressive JPEG: decoding it needs up to {:.1} GB of memory (libjpeg keeps \
+                 every DCT coefficient), over a quarter of this machine's RAM; convert it to \
+                 baseline first (jpegtran -copy all in.jpg > out.jpg)",
+                need as f64 / 1e9
+            )));
+        }
+    }
     let reader = BufReader::with_capacity(256 << 10, SourceReader::new(source, 0));
     let end_row = page.grid.unit_extent(last).y1;
     jpeg_decode(
