@@ -19,16 +19,13 @@ pub struct PngCheckpoint {
     /// File offset of the next payload byte, and payload bytes left in its IDAT chunk.
     pub file_pos: u64,
     pub chunk_left: u32,
-    /// Bits of the last consumed byte still unread (miniz_oxide's block boundary state).
-    pub num_bits: u8,
-    pub bit_buf: u8,
     /// Decompressed (filtered) bytes produced before this point.
     pub out_pos: u64,
-    /// Lengths of the previous row, the window and the partial row held in `packed`.
+    /// Lengths of the previous row, the window and the inflater state held in `packed`.
     pub lens: [u32; 3],
-    /// The unfiltered row above the current one (empty on row 0), the last 32 KB (or less,
-    /// near the start) of decompressed output (the inflate window), and the current row's
-    /// filtered bytes so far, deflated together: they are image data, and most of the size.
+    /// The unfiltered row above (empty on row 0), the last 32 KB (or less, near the start) of
+    /// decompressed output (the inflate window), and the inflater's state (serialised by its
+    /// own serde derive), deflated together: most of it is image data.
     pub packed: Vec<u8>,
 }
 
@@ -36,22 +33,21 @@ pub struct PngCheckpoint {
 pub struct PngState {
     pub prev: Vec<u8>,
     pub window: Vec<u8>,
-    pub partial: Vec<u8>,
+    pub inflater: Box<miniz_oxide::inflate::core::DecompressorOxide>,
 }
 
 impl PngCheckpoint {
-    /// Pack the state: the partial row is the window's tail, so it follows the window and
-    /// deflate finds it there.
     pub fn pack(state: &PngState) -> ([u32; 3], Vec<u8>) {
-        let mut raw =
-            Vec::with_capacity(state.prev.len() + state.window.len() + state.partial.len());
-        for part in [&state.prev, &state.window, &state.partial] {
+        // Serialising a plain struct of numbers and arrays cannot fail.
+        let inflater = serde_json::to_vec(&*state.inflater).unwrap_or_default();
+        let mut raw = Vec::with_capacity(state.prev.len() + state.window.len() + inflater.len());
+        for part in [&state.prev, &state.window, &inflater] {
             raw.extend_from_slice(part);
         }
         let lens = [
             state.prev.len() as u32,
             state.window.len() as u32,
-            state.partial.len() as u32,
+            inflater.len() as u32,
         ];
         (lens, miniz_oxide::deflate::compress_to_vec(&raw, 1))
     }
@@ -66,7 +62,7 @@ impl PngCheckpoint {
         Some(PngState {
             prev: raw[..p].to_vec(),
             window: raw[p..p + w].to_vec(),
-            partial: raw[p + w..].to_vec(),
+            inflater: serde_json::from_slice(&raw[p + w..]).ok()?,
         })
     }
 }
@@ -127,12 +123,7 @@ impl Checkpoint {
     /// The descriptor args text for the band this checkpoint starts.
     pub fn describe(&self) -> String {
         match self {
-            Checkpoint::Png(c) => format!(
-                "checkpoint zlib byte {} bit {}, out {}",
-                c.zpos,
-                (8 - c.num_bits) % 8,
-                c.out_pos
-            ),
+            Checkpoint::Png(c) => format!("checkpoint zlib byte {}, out {}", c.zpos, c.out_pos),
             Checkpoint::Jpeg(c) => format!("restart interval @{} +{}", c.offset, c.length),
             Checkpoint::JpegRows(c) => format!(
                 "MCU row {} @{} bit {}, DC {:?}",
@@ -323,7 +314,7 @@ impl StreamIndex {
     }
 }
 
-const MAGIC: &[u8; 8] = b"TSIDX\x003\n";
+const MAGIC: &[u8; 8] = b"TSIDX\x004\n";
 
 fn put(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());
@@ -349,7 +340,6 @@ fn encode_file(identity: &str, bands: u64, points: &[(u64, Arc<Checkpoint>)]) ->
                 for v in [c.zpos, c.file_pos, u64::from(c.chunk_left), c.out_pos] {
                     put(&mut out, v);
                 }
-                out.extend_from_slice(&[c.num_bits, c.bit_buf]);
                 for l in c.lens {
                     put(&mut out, u64::from(l));
                 }
@@ -423,19 +413,13 @@ fn decode_file(bytes: &[u8], identity: &str, bands: u64) -> Option<Vec<(u64, Che
             0 => {
                 let (zpos, file_pos, chunk_left, out_pos) =
                     (c.u64()?, c.u64()?, c.u64()?, c.u64()?);
-                let (num_bits, bit_buf) = (c.u8()?, c.u8()?);
-                // Rows at most what a PNG row can hold; the window 32 KB.
-                let lens = [c.len(1 << 31)?, c.len(1 << 15)?, c.len(1 << 31)?];
+                // A row at most what a PNG row can hold; the window 32 KB; the state small.
+                let lens = [c.len(1 << 31)?, c.len(1 << 15)?, c.len(1 << 24)?];
                 let packed_len = c.len(bytes.len() as u64)?;
-                if num_bits > 7 {
-                    return None;
-                }
                 Checkpoint::Png(PngCheckpoint {
                     zpos,
                     file_pos,
                     chunk_left: u32::try_from(chunk_left).ok()?,
-                    num_bits,
-                    bit_buf,
                     out_pos,
                     lens: lens.map(|l| l as u32),
                     packed: c.take(packed_len)?.to_vec(),
@@ -496,14 +480,12 @@ mod tests {
         let (lens, packed) = PngCheckpoint::pack(&PngState {
             prev: (0..50).collect(),
             window: vec![z as u8; 300],
-            partial: vec![2, 9, 9],
+            inflater: Box::default(),
         });
         Checkpoint::Png(PngCheckpoint {
             zpos: z,
             file_pos: z + 40,
             chunk_left: 7,
-            num_bits: 3,
-            bit_buf: 5,
             out_pos: z * 3,
             lens,
             packed,
@@ -549,10 +531,7 @@ mod tests {
             panic!("not PNG")
         };
         let st = c.unpack().expect("unpacks");
-        assert_eq!(
-            (st.prev.len(), st.window, st.partial),
-            (50, vec![10; 300], vec![2, 9, 9])
-        );
+        assert_eq!((st.prev.len(), st.window), (50, vec![10; 300]));
         assert_eq!(back[1].0, 3);
         assert!(
             decode_file(&bytes, "other", 5).is_none(),

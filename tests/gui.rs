@@ -579,24 +579,16 @@ fn an_image_larger_than_ram_opens_fits_zooms_and_pans() {
 fn png_checkpoints_are_recorded_shown_and_kept() {
     let dir = common::tempdir();
     let p = dir.path().join("tall.png");
-    // zlib-style deflate (many blocks), as libpng, vips and most tools write.
-    let rgb = image::RgbImage::from_fn(1500, 5000, |x, y| {
+    // The `image` crate writes the whole stream as one deflate block (fdeflate).
+    image::RgbImage::from_fn(1500, 5000, |x, y| {
         image::Rgb([
             tessera::synth::pattern(x, y, 0),
             tessera::synth::pattern(x, y, 1),
             (x ^ y) as u8,
         ])
-    });
-    let mut enc = png::Encoder::new(
-        std::io::BufWriter::new(std::fs::File::create(&p).expect("create")),
-        1500,
-        5000,
-    );
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_compression(png::Compression::Balanced);
-    let mut w = enc.write_header().expect("header");
-    w.write_image_data(rgb.as_raw()).expect("png");
-    drop(w);
+    })
+    .save(&p)
+    .expect("png");
     let store = dir.path().join("levels");
     let mut h = build_with(&p, keep_in(&store));
     let indexed = |a: &TesseraApp| {

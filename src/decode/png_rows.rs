@@ -1,10 +1,13 @@
 //! PNG rows from any checkpoint: our own IDAT walk, inflate and unfilter.
 //!
 //! Why not the `png` crate here: it decodes only from the first IDAT and hides its inflater.
-//! `miniz_oxide` (already under `png`) can stop at deflate block boundaries and restart from
-//! one with nothing but the bit position and the 32 KB window (its `block-boundary` feature);
-//! that is what a checkpoint stores, with the unfilter's previous row. `fdeflate` inflates
-//! faster but exposes no such state; `zlib-rs` has it only through its unsafe C API.
+//! `miniz_oxide` (already under `png`) exposes its whole inflater state (`Clone`, and
+//! serialisable with its `serde` feature), so the pass stops the inflater exactly where a
+//! band's first row begins and snapshots it: the state (bit buffer, Huffman tables of the
+//! current block), the 32 KB window and the unfiltered row above. That works mid-block, so
+//! streams written as one huge deflate block (`fdeflate`, the `image` crate's default) get
+//! checkpoints too. `fdeflate` inflates faster but exposes no state; `zlib-rs` has it only
+//! through its unsafe C API.
 //!
 //! Two threads: one inflates (the bottleneck: deflate is strictly sequential), one unfilters,
 //! records checkpoints and unpacks the wanted bands.
@@ -12,9 +15,7 @@
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use miniz_oxide::inflate::TINFLStatus;
-use miniz_oxide::inflate::core::{
-    BlockBoundaryState, DecompressorOxide, decompress, inflate_flags,
-};
+use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
 
 use super::Piece;
 use super::stream::Bands;
@@ -28,8 +29,6 @@ const WINDOW: usize = 32 << 10;
 const OUT_CHUNK: usize = 1 << 20;
 /// File bytes read at a time when walking IDAT chunks.
 const READ_BLOCK: usize = 1 << 20;
-/// A boundary this close before a band's start is snapshotted, in case it is the last one.
-const GUARD: u64 = 1 << 20;
 
 /// Reads the concatenated IDAT payloads from a file position.
 struct Idat<'a> {
@@ -133,15 +132,15 @@ impl<'a> Idat<'a> {
     }
 }
 
-/// A deflate block boundary the unfilter may turn into a checkpoint.
-struct Boundary {
+/// The inflater stopped where a band's first row begins: its state there, for a checkpoint.
+struct Snapshot {
     /// Position in the message's buffer.
     at: usize,
     total_out: u64,
     zpos: u64,
     file_pos: u64,
     chunk_left: u32,
-    state: BlockBoundaryState,
+    state: Box<DecompressorOxide>,
 }
 
 enum Msg {
@@ -150,70 +149,60 @@ enum Msg {
         buf: Vec<u8>,
         from: usize,
         to: usize,
-        boundaries: Vec<Boundary>,
+        snapshots: Vec<Snapshot>,
     },
     End,
     Fail(FormatError),
 }
 
 /// Inflate from `start` (or the stream's start), sending output until the receiver hangs up.
-/// `wants_boundary(total_out)` says whether a block boundary there is worth a snapshot.
+/// The inflater stops at each output position `stops` yields (increasing) and snapshots there.
+#[allow(clippy::too_many_arguments)]
 fn inflate(
     source: &Source,
     first_idat: u64,
     start: Option<(&PngCheckpoint, &PngState)>,
-    wants_boundary: &dyn Fn(u64) -> bool,
+    stops: &mut dyn FnMut(u64) -> Option<u64>,
     tx: &SyncSender<Msg>,
     spare: &Receiver<Vec<u8>>,
     cancelled: &dyn Fn() -> bool,
 ) {
     let result = (|| -> Result<(), FormatError> {
-        let (mut r, mut idat, mut buf, mut total_out, fresh) = match start {
+        let (mut r, mut idat, mut buf, mut total_out) = match start {
             None => {
                 let mut head = [0u8; 4];
                 source.read_exact_at(first_idat.saturating_sub(8), &mut head)?;
                 let len = u64::from(u32::from_be_bytes(head));
                 (
-                    DecompressorOxide::new(),
+                    Box::new(DecompressorOxide::new()),
                     Idat::new(source, first_idat, len, 0),
                     Vec::with_capacity(WINDOW + OUT_CHUNK),
                     0u64,
-                    true,
                 )
             }
             Some((c, state)) => {
-                let st = BlockBoundaryState {
-                    num_bits: c.num_bits,
-                    bit_buf: c.bit_buf,
-                    ..BlockBoundaryState::default()
-                };
                 let mut buf = Vec::with_capacity(WINDOW + OUT_CHUNK);
                 buf.extend_from_slice(&state.window);
                 (
-                    DecompressorOxide::from_block_boundary_state(&st),
+                    state.inflater.clone(),
                     Idat::new(source, c.file_pos, u64::from(c.chunk_left), c.zpos),
                     buf,
                     c.out_pos,
-                    false,
                 )
             }
         };
         let base_flags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF
-            | inflate_flags::TINFL_FLAG_STOP_ON_BLOCK_BOUNDARY
             | inflate_flags::TINFL_FLAG_IGNORE_ADLER32
-            | if fresh {
-                inflate_flags::TINFL_FLAG_PARSE_ZLIB_HEADER
-            } else {
-                0
-            };
+            | inflate_flags::TINFL_FLAG_PARSE_ZLIB_HEADER;
         let mut input: Vec<u8> = Vec::with_capacity(READ_BLOCK);
         let mut segs: Vec<(u64, u64, u64)> = Vec::new();
         let mut in_z0 = idat.zpos;
         let mut used = 0usize;
         let mut from = buf.len();
-        let mut boundaries = Vec::new();
+        let mut snapshots = Vec::new();
         buf.resize(WINDOW.max(buf.len()) + OUT_CHUNK, 0);
         let mut pos = from;
+        let mut stop = stops(total_out);
         loop {
             if used == input.len() && !idat.ended {
                 input.clear();
@@ -230,37 +219,44 @@ fn inflate(
             } else {
                 inflate_flags::TINFL_FLAG_HAS_MORE_INPUT
             };
-            let (status, consumed, written) =
-                decompress(&mut r, &input[used..], &mut buf, pos, base_flags | more);
+            // Output up to the next stop at most: the inflater pauses exactly there.
+            let limit = match stop {
+                Some(s) => buf.len().min(pos + (s - total_out) as usize),
+                None => buf.len(),
+            };
+            let (status, consumed, written) = decompress(
+                &mut r,
+                &input[used..],
+                &mut buf[..limit],
+                pos,
+                base_flags | more,
+            );
             used += consumed;
             pos += written;
             total_out += written as u64;
+            if stop == Some(total_out) {
+                let z = in_z0 + used as u64;
+                let (file_pos, chunk_left) = if used == input.len() {
+                    (idat.file_pos, idat.chunk_left)
+                } else {
+                    let s = segs.iter().rev().find(|s| s.0 <= z).copied();
+                    let (sz, sf, end) = s.unwrap_or((in_z0, idat.file_pos, 0));
+                    let f = sf + (z - sz);
+                    (f, end.saturating_sub(f))
+                };
+                snapshots.push(Snapshot {
+                    at: pos,
+                    total_out,
+                    zpos: z,
+                    file_pos,
+                    chunk_left: u32::try_from(chunk_left).unwrap_or(0),
+                    state: r.clone(),
+                });
+                stop = stops(total_out);
+            }
             match status {
-                TINFLStatus::BlockBoundary => {
-                    if wants_boundary(total_out)
-                        && let Some(state) = r.block_boundary_state()
-                    {
-                        let z = in_z0 + used as u64;
-                        let (file_pos, chunk_left) = if used == input.len() {
-                            (idat.file_pos, idat.chunk_left)
-                        } else {
-                            let s = segs.iter().rev().find(|s| s.0 <= z).copied();
-                            let (sz, sf, end) = s.unwrap_or((in_z0, idat.file_pos, 0));
-                            let f = sf + (z - sz);
-                            (f, end.saturating_sub(f))
-                        };
-                        boundaries.push(Boundary {
-                            at: pos,
-                            total_out,
-                            zpos: z,
-                            file_pos,
-                            chunk_left: u32::try_from(chunk_left).unwrap_or(0),
-                            state,
-                        });
-                    }
-                }
                 TINFLStatus::Done => {
-                    send_data(tx, buf, from, pos, boundaries)?;
+                    send_data(tx, buf, from, pos, snapshots)?;
                     let _ = tx.send(Msg::End);
                     return Ok(());
                 }
@@ -268,7 +264,7 @@ fn inflate(
                     if idat.ended && used == input.len() =>
                 {
                     // Rows decoded so far still reach the unfilter (earlier bands display).
-                    send_data(tx, buf, from, pos, boundaries)?;
+                    send_data(tx, buf, from, pos, snapshots)?;
                     return Err(idat.error.take().unwrap_or_else(|| {
                         FormatError::truncated(format!(
                             "PNG image data ends early (after {total_out} decompressed bytes)"
@@ -277,7 +273,7 @@ fn inflate(
                 }
                 TINFLStatus::NeedsMoreInput | TINFLStatus::HasMoreOutput => {}
                 other => {
-                    send_data(tx, buf, from, pos, boundaries)?;
+                    send_data(tx, buf, from, pos, snapshots)?;
                     return Err(FormatError::invalid(format!(
                         "PNG image data is corrupt near zlib byte {} ({other:?})",
                         in_z0 + used as u64
@@ -293,8 +289,8 @@ fn inflate(
                     .unwrap_or_else(|_| vec![0u8; WINDOW + OUT_CHUNK]);
                 next.resize(WINDOW + OUT_CHUNK, 0);
                 next[..keep].copy_from_slice(&buf[pos - keep..pos]);
-                send_data(tx, std::mem::replace(&mut buf, next), from, pos, boundaries)?;
-                boundaries = Vec::new();
+                send_data(tx, std::mem::replace(&mut buf, next), from, pos, snapshots)?;
+                snapshots = Vec::new();
                 from = keep;
                 pos = keep;
             }
@@ -310,13 +306,13 @@ fn send_data(
     buf: Vec<u8>,
     from: usize,
     to: usize,
-    boundaries: Vec<Boundary>,
+    snapshots: Vec<Snapshot>,
 ) -> Result<(), FormatError> {
     tx.send(Msg::Data {
         buf,
         from,
         to,
-        boundaries,
+        snapshots,
     })
     // The unfilter hung up: it has every row it wanted.
     .map_err(|_| FormatError::Cancelled)
@@ -457,8 +453,7 @@ pub fn decode_bands(
             let state = c
                 .unpack()
                 .filter(|st| {
-                    (st.prev.len() == stride || c.out_pos < full)
-                        && st.partial.len() as u64 == c.out_pos % full
+                    (st.prev.len() == stride || c.out_pos < full) && c.out_pos.is_multiple_of(full)
                 })
                 .ok_or_else(|| FormatError::invalid("PNG checkpoint does not fit the image"))?;
             Some((c.clone(), state))
@@ -468,12 +463,14 @@ pub fn decode_bands(
         }
         None => None,
     };
-    // Boundaries worth a snapshot: within GUARD (or half a band) before a band not yet
-    // checkpointed. Recorded bands are skipped, so resumed passes copy nothing.
-    let guard = GUARD.min(band_start(1).max(2) / 2);
-    let wants_boundary = |total_out: u64| {
-        let b = grid.unit_row_of((total_out / full).min(u64::from(u32::MAX)) as u32) + 1;
-        b < bands && band_start(b) - total_out <= guard && index.checkpoint(b).is_none()
+    // Where the inflater pauses for a snapshot: the start of each band after `total_out`
+    // that has no checkpoint yet (a resumed pass over recorded bands copies nothing).
+    let mut stops = |total_out: u64| {
+        let row = (total_out / full).min(u64::from(u32::MAX)) as u32;
+        (grid.unit_row_of(row.min(page.height.saturating_sub(1)))..bands)
+            .map(|b| (b, band_start(b)))
+            .find(|&(b, at)| at > total_out && index.checkpoint(b).is_none())
+            .map(|(_, at)| at)
     };
     let end_row = grid.unit_extent(last).y1;
     let first_row = grid.unit_extent(first).y0;
@@ -481,9 +478,9 @@ pub fn decode_bands(
     let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(4);
     std::thread::scope(|scope| {
         let start_ref = start.as_ref().map(|(c, st)| (c, st));
-        let wants = &wants_boundary;
+        let stops = &mut stops;
         let inflater = scope.spawn(move || {
-            inflate(source, offset, start_ref, wants, &tx, &spare_rx, cancelled);
+            inflate(source, offset, start_ref, stops, &tx, &spare_rx, cancelled);
         });
         let result = unfilter_side(
             &rx,
@@ -532,20 +529,13 @@ fn unfilter_side(
     };
     if let Some((c, st)) = start {
         rows.y = (c.out_pos / full) as u32;
-        rows.fill = st.partial.len();
-        rows.bufs[0][..st.partial.len()].copy_from_slice(&st.partial);
         if !st.prev.is_empty() {
             rows.bufs[1][1..].copy_from_slice(&st.prev);
         }
     }
     let mut assembler = Bands::new(page);
-    // The next band whose start this pass has not gone past, and a snapshot taken before it.
+    // The next band whose start this pass has not gone past.
     let mut next = resume_band + 1;
-    let mut pending: Option<(PngCheckpoint, PngState)> = None;
-    let commit = |band: u64, (mut c, st): (PngCheckpoint, PngState)| {
-        (c.lens, c.packed) = PngCheckpoint::pack(&st);
-        index.record(band, Checkpoint::Png(c));
-    };
     let done = std::cell::Cell::new(false);
     let mut on_row = |y: u32, data: &[u8]| -> bool {
         if y >= first_row {
@@ -568,62 +558,59 @@ fn unfilter_side(
                 buf,
                 from,
                 to,
-                boundaries,
+                snapshots,
             } => {
                 let mut at = from;
-                for b in boundaries {
-                    if !rows.feed(&buf[at..b.at], &mut on_row)? {
-                        break;
-                    }
-                    at = b.at;
-                    // Bands whose start lies before this boundary: the snapshot (if it
-                    // is inside the band above) is their checkpoint.
-                    while next < bands && band_start(next) <= b.total_out {
-                        if let Some(p) = pending.take_if(|p| p.0.out_pos > band_start(next - 1)) {
-                            commit(next, p);
+                let mut failed = None;
+                for snap in snapshots {
+                    match rows.feed(&buf[at..snap.at], &mut on_row) {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
                         }
-                        next += 1;
-                        index.mark_reached(next);
                     }
-                    if next < bands && index.checkpoint(next).is_none() {
-                        // A plain copy: only the one that becomes a checkpoint is packed.
-                        let w = b.at.min(WINDOW);
-                        pending = Some((
-                            PngCheckpoint {
-                                zpos: b.zpos,
-                                file_pos: b.file_pos,
-                                chunk_left: b.chunk_left,
-                                num_bits: b.state.num_bits,
-                                bit_buf: b.state.bit_buf,
-                                out_pos: b.total_out,
-                                lens: [0; 3],
-                                packed: Vec::new(),
+                    at = snap.at;
+                    // The rows stand exactly at a band's first row: its checkpoint.
+                    let band = grid.unit_row_of(rows.y.min(page.height.saturating_sub(1)));
+                    if rows.fill == 0 && band_start(band) == snap.total_out {
+                        let w = snap.at.min(WINDOW);
+                        let state = PngState {
+                            prev: if snap.total_out >= full {
+                                rows.prev().to_vec()
+                            } else {
+                                Vec::new()
                             },
-                            PngState {
-                                prev: if b.total_out >= full {
-                                    rows.prev().to_vec()
-                                } else {
-                                    Vec::new()
-                                },
-                                window: buf[b.at - w..b.at].to_vec(),
-                                partial: rows.bufs[rows.cur][..rows.fill].to_vec(),
-                            },
-                        ));
+                            window: buf[snap.at - w..snap.at].to_vec(),
+                            inflater: snap.state,
+                        };
+                        let (lens, packed) = PngCheckpoint::pack(&state);
+                        index.record(
+                            band,
+                            Checkpoint::Png(PngCheckpoint {
+                                zpos: snap.zpos,
+                                file_pos: snap.file_pos,
+                                chunk_left: snap.chunk_left,
+                                out_pos: snap.total_out,
+                                lens,
+                                packed,
+                            }),
+                        );
                     }
                 }
-                if !done.get() {
-                    rows.feed(&buf[at..to], &mut on_row)?;
+                if !done.get() && failed.is_none() {
+                    failed = rows.feed(&buf[at..to], &mut on_row).err();
                 }
-                // Bands whose start the rows have passed (no closer boundary came).
+                // Bands whose first row the pass has reached (also when the data is damaged
+                // further down: the bands above stay usable).
                 let here = u64::from(rows.y) * full + rows.fill as u64;
-                while next < bands && band_start(next) < here {
-                    if let Some(p) = pending.take_if(|p| {
-                        p.0.out_pos > band_start(next - 1) && p.0.out_pos <= band_start(next)
-                    }) {
-                        commit(next, p);
-                    }
+                while next < bands && band_start(next) <= here {
                     next += 1;
                     index.mark_reached(next);
+                }
+                if let Some(e) = failed {
+                    return Err(e);
                 }
                 if done.get() {
                     return Ok(());
