@@ -230,6 +230,8 @@ impl Scan {
 /// Entropy-coded bits from a file position, byte stuffing removed; stops at a marker.
 struct Bits<'a> {
     source: &'a Source,
+    /// Blocks from a reader thread (the pass), or none: direct reads (a band's bits).
+    blocks: Option<super::read_ahead::Blocks>,
     block: Vec<u8>,
     block_at: u64,
     next: u64,
@@ -243,11 +245,17 @@ struct Bits<'a> {
 }
 
 impl<'a> Bits<'a> {
-    fn new(source: &'a Source, offset: u64, skip: u8) -> Result<Self, FormatError> {
+    fn new(
+        source: &'a Source,
+        blocks: Option<super::read_ahead::Blocks>,
+        offset: u64,
+        skip: u8,
+    ) -> Result<Self, FormatError> {
         let mut b = Bits {
             source,
+            blocks,
             block: Vec::new(),
-            block_at: 0,
+            block_at: offset,
             next: offset,
             acc: 0,
             nbits: 0,
@@ -262,6 +270,26 @@ impl<'a> Bits<'a> {
 
     fn byte_at(&mut self, pos: u64) -> Result<Option<u8>, FormatError> {
         let end = self.block_at + self.block.len() as u64;
+        if let Some(blocks) = &self.blocks {
+            // In order from the reader thread; keep what is left of the current block.
+            if pos >= end || self.block.is_empty() {
+                match blocks.recv() {
+                    Ok(Ok(next)) => {
+                        let used =
+                            (pos.saturating_sub(self.block_at) as usize).min(self.block.len());
+                        self.block.drain(..used);
+                        self.block_at += used as u64;
+                        self.block.extend_from_slice(&next);
+                    }
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Ok(None),
+                }
+            }
+            return Ok(self
+                .block
+                .get(pos.wrapping_sub(self.block_at) as usize)
+                .copied());
+        }
         if pos < self.block_at || pos >= end {
             let len = self.source.len().saturating_sub(pos).min(READ_BLOCK as u64) as usize;
             if len == 0 {
@@ -509,8 +537,24 @@ pub fn index_pass(
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
     let scan = Scan::parse(source, l)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    std::thread::scope(|scope| {
+        scope.spawn(|| super::read_ahead::read_ahead(source, l.entropy, tx));
+        let bits = Bits::new(source, Some(rx), l.entropy, 0)?;
+        pass(page, l, index, &scan, bits, cancelled)
+    })
+}
+
+/// The body of [`index_pass`], reading through `bits`.
+fn pass(
+    page: &Page,
+    l: &ScanLayout,
+    index: &StreamIndex,
+    scan: &Scan,
+    mut bits: Bits,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), FormatError> {
     let bands = page.grid.unit_rows();
-    let mut bits = Bits::new(source, l.entropy, 0)?;
     let mut preds = [0i32; 4];
     // Start point of every MCU row so far (small: a few bytes per MCU row).
     let mut rows: Vec<ScanPoint> = Vec::with_capacity(l.mcu_rows as usize + 1);
@@ -699,7 +743,7 @@ fn band_jpeg(
         }
     }
     // The band's bits, as they are (stuffing removed by the reader, added by the writer).
-    let mut bits = Bits::new(source, c.start.offset, c.start.bit)?;
+    let mut bits = Bits::new(source, None, c.start.offset, c.start.bit)?;
     let mut left = span;
     while left > 0 {
         let n = left.min(24) as u32;

@@ -9,6 +9,7 @@ pub mod jpeg_bands;
 pub mod jpeg_scan;
 pub mod png_rows;
 pub mod raw;
+pub mod read_ahead;
 pub mod stream;
 pub mod subsample;
 pub mod tiff;

@@ -18,6 +18,7 @@ use miniz_oxide::inflate::TINFLStatus;
 use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
 
 use super::Piece;
+use super::read_ahead::{Blocks, read_ahead};
 use super::stream::Bands;
 use crate::error::FormatError;
 use crate::format::{Page, Storage};
@@ -30,9 +31,9 @@ const OUT_CHUNK: usize = 1 << 20;
 /// File bytes read at a time when walking IDAT chunks.
 const READ_BLOCK: usize = 1 << 20;
 
-/// Reads the concatenated IDAT payloads from a file position.
-struct Idat<'a> {
-    source: &'a Source,
+/// Reads the concatenated IDAT payloads, walking the chunks in the blocks `read_ahead` sends.
+struct Idat {
+    blocks: Blocks,
     /// File offset of the next payload byte (or of the CRC when `chunk_left` is 0).
     file_pos: u64,
     chunk_left: u64,
@@ -45,33 +46,39 @@ struct Idat<'a> {
     block_at: u64,
 }
 
-impl<'a> Idat<'a> {
-    fn new(source: &'a Source, file_pos: u64, chunk_left: u64, zpos: u64) -> Self {
+impl Idat {
+    /// `blocks` must start at `file_pos`.
+    fn new(blocks: Blocks, file_pos: u64, chunk_left: u64, zpos: u64) -> Self {
         Self {
-            source,
+            blocks,
             file_pos,
             chunk_left,
             zpos,
             ended: false,
             error: None,
             block: Vec::new(),
-            block_at: 0,
+            block_at: file_pos,
         }
     }
 
-    /// Bytes at `pos` from the read block, reading the next block when `pos` is past it.
+    /// Up to `want` bytes at `pos` (fewer at the end of the file); `pos` only moves forward.
     fn bytes_at(&mut self, pos: u64, want: usize) -> Result<&[u8], FormatError> {
-        let end = self.block_at + self.block.len() as u64;
-        if pos < self.block_at || pos + want as u64 > end {
-            let len = (self.source.len().saturating_sub(pos)).min(READ_BLOCK as u64) as usize;
-            self.block.resize(len, 0);
-            let n = self.source.read_some(pos, &mut self.block)?;
-            self.block.truncate(n);
-            self.block_at = pos;
-            // The kernel reads ahead only when asked (the source is marked random access).
-            self.source.prefetch(pos + n as u64, 32 * READ_BLOCK as u64);
+        if pos < self.block_at {
+            return Err(FormatError::invalid("internal: PNG reader went backwards"));
         }
-        let from = (pos - self.block_at) as usize;
+        while pos + want as u64 > self.block_at + self.block.len() as u64 {
+            match self.blocks.recv() {
+                Ok(Ok(next)) => {
+                    let used = ((pos - self.block_at) as usize).min(self.block.len());
+                    self.block.drain(..used);
+                    self.block_at += used as u64;
+                    self.block.extend_from_slice(&next);
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => break, // end of the file
+            }
+        }
+        let from = ((pos - self.block_at) as usize).min(self.block.len());
         let to = (from + want).min(self.block.len());
         Ok(&self.block[from..to])
     }
@@ -161,6 +168,7 @@ enum Msg {
 fn inflate(
     source: &Source,
     first_idat: u64,
+    blocks: Blocks,
     start: Option<(&PngCheckpoint, &PngState)>,
     stops: &mut dyn FnMut(u64) -> Option<u64>,
     tx: &SyncSender<Msg>,
@@ -175,7 +183,7 @@ fn inflate(
                 let len = u64::from(u32::from_be_bytes(head));
                 (
                     Box::new(DecompressorOxide::new()),
-                    Idat::new(source, first_idat, len, 0),
+                    Idat::new(blocks, first_idat, len, 0),
                     Vec::with_capacity(WINDOW + OUT_CHUNK),
                     0u64,
                 )
@@ -185,7 +193,7 @@ fn inflate(
                 buf.extend_from_slice(&state.window);
                 (
                     state.inflater.clone(),
-                    Idat::new(source, c.file_pos, u64::from(c.chunk_left), c.zpos),
+                    Idat::new(blocks, c.file_pos, u64::from(c.chunk_left), c.zpos),
                     buf,
                     c.out_pos,
                 )
@@ -476,11 +484,16 @@ pub fn decode_bands(
     let first_row = grid.unit_extent(first).y0;
     let (tx, rx) = sync_channel::<Msg>(2);
     let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(4);
+    let read_from = start.as_ref().map_or(offset, |(c, _)| c.file_pos);
+    let (block_tx, block_rx) = sync_channel(4);
     std::thread::scope(|scope| {
         let start_ref = start.as_ref().map(|(c, st)| (c, st));
         let stops = &mut stops;
+        scope.spawn(move || read_ahead(source, read_from, block_tx));
         let inflater = scope.spawn(move || {
-            inflate(source, offset, start_ref, stops, &tx, &spare_rx, cancelled);
+            inflate(
+                source, offset, block_rx, start_ref, stops, &tx, &spare_rx, cancelled,
+            );
         });
         let result = unfilter_side(
             &rx,
