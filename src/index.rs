@@ -178,6 +178,40 @@ impl StreamIndex {
         self.scan.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The checkpoint of `band`. When no pass has recorded it, run `pass` (one thread at a
+    /// time); while another thread's pass runs, wait for it to get there, so bands are
+    /// decoded top to bottom as the pass goes instead of after it.
+    pub fn checkpoint_or_pass(
+        &self,
+        band: u64,
+        pass: &dyn Fn() -> Result<(), crate::error::FormatError>,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Option<Arc<Checkpoint>>, crate::error::FormatError> {
+        loop {
+            if let Some(c) = self.checkpoint(band) {
+                return Ok(Some(c));
+            }
+            if self.is_complete() {
+                return Ok(None);
+            }
+            let held = match self.scan.try_lock() {
+                Ok(g) => Some(g),
+                Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            if let Some(_one) = held {
+                if self.checkpoint(band).is_none() && !self.is_complete() {
+                    pass()?;
+                }
+                return Ok(self.checkpoint(band));
+            }
+            if cancelled() {
+                return Err(crate::error::FormatError::Cancelled);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(4));
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

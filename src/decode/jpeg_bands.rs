@@ -190,17 +190,12 @@ pub fn decode_bands(
     emit: &mut dyn FnMut(u64, Piece),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
-    if index.reached() <= last {
-        let _one = index.scan_lock();
-        if index.reached() <= last {
-            scan(source, page, r, index, cancelled)?;
-        }
-    }
     for band in first..=last.min(page.grid.unit_rows().saturating_sub(1)) {
         if !wanted(band) {
             continue;
         }
-        let Some(point) = index.checkpoint(band) else {
+        let pass = || scan(source, page, r, index, cancelled);
+        let Some(point) = index.checkpoint_or_pass(band, &pass, cancelled)? else {
             return Err(FormatError::invalid(format!(
                 "JPEG band {band} has no restart interval"
             )));

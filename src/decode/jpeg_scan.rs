@@ -237,8 +237,9 @@ struct Bits<'a> {
     next: u64,
     acc: u64,
     nbits: u32,
-    /// File offset of each of the last 16 data bytes loaded (for checkpoint positions).
-    ring: [u64; 16],
+    /// Which of the last 64 data bytes loaded came from a stuffed 0xFF 0x00 (bit 0: the most
+    /// recent), to find a bit's file offset for a checkpoint.
+    stuffed: u64,
     loaded: u64,
     /// Data bytes before the marker that ended the data, once one was seen.
     end: Option<u64>,
@@ -259,7 +260,7 @@ impl<'a> Bits<'a> {
             next: offset,
             acc: 0,
             nbits: 0,
-            ring: [0; 16],
+            stuffed: 0,
             loaded: 0,
             end: None,
         };
@@ -320,9 +321,7 @@ impl<'a> Bits<'a> {
                 let inv = !top | !(u64::MAX << (64 - 8 * take));
                 let has_ff = inv.wrapping_sub(0x0101_0101_0101_0101) & !inv & 0x8080_8080_8080_8080;
                 if has_ff == 0 {
-                    for k in 0..u64::from(take) {
-                        self.ring[((self.loaded + k) % 16) as usize] = self.next + k;
-                    }
+                    self.stuffed <<= take;
                     self.acc |= top >> self.nbits;
                     self.nbits += 8 * take;
                     self.loaded += u64::from(take);
@@ -354,11 +353,9 @@ impl<'a> Bits<'a> {
                         self.next += 1;
                     }
                 }
-                if self.end.is_none() {
-                    self.ring[(self.loaded % 16) as usize] = at;
-                }
+                self.stuffed = (self.stuffed << 1) | u64::from(self.next == at + 2);
             }
-            // Past the data: zeros, as libjpeg does; `check_end` notices the overrun.
+            // Past the data: zeros, as libjpeg does; `overrun` notices.
             self.acc |= u64::from(data) << (56 - self.nbits);
             self.nbits += 8;
             self.loaded += 1;
@@ -425,8 +422,12 @@ impl<'a> Bits<'a> {
 
     fn point(&self, preds: [i32; 4]) -> ScanPoint {
         let bits = self.consumed();
+        // Bytes from the one holding the next bit to the most recent (at most 8), each one
+        // file byte or two (stuffed).
+        let back = self.loaded - bits / 8;
+        let stuffed = u64::from((self.stuffed & ((1u64 << back) - 1)).count_ones());
         ScanPoint {
-            offset: self.ring[((bits / 8) % 16) as usize],
+            offset: self.next - back - stuffed,
             bit: (bits % 8) as u8,
             data_bits: bits,
             preds,
@@ -759,8 +760,8 @@ fn band_jpeg(
     Ok((w.out, drop, y_start, rows - drop))
 }
 
-/// Decode bands `first..=last`: run the entropy pass first if it has not reached them, then
-/// each band from its checkpoint.
+/// Decode bands `first..=last`, each from its checkpoint; the entropy pass runs (or is waited
+/// for) when it has not reached a band yet.
 #[allow(clippy::too_many_arguments)]
 pub fn decode_bands(
     source: &Source,
@@ -773,18 +774,13 @@ pub fn decode_bands(
     emit: &mut dyn FnMut(u64, Piece),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
-    if index.reached() <= last {
-        let _one = index.scan_lock();
-        if index.reached() <= last {
-            index_pass(source, page, l, index, cancelled)?;
-        }
-    }
     for band in first..=last.min(page.grid.unit_rows().saturating_sub(1)) {
         if !wanted(band) {
             continue;
         }
+        let pass = || index_pass(source, page, l, index, cancelled);
         let point = index
-            .checkpoint(band)
+            .checkpoint_or_pass(band, &pass, cancelled)?
             .ok_or_else(|| FormatError::invalid(format!("JPEG band {band} has no checkpoint")))?;
         let Checkpoint::JpegRows(c) = &*point else {
             return Err(FormatError::invalid("internal: not an MCU-row checkpoint"));
