@@ -2,7 +2,7 @@
 # Real-window check under Xvfb: open a generated multi-gigabyte image, drive it with xdotool
 # (drag, wheel), take a screenshot, and check the viewer is still alive.
 #
-#   bash benches/xvfb_check.sh [OUT.png]
+#   [IMG=FILE] bash benches/xvfb_check.sh [OUT.png]     (default: the generated 24000x24000 PPM)
 #
 # Needs: xvfb xdotool imagemagick (see shared/PLATFORM.md for the GL/Vulkan runtime packages).
 set -euo pipefail
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 out=${1:-screenshot.png}
 data=${BENCH_DATA:-bench-data}
 mkdir -p "$data"
-img="$data/rgb.ppm"
+img=${IMG:-$data/rgb.ppm}
 [ -f "$img" ] || { cargo build --release --quiet; ./target/release/tessera synth ppm 24000 24000 "$img"; }
 cargo build --release --quiet
 export XDG_RUNTIME_DIR=$(mktemp -d) && chmod 700 "$XDG_RUNTIME_DIR"

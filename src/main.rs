@@ -393,19 +393,38 @@ fn cmd_index(args: &[String]) -> Result<()> {
     let bands = ix.bands();
     std::thread::scope(|scope| {
         scope.spawn(|| progress_bar("index", &progress, &done, start, image.source.len()));
-        let r = tessera::decode::stream::decode_bands(
-            &image.source,
-            page,
-            Some(ix),
-            0,
-            bands.saturating_sub(1),
-            &mut |band| {
-                let _ = progress.update(band, bands);
-                false
-            },
-            &mut |_, _| {},
-            &|| false,
+        // The bar follows the bands the pass has reached.
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                let _ = progress.update(ix.reached(), bands);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
+        let jpeg = matches!(
+            page.storage,
+            tessera::format::Storage::Stream {
+                codec: tessera::format::Codec::Jpeg,
+                ..
+            }
         );
+        let r = if jpeg {
+            tessera::decode::stream::index_jpeg(&image.source, page, ix, &|| false)
+        } else {
+            // PNG: the pass decodes every row (keeping none) and checkpoints each band.
+            tessera::decode::stream::decode_bands(
+                &image.source,
+                page,
+                Some(ix),
+                0,
+                bands.saturating_sub(1),
+                &mut |_| false,
+                &mut |_, _| {},
+                &|| false,
+            )
+        };
+        if r.is_ok() {
+            let _ = progress.update(bands, bands);
+        }
         done.store(true, std::sync::atomic::Ordering::Release);
         r
     })

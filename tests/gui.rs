@@ -598,7 +598,7 @@ fn png_checkpoints_are_recorded_shown_and_kept() {
     };
     settle(&mut h, indexed);
     assert!(
-        h.query_by_label_contains("5 of 5 bands reached by the indexing pass")
+        h.query_by_label_contains("indexing pass: 5 of 5 bands reached")
             .is_some(),
         "the panel shows the indexing pass"
     );

@@ -381,6 +381,32 @@ fn kept_index_makes_the_second_render_read_little() {
     assert_eq!(code, 0);
     assert!(table.contains("(complete)"), "{table}");
     assert!(table.contains("checkpoint zlib byte"), "{table}");
+    // `tessera index`: finds the kept index, or runs the pass with a progress bar.
+    let (code, out, _) = run(&[
+        "index",
+        &p.display().to_string(),
+        "--levels-dir",
+        &levels.display().to_string(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("already indexed: 4 checkpoints for 5 bands"),
+        "{out}"
+    );
+    let other = dir.path().join("other");
+    let (code, out, err) = run(&[
+        "index",
+        &p.display().to_string(),
+        "--levels-dir",
+        &other.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("4 checkpoints for 5 bands"), "{out}");
+    assert!(err.contains("index 100%"), "{err}");
+    assert!(tessera::index::file_for(&other, &p).exists());
+    let (code, _, err) = run(&["index", "/nonexistent/x.png"]);
+    assert_eq!(code, 2);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(bin().exists());
 }
 

@@ -126,16 +126,15 @@ pub fn descriptor_panel_ui(
     )));
     if let Some(ix) = index {
         let reached = ix.reached();
+        let bytes = ix.memory() as f64;
         let text = format!(
-            "checkpoints: {} of {} bands reached by the indexing pass, {} checkpoints ({:.1} MB){}",
-            reached,
+            "indexing pass: {reached} of {} bands reached, {} checkpoints ({})",
             ix.bands(),
             ix.checkpoints(),
-            ix.memory() as f64 / 1e6,
-            if ix.is_complete() {
-                ": any band decodes from its own"
+            if bytes < 1e6 {
+                format!("{:.0} KB", bytes / 1e3)
             } else {
-                ""
+                format!("{:.1} MB", bytes / 1e6)
             }
         );
         ui.add(egui::ProgressBar::new(reached as f32 / ix.bands().max(1) as f32).text(text));
