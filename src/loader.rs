@@ -63,7 +63,18 @@ impl Queue {
 
     /// The next request to serve, marked in flight.
     pub fn pop(&mut self) -> Option<PieceKey> {
-        let k = self.pending.pop()?;
+        self.pop_avoiding(|_| false)
+    }
+
+    /// The newest request `busy` does not hold back (another window of a stream band being
+    /// decoded: that decode answers it), else the newest; marked in flight.
+    pub fn pop_avoiding(&mut self, busy: impl Fn(&PieceKey) -> bool) -> Option<PieceKey> {
+        let i = self
+            .pending
+            .iter()
+            .rposition(|k| !busy(k))
+            .or_else(|| self.pending.len().checked_sub(1))?;
+        let k = self.pending.remove(i);
         self.in_flight.insert(k);
         Some(k)
     }
@@ -106,6 +117,10 @@ struct Shared {
     epoch: AtomicU64,
     /// One streamed decode at a time per file.
     stream_lock: Mutex<()>,
+    /// Stream bands being decoded from a checkpoint: a second request for another column
+    /// window of the same band waits for that decode instead of repeating it.
+    stream_bands: Mutex<std::collections::HashSet<(u32, u8, u64)>>,
+    stream_done: Condvar,
     results: SyncSender<Loaded>,
     capacity: usize,
     pub decoded: AtomicU64,
@@ -145,6 +160,8 @@ impl Loader {
             shutdown: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             stream_lock: Mutex::new(()),
+            stream_bands: Mutex::new(std::collections::HashSet::new()),
+            stream_done: Condvar::new(),
             results: tx,
             capacity: capacity.max(1),
             decoded: AtomicU64::new(0),
@@ -259,7 +276,10 @@ fn worker(shared: &Shared) {
                 if shared.shutdown.load(Ordering::Acquire) {
                     return;
                 }
-                if let Some(k) = q.pop() {
+                let busy = lock(&shared.stream_bands);
+                let next = q.pop_avoiding(|k| busy.contains(&(k.page, k.level, k.unit)));
+                drop(busy);
+                if let Some(k) = next {
                     break k;
                 }
                 q = shared.wake.wait(q).unwrap_or_else(|e| e.into_inner());
@@ -330,6 +350,32 @@ fn load(
     Ok(piece)
 }
 
+/// The right to decode one stream band (other threads wanting it wait), released on drop.
+struct BandClaim<'a> {
+    shared: &'a Shared,
+    band: (u32, u8, u64),
+}
+
+impl<'a> BandClaim<'a> {
+    fn new(shared: &'a Shared, band: (u32, u8, u64)) -> Self {
+        let mut set = lock(&shared.stream_bands);
+        while !set.insert(band) {
+            set = shared
+                .stream_done
+                .wait(set)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        Self { shared, band }
+    }
+}
+
+impl Drop for BandClaim<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.stream_bands).remove(&self.band);
+        self.shared.stream_done.notify_all();
+    }
+}
+
 /// Decode a stream band. With a checkpoint at or above it that an earlier pass recorded, only
 /// that stretch is decoded (loader threads do this in parallel). Past what any pass has
 /// reached, one pass at a time goes on from the furthest checkpoint to the furthest band
@@ -359,6 +405,7 @@ fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>>
         .as_ref()
         .is_some_and(|ix| restart || key.unit < ix.reached());
     let _streaming = (!indexed).then(|| lock(&shared.stream_lock));
+    let _band = indexed.then(|| BandClaim::new(shared, (key.page, key.level, key.unit)));
     if let Some(p) = lock(&shared.cache).get(&key) {
         return Ok(p);
     }
@@ -386,38 +433,57 @@ fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>>
     let epoch = shared.epoch.load(Ordering::Acquire);
     let cancelled =
         || shared.shutdown.load(Ordering::Acquire) || shared.epoch.load(Ordering::Acquire) != epoch;
-    let band_key = |unit: u64| {
+    // A decoded band is cached as its column windows.
+    let windows = |unit: u64| {
         let e = page.grid.unit_extent(unit);
-        PieceKey {
+        let chunk = crate::format::STREAM_COLUMN_CHUNK;
+        (0..e.x1.div_ceil(chunk)).map(move |c| PieceKey {
             unit,
-            x0: e.x0,
-            x1: e.x1,
+            x0: c * chunk,
+            x1: ((c + 1) * chunk).min(e.x1),
             ..key
-        }
+        })
     };
     let mut target = None;
     // Interlaced streams hold every kept band until the end: keep only what was asked for.
     let mut wanted = |unit: u64| {
-        !interlaced || unit == key.unit || lock(&shared.queue).contains(&band_key(unit))
-    };
-    let mut emit = |unit: u64, piece: Piece| {
-        let piece = Arc::new(piece);
-        shared.decoded.fetch_add(1, Ordering::Relaxed);
-        let k = band_key(unit);
-        lock(&shared.cache).insert(k, piece.clone());
-        if unit == key.unit {
-            target = Some(piece);
-            return;
+        !interlaced || unit == key.unit || {
+            let queue = lock(&shared.queue);
+            windows(unit).any(|k| queue.contains(&k))
         }
-        let was_pending = lock(&shared.queue).take(&k);
-        if was_pending {
-            let _ = shared.results.send(Loaded {
-                key: k,
-                result: Ok(piece),
-                elapsed: Duration::ZERO,
-                cached: false,
-            });
-            wake(shared);
+    };
+    let mut emit = |unit: u64, band: Piece| {
+        shared.decoded.fetch_add(1, Ordering::Relaxed);
+        let all: Vec<PieceKey> = windows(unit).collect();
+        // The windows asked for, and one on each side of them (a pan's next step): the rest
+        // of a wide band would only crowd the cache.
+        let asked: Vec<bool> = {
+            let queue = lock(&shared.queue);
+            all.iter().map(|k| *k == key || queue.contains(k)).collect()
+        };
+        for (i, &k) in all.iter().enumerate() {
+            let near = asked[i.saturating_sub(1)..(i + 2).min(all.len())]
+                .iter()
+                .any(|&a| a);
+            if !near {
+                continue;
+            }
+            let piece = Arc::new(band.crop_columns(k.x0, k.x1));
+            lock(&shared.cache).insert(k, piece.clone());
+            if k == key {
+                target = Some(piece);
+                continue;
+            }
+            let was_pending = lock(&shared.queue).take(&k);
+            if was_pending {
+                let _ = shared.results.send(Loaded {
+                    key: k,
+                    result: Ok(piece),
+                    elapsed: Duration::ZERO,
+                    cached: false,
+                });
+                wake(shared);
+            }
         }
     };
     decode::stream::decode_bands(

@@ -197,12 +197,25 @@ pub fn render(loader: &Loader, req: RenderRequest) -> Result<(Rgba, RenderStats)
     }
     let mut out = Compositor::new(region, scale);
     let mut stats = RenderStats::default();
+    let stream = matches!(page.storage, crate::format::Storage::Stream { .. });
     let keys: Vec<PieceKey> = page
         .grid
         .units_in(&region)
-        .map(|unit| {
-            let e = piece_extent(page, unit, &region);
-            PieceKey::new(req.page, unit, e.x0, e.x1)
+        .flat_map(|unit| {
+            if stream {
+                // Decoded bands are cached as column windows: every window the region touches.
+                let chunk = crate::format::STREAM_COLUMN_CHUNK;
+                (region.x0 / chunk..=(region.x1 - 1) / chunk)
+                    .map(|c| {
+                        let want = Extent::new(c * chunk, region.y0, c * chunk + 1, region.y1);
+                        let e = piece_extent(page, unit, &want);
+                        PieceKey::new(req.page, unit, e.x0, e.x1)
+                    })
+                    .collect::<Vec<_>>()
+            } else {
+                let e = piece_extent(page, unit, &region);
+                vec![PieceKey::new(req.page, unit, e.x0, e.x1)]
+            }
         })
         .collect();
     let planes = page.descriptor_count() / page.unit_count().max(1);

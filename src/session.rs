@@ -291,13 +291,12 @@ impl Session {
         let mut keys = Vec::new();
         for unit in page.grid.units_in(region) {
             let full = page.grid.unit_extent(unit);
-            if page.column_readable() {
+            if let Some(chunk) = page.column_chunk() {
                 // Column windows on a fixed grid, so panning reuses cached pieces.
-                let c0 = region.x0.max(full.x0) / COLUMN_CHUNK;
-                let c1 = (region.x1.min(full.x1) - 1) / COLUMN_CHUNK;
+                let c0 = region.x0.max(full.x0) / chunk;
+                let c1 = (region.x1.min(full.x1) - 1) / chunk;
                 for c in c0..=c1 {
-                    let want =
-                        Extent::new(c * COLUMN_CHUNK, full.y0, (c + 1) * COLUMN_CHUNK, full.y1);
+                    let want = Extent::new(c * chunk, full.y0, (c + 1) * chunk, full.y1);
                     let e = piece_extent(page, unit, &want);
                     keys.push(PieceKey {
                         page: page_index,

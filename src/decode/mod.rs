@@ -15,7 +15,7 @@ pub mod subsample;
 pub mod tiff;
 
 use crate::error::FormatError;
-use crate::format::{Extent, Page, Storage};
+use crate::format::{Extent, Page, STREAM_COLUMN_CHUNK, Storage};
 use crate::source::Source;
 use raw::NativeRow;
 
@@ -91,6 +91,42 @@ impl Piece {
         (rgba, native)
     }
 
+    /// Columns `x0..x1` (image coordinates, inside the piece) as a piece of their own.
+    pub fn crop_columns(&self, x0: u32, x1: u32) -> Piece {
+        let e = self.extent;
+        let (w, cw) = (e.width() as usize, (x1 - x0) as usize);
+        let from = (x0 - e.x0) as usize;
+        let rows = e.height() as usize;
+        fn crop<T: Copy>(
+            data: &[T],
+            ch: usize,
+            (w, from, cw, rows): (usize, usize, usize, usize),
+        ) -> Vec<T> {
+            let mut out = Vec::with_capacity(rows * cw * ch);
+            for r in 0..rows {
+                out.extend_from_slice(&data[(r * w + from) * ch..(r * w + from + cw) * ch]);
+            }
+            out
+        }
+        let dims = (w, from, cw, rows);
+        let native = match &self.native {
+            Native::Derived => Native::Derived,
+            Native::U8 { channels, data } => Native::U8 {
+                channels: *channels,
+                data: crop(data, *channels, dims),
+            },
+            Native::U16 { channels, data } => Native::U16 {
+                channels: *channels,
+                data: crop(data, *channels, dims),
+            },
+        };
+        Piece {
+            extent: Extent::new(x0, e.y0, x1, e.y1),
+            rgba: crop(&self.rgba, 4, dims),
+            native,
+        }
+    }
+
     /// RGBA of image pixel (x, y), if inside.
     pub fn rgba_at(&self, x: u32, y: u32) -> Option<[u8; 4]> {
         if !self.extent.contains(x, y) {
@@ -133,6 +169,16 @@ impl Piece {
 /// units (aligned to whole bytes for sub-byte formats), the whole unit otherwise.
 pub fn piece_extent(page: &Page, unit: u64, want: &Extent) -> Extent {
     let full = page.grid.unit_extent(unit);
+    if let Storage::Stream { .. } = page.storage {
+        // Streams decode whole bands, cached as fixed column windows: the one holding want.x0.
+        let c = want.x0.max(full.x0).min(full.x1.saturating_sub(1)) / STREAM_COLUMN_CHUNK;
+        return Extent::new(
+            c * STREAM_COLUMN_CHUNK,
+            full.y0,
+            ((c + 1) * STREAM_COLUMN_CHUNK).min(full.x1),
+            full.y1,
+        );
+    }
     if !page.column_readable() {
         return full;
     }

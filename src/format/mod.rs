@@ -38,6 +38,9 @@ pub const MAX_WIDE_BAND_BYTES: u64 = 32 << 20;
 /// byte-aligned). The viewer reads raw bands in windows of this width: wide enough to keep
 /// texture counts low, narrow enough not to read far beyond the view.
 pub const COLUMN_CHUNK: u32 = 512;
+/// Column windows of a decoded stream band (PNG, JPEG): a band is decoded whole, then cached
+/// and uploaded as windows this wide, so only the columns in view take cache and GPU memory.
+pub const STREAM_COLUMN_CHUNK: u32 = 2048;
 /// Largest side we accept: keeps `x * y * samples` arithmetic inside u64 everywhere.
 pub const MAX_SIDE: u32 = 1 << 30;
 
@@ -484,6 +487,16 @@ impl Page {
     /// The unit a descriptor belongs to.
     pub fn descriptor_unit(&self, index: u64) -> u64 {
         index % self.unit_count().max(1)
+    }
+
+    /// Width of the fixed column windows a unit is cached in, if it is cached in windows:
+    /// raw units are read per window, stream bands decoded whole and split.
+    pub fn column_chunk(&self) -> Option<u32> {
+        match &self.storage {
+            Storage::Stream { .. } => Some(STREAM_COLUMN_CHUNK),
+            _ if self.column_readable() => Some(COLUMN_CHUNK),
+            _ => None,
+        }
     }
 
     /// Whether a unit's bytes are raw and can be read for a column window only.
