@@ -529,6 +529,18 @@ mod tests {
     }
 
     #[test]
+    fn busy_bands_are_passed_over_while_others_wait() {
+        let mut q = Queue::default();
+        q.request([k(1), k(2), k(3)], 10);
+        // Unit 3 is being decoded (another window of it): serve 2 first.
+        assert_eq!(q.pop_avoiding(|key| key.unit == 3), Some(k(2)));
+        assert_eq!(q.pop_avoiding(|key| key.unit == 3), Some(k(1)));
+        // Only busy ones left: the newest still comes out (it waits for the decode).
+        assert_eq!(q.pop_avoiding(|key| key.unit == 3), Some(k(3)));
+        assert_eq!(q.pop_avoiding(|_| true), None);
+    }
+
+    #[test]
     fn replace_drops_what_is_no_longer_wanted() {
         let mut q = Queue::default();
         q.request([k(1), k(2), k(3)], 10);
