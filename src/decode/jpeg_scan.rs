@@ -12,13 +12,13 @@
 //! the same neighbours as in a whole decode.
 
 use super::Piece;
+use super::read_ahead::{Feed, Window};
 use super::stream::jpeg_decode;
 use crate::error::FormatError;
 use crate::format::{Page, ScanLayout};
 use crate::index::{Checkpoint, JpegRowsCheckpoint, ScanPoint, StreamIndex};
 use crate::source::Source;
 
-const READ_BLOCK: usize = 4 << 20;
 /// Largest header (APP segments, tables) parsed and copied in front of every band.
 const MAX_HEADER: u64 = 16 << 20;
 
@@ -229,11 +229,7 @@ impl Scan {
 
 /// Entropy-coded bits from a file position, byte stuffing removed; stops at a marker.
 struct Bits<'a> {
-    source: &'a Source,
-    /// Blocks from a reader thread (the pass), or none: direct reads (a band's bits).
-    blocks: Option<super::read_ahead::Blocks>,
-    block: Vec<u8>,
-    block_at: u64,
+    window: Window<'a>,
     next: u64,
     acc: u64,
     nbits: u32,
@@ -246,17 +242,10 @@ struct Bits<'a> {
 }
 
 impl<'a> Bits<'a> {
-    fn new(
-        source: &'a Source,
-        blocks: Option<super::read_ahead::Blocks>,
-        offset: u64,
-        skip: u8,
-    ) -> Result<Self, FormatError> {
+    /// Bits from `offset` (where a `Feed::Thread` reader starts), the first `skip` dropped.
+    fn new(feed: Feed<'a>, offset: u64, skip: u8) -> Result<Self, FormatError> {
         let mut b = Bits {
-            source,
-            blocks,
-            block: Vec::new(),
-            block_at: offset,
+            window: Window::new(feed, offset),
             next: offset,
             acc: 0,
             nbits: 0,
@@ -270,51 +259,16 @@ impl<'a> Bits<'a> {
     }
 
     fn byte_at(&mut self, pos: u64) -> Result<Option<u8>, FormatError> {
-        let end = self.block_at + self.block.len() as u64;
-        if let Some(blocks) = &self.blocks {
-            // In order from the reader thread; keep what is left of the current block.
-            if pos >= end || self.block.is_empty() {
-                match blocks.recv() {
-                    Ok(Ok(next)) => {
-                        let used =
-                            (pos.saturating_sub(self.block_at) as usize).min(self.block.len());
-                        self.block.drain(..used);
-                        self.block_at += used as u64;
-                        self.block.extend_from_slice(&next);
-                    }
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => return Ok(None),
-                }
-            }
-            return Ok(self
-                .block
-                .get(pos.wrapping_sub(self.block_at) as usize)
-                .copied());
-        }
-        if pos < self.block_at || pos >= end {
-            let len = self.source.len().saturating_sub(pos).min(READ_BLOCK as u64) as usize;
-            if len == 0 {
-                return Ok(None);
-            }
-            self.block.resize(len, 0);
-            let n = self.source.read_some(pos, &mut self.block)?;
-            self.block.truncate(n);
-            self.block_at = pos;
-            self.source.prefetch(pos + n as u64, 2 * READ_BLOCK as u64);
-            if n == 0 {
-                return Ok(None);
-            }
-        }
-        Ok(Some(self.block[(pos - self.block_at) as usize]))
+        Ok(self.window.bytes(pos, 1)?.first().copied())
     }
 
     #[inline]
     fn refill(&mut self) -> Result<(), FormatError> {
         // Fast path: bytes in the read block, no 0xFF among them.
         if self.end.is_none() {
-            let i = self.next.wrapping_sub(self.block_at) as usize;
+            let i = self.next.wrapping_sub(self.window.at) as usize;
             let take = (64 - self.nbits) / 8;
-            if let Some(bytes) = self.block.get(i..i + 8) {
+            if let Some(bytes) = self.window.block.get(i..i + 8) {
                 let w = u64::from_be_bytes(bytes.try_into().unwrap_or([0xFF; 8]));
                 // The bytes to take, as the top of `w`; any 0xFF among them takes the slow path.
                 let top = w & (u64::MAX << (64 - 8 * take));
@@ -541,7 +495,7 @@ pub fn index_pass(
     let (tx, rx) = std::sync::mpsc::sync_channel(4);
     std::thread::scope(|scope| {
         scope.spawn(|| super::read_ahead::read_ahead(source, l.entropy, tx));
-        let bits = Bits::new(source, Some(rx), l.entropy, 0)?;
+        let bits = Bits::new(Feed::Thread(rx), l.entropy, 0)?;
         pass(page, l, index, &scan, bits, cancelled)
     })
 }
@@ -744,7 +698,7 @@ fn band_jpeg(
         }
     }
     // The band's bits, as they are (stuffing removed by the reader, added by the writer).
-    let mut bits = Bits::new(source, None, c.start.offset, c.start.bit)?;
+    let mut bits = Bits::new(Feed::Direct(source), c.start.offset, c.start.bit)?;
     let mut left = span;
     while left > 0 {
         let n = left.min(24) as u32;

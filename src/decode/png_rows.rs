@@ -18,7 +18,7 @@ use miniz_oxide::inflate::TINFLStatus;
 use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
 
 use super::Piece;
-use super::read_ahead::{Blocks, read_ahead};
+use super::read_ahead::{Blocks, Feed, READ_BLOCK, Window, read_ahead};
 use super::stream::Bands;
 use crate::error::FormatError;
 use crate::format::{Page, Storage};
@@ -28,12 +28,10 @@ use crate::source::Source;
 const WINDOW: usize = 32 << 10;
 /// Decompressed bytes handed from the inflater to the unfilter at a time.
 const OUT_CHUNK: usize = 1 << 20;
-/// File bytes read at a time when walking IDAT chunks.
-const READ_BLOCK: usize = 1 << 20;
 
 /// Reads the concatenated IDAT payloads, walking the chunks in the blocks `read_ahead` sends.
-struct Idat {
-    blocks: Blocks,
+struct Idat<'a> {
+    window: Window<'a>,
     /// File offset of the next payload byte (or of the CRC when `chunk_left` is 0).
     file_pos: u64,
     chunk_left: u64,
@@ -42,45 +40,23 @@ struct Idat {
     /// Why the payload ended early (a read error, a cut file): reported once the bytes
     /// before it are decoded.
     error: Option<FormatError>,
-    block: Vec<u8>,
-    block_at: u64,
 }
 
-impl Idat {
+impl<'a> Idat<'a> {
     /// `blocks` must start at `file_pos`.
     fn new(blocks: Blocks, file_pos: u64, chunk_left: u64, zpos: u64) -> Self {
         Self {
-            blocks,
+            window: Window::new(Feed::Thread(blocks), file_pos),
             file_pos,
             chunk_left,
             zpos,
             ended: false,
             error: None,
-            block: Vec::new(),
-            block_at: file_pos,
         }
     }
 
-    /// Up to `want` bytes at `pos` (fewer at the end of the file); `pos` only moves forward.
     fn bytes_at(&mut self, pos: u64, want: usize) -> Result<&[u8], FormatError> {
-        if pos < self.block_at {
-            return Err(FormatError::invalid("internal: PNG reader went backwards"));
-        }
-        while pos + want as u64 > self.block_at + self.block.len() as u64 {
-            match self.blocks.recv() {
-                Ok(Ok(next)) => {
-                    let used = ((pos - self.block_at) as usize).min(self.block.len());
-                    self.block.drain(..used);
-                    self.block_at += used as u64;
-                    self.block.extend_from_slice(&next);
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => break, // end of the file
-            }
-        }
-        let from = ((pos - self.block_at) as usize).min(self.block.len());
-        let to = (from + want).min(self.block.len());
-        Ok(&self.block[from..to])
+        self.window.bytes(pos, want)
     }
 
     /// Append up to `max` payload bytes to `out`, noting each piece in `segs` as

@@ -342,15 +342,18 @@ pub(super) fn jpeg_decode<R: std::io::BufRead>(
     }));
     match result {
         Ok(r) => r,
-        Err(payload) => {
-            let msg = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "decoder failed".to_string());
-            Err(FormatError::invalid(format!("JPEG: {msg}")))
-        }
+        Err(payload) => Err(jpeg_panic(payload)),
     }
+}
+
+/// libjpeg's error, unwound through our error manager, as a format error.
+fn jpeg_panic(payload: Box<dyn std::any::Any + Send>) -> FormatError {
+    let msg = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "decoder failed".to_string());
+    FormatError::invalid(format!("JPEG: {msg}"))
 }
 
 /// Receives each scaled row (its index, RGBA); an error stops the decode.
@@ -405,13 +408,7 @@ pub fn jpeg_scaled_rows(
     }));
     match result {
         Ok(r) => r,
-        Err(payload) => Err(FormatError::invalid(format!(
-            "JPEG: {}",
-            payload
-                .downcast_ref::<String>()
-                .cloned()
-                .unwrap_or_else(|| "decoder failed".into())
-        ))),
+        Err(payload) => Err(jpeg_panic(payload)),
     }
 }
 
