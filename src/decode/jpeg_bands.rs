@@ -5,7 +5,7 @@
 //! and an EOI.
 
 use super::Piece;
-use super::stream::jpeg_decode;
+use super::stream::{BandJpeg, jpeg_bands_from_checkpoints};
 use crate::error::FormatError;
 use crate::format::{Page, Restart};
 use crate::index::{Checkpoint, JpegCheckpoint, StreamIndex};
@@ -175,9 +175,8 @@ fn band_jpeg(
     Ok((out, rows))
 }
 
-/// Decode bands `first..=last`: scan for the restart markers first if no pass has yet, then
-/// each band from its own intervals. Falls back to decoding from the scan's start (the caller
-/// does) when the markers do not match the header.
+/// Decode bands `first..=last`, each from its own restart intervals; the marker scan runs (or
+/// is waited for) when it has not reached a band yet.
 #[allow(clippy::too_many_arguments)]
 pub fn decode_bands(
     source: &Source,
@@ -190,33 +189,27 @@ pub fn decode_bands(
     emit: &mut dyn FnMut(u64, Piece),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
-    for band in first..=last.min(page.grid.unit_rows().saturating_sub(1)) {
-        if !wanted(band) {
-            continue;
-        }
-        let pass = || scan(source, page, r, index, cancelled);
-        let Some(point) = index.checkpoint_or_pass(band, &pass, cancelled)? else {
-            return Err(FormatError::invalid(format!(
-                "JPEG band {band} has no restart interval"
-            )));
-        };
-        let Checkpoint::Jpeg(c) = &*point else {
+    let band_file = |band: u64, point: &Checkpoint| {
+        let Checkpoint::Jpeg(c) = point else {
             return Err(FormatError::invalid("internal: not a restart checkpoint"));
         };
         let (bytes, rows) = band_jpeg(source, page, r, band, c)?;
-        let e = page.grid.unit_extent(band);
         let above = if c.lead > 0 { r.group_rows } else { 0 };
-        let mut keep = |b: u64| b == band;
-        jpeg_decode(
-            &bytes[..],
-            page,
-            0,
-            (e.y0 - above, rows),
-            e.y1,
-            &mut keep,
-            emit,
-            cancelled,
-        )?;
-    }
-    Ok(())
+        Ok(BandJpeg {
+            bytes,
+            skip: 0,
+            y0: page.grid.unit_extent(band).y0 - above,
+            rows,
+        })
+    };
+    jpeg_bands_from_checkpoints(
+        page,
+        index,
+        (first, last),
+        &|| scan(source, page, r, index, cancelled),
+        &band_file,
+        wanted,
+        emit,
+        cancelled,
+    )
 }

@@ -13,7 +13,7 @@
 
 use super::Piece;
 use super::read_ahead::{Feed, Window};
-use super::stream::jpeg_decode;
+use super::stream::{BandJpeg, jpeg_bands_from_checkpoints};
 use crate::error::FormatError;
 use crate::format::{Page, ScanLayout};
 use crate::index::{Checkpoint, JpegRowsCheckpoint, ScanPoint, StreamIndex};
@@ -728,32 +728,28 @@ pub fn decode_bands(
     emit: &mut dyn FnMut(u64, Piece),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
-    for band in first..=last.min(page.grid.unit_rows().saturating_sub(1)) {
-        if !wanted(band) {
-            continue;
-        }
-        let pass = || index_pass(source, page, l, index, cancelled);
-        let point = index
-            .checkpoint_or_pass(band, &pass, cancelled)?
-            .ok_or_else(|| FormatError::invalid(format!("JPEG band {band} has no checkpoint")))?;
-        let Checkpoint::JpegRows(c) = &*point else {
+    let band_file = |_: u64, point: &Checkpoint| {
+        let Checkpoint::JpegRows(c) = point else {
             return Err(FormatError::invalid("internal: not an MCU-row checkpoint"));
         };
-        let (bytes, drop, y_start, rows) = band_jpeg(source, page, l, c)?;
-        let e = page.grid.unit_extent(band);
-        let mut keep = |b: u64| b == band;
-        jpeg_decode(
-            &bytes[..],
-            page,
-            drop,
-            (y_start, rows),
-            e.y1,
-            &mut keep,
-            emit,
-            cancelled,
-        )?;
-    }
-    Ok(())
+        let (bytes, skip, y0, rows) = band_jpeg(source, page, l, c)?;
+        Ok(BandJpeg {
+            bytes,
+            skip,
+            y0,
+            rows,
+        })
+    };
+    jpeg_bands_from_checkpoints(
+        page,
+        index,
+        (first, last),
+        &|| index_pass(source, page, l, index, cancelled),
+        &band_file,
+        wanted,
+        emit,
+        cancelled,
+    )
 }
 
 #[cfg(test)]

@@ -412,6 +412,52 @@ pub fn jpeg_scaled_rows(
     }
 }
 
+/// A band cut out of a JPEG as a small JPEG of its own, and where its rows go.
+pub(super) struct BandJpeg {
+    pub bytes: Vec<u8>,
+    /// Rows to drop at its top (a synthetic row), the image row of the next one, and rows.
+    pub skip: u32,
+    pub y0: u32,
+    pub rows: u32,
+}
+
+/// Decode JPEG bands `first..=last` each from its own small JPEG: the checkpoint comes from
+/// `index` (running `pass`, or waiting for the pass running, when none has reached the band),
+/// and `band_file` cuts the band out of the file from it.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn jpeg_bands_from_checkpoints(
+    page: &Page,
+    index: &StreamIndex,
+    (first, last): (u64, u64),
+    pass: &dyn Fn() -> Result<(), FormatError>,
+    band_file: &dyn Fn(u64, &crate::index::Checkpoint) -> Result<BandJpeg, FormatError>,
+    wanted: &mut dyn FnMut(u64) -> bool,
+    emit: &mut dyn FnMut(u64, Piece),
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), FormatError> {
+    for band in first..=last.min(page.grid.unit_rows().saturating_sub(1)) {
+        if !wanted(band) {
+            continue;
+        }
+        let point = index
+            .checkpoint_or_pass(band, pass, cancelled)?
+            .ok_or_else(|| FormatError::invalid(format!("JPEG band {band} has no checkpoint")))?;
+        let b = band_file(band, &point)?;
+        let mut keep = |k: u64| k == band;
+        jpeg_decode(
+            &b.bytes[..],
+            page,
+            b.skip,
+            (b.y0, b.rows),
+            page.grid.unit_extent(band).y1,
+            &mut keep,
+            emit,
+            cancelled,
+        )?;
+    }
+    Ok(())
+}
+
 /// Record a JPEG stream's checkpoints without decoding pixels: the restart-marker scan, or the
 /// entropy-decoding pass. Nothing to do for other streams (or once done).
 pub fn index_jpeg(
