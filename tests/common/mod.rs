@@ -157,10 +157,20 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tessera"))
 }
 
-/// Run the CLI; returns (exit code, stdout, stderr).
+/// A levels folder for this test process: the CLI keeps PNG/JPEG indexes (and levels) in
+/// the user's cache folder by default, which tests must leave alone.
+fn levels_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+}
+
+/// Run the CLI (its default levels folder a temporary one); returns (exit code, stdout,
+/// stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(bin())
         .args(args)
+        .env("TESSERA_LEVELS_DIR", levels_dir())
         .output()
         .expect("run tessera");
     (
