@@ -335,6 +335,10 @@ impl StreamIndex {
                 .filter_map(|(b, p)| p.clone().map(|p| (b as u64, p)))
                 .collect()
         };
+        if points.is_empty() {
+            // One band (a small image): nothing a later open could resume from.
+            return;
+        }
         let bytes = encode_file(&identity, self.bands, &points);
         // Not the levels' partial name: a build of the same image may be running.
         let tmp = path.with_extension(format!("idx.{}.partial", std::process::id()));

@@ -404,6 +404,32 @@ fn kept_index_makes_the_second_render_read_little() {
     assert!(out.contains("4 checkpoints for 5 bands"), "{out}");
     assert!(err.contains("index 100%"), "{err}");
     assert!(tessera::index::file_for(&other, &p).exists());
+    // A one-band image has nothing to resume from: nothing is kept for it.
+    let small = write(
+        dir.path(),
+        "small.png",
+        &encode_png(
+            png::ColorType::Rgb,
+            png::BitDepth::Eight,
+            false,
+            (300, 200),
+            png::Compression::Balanced,
+            8192,
+        ),
+    );
+    let small_levels = dir.path().join("small-levels");
+    let (code, _, err) = run(&[
+        "render",
+        &small.display().to_string(),
+        "--region",
+        "0,0,300,200",
+        "--levels-dir",
+        &small_levels.display().to_string(),
+        "-o",
+        &dir.path().join("s.png").display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!tessera::index::file_for(&small_levels, &small).exists());
     let (code, _, err) = run(&["index", "/nonexistent/x.png"]);
     assert_eq!(code, 2);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
