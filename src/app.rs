@@ -21,7 +21,7 @@ use crate::ui::canvas::canvas_ui;
 use crate::ui::descriptor_panel::{StateFilter, descriptor_panel_ui};
 use crate::ui::navigator::navigator_ui;
 use crate::ui::status_bar::status_bar_ui;
-use crate::viewport::Viewport;
+use crate::view::viewport::Viewport;
 
 /// Bytes of texture uploaded per frame at most, so panning never stutters.
 pub const UPLOAD_BYTES_PER_FRAME: usize = 4 << 20;
@@ -210,13 +210,11 @@ impl TesseraApp {
         let Some(s) = &mut self.session else {
             return;
         };
-        if s.image.levels().is_some() || !levels::wanted(&s.image, 0) {
+        if s.image.built_levels().is_some() || !levels::wanted(&s.image, 0) {
             return;
         }
         match levels::prepare_build(&s.image, &cfg) {
             Ok(job) => {
-                // The new levels join the view's list.
-                s.levels = crate::session::view_levels(&s.image);
                 let ctx = self.ctx.clone();
                 s.start_build(job, Arc::new(move || ctx.request_repaint()));
             }
@@ -507,10 +505,9 @@ impl TesseraApp {
                             .range(64..=1_048_576),
                     );
                 });
-                let can_build = self
-                    .session
-                    .as_ref()
-                    .is_some_and(|s| s.image.levels().is_none() && levels::wanted(&s.image, 0));
+                let can_build = self.session.as_ref().is_some_and(|s| {
+                    s.image.built_levels().is_none() && levels::wanted(&s.image, 0)
+                });
                 if ui
                     .add_enabled(can_build, egui::Button::new("Build levels now"))
                     .clicked()

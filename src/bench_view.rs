@@ -18,7 +18,7 @@ pub fn mark_process_start() {
 }
 
 use crate::session::Session;
-use crate::viewport::Viewport;
+use crate::view::viewport::Viewport;
 
 #[derive(Debug, Clone, Copy)]
 enum Step {
@@ -134,7 +134,7 @@ impl BenchView {
         if let Some(at) = self.jump_at {
             let waited = now - at;
             // Too far out to load anything (no levels yet): nothing to wait for.
-            let settled = s.is_sharp() || s.mode == crate::session::ViewMode::TooFarOut;
+            let settled = s.is_sharp() || s.mode() == crate::view::plan::ViewMode::TooFarOut;
             if settled || waited > Duration::from_secs(30) {
                 if self.current > 1 {
                     self.sharp_times.push(waited.as_secs_f64() * 1000.0);

@@ -1,5 +1,5 @@
-//! CPU cache of decoded pieces: an LRU bounded in bytes, keyed by descriptor unit, column
-//! window and (later) level. Memory in use never grows with the file's size, only with the
+//! CPU cache of decoded pieces: an LRU bounded in bytes, keyed by source, unit and column
+//! window (see `pieces`). Memory in use never grows with the file's size, only with the
 //! budget.
 
 use std::sync::Arc;
@@ -7,37 +7,7 @@ use std::sync::Arc;
 use lru::LruCache;
 
 use crate::decode::Piece;
-
-/// Set in [`PieceKey::page`] for a page of the built levels' sidecar (see `levels`): its
-/// pieces and descriptor states live beside the file's own without clashing.
-pub const LEVELS_PAGE: u32 = 1 << 31;
-
-/// Identifies one decoded piece: page, unit, column window, level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PieceKey {
-    pub page: u32,
-    pub level: u8,
-    pub unit: u64,
-    pub x0: u32,
-    pub x1: u32,
-    /// log2 of the row/column step of a subsampled preview (0: every pixel). Preview pieces
-    /// live on their own grid (see `decode::subsample`).
-    pub subsample: u8,
-}
-
-impl PieceKey {
-    /// A full-resolution piece of `unit` of `page`, columns `x0..x1`.
-    pub fn new(page: u32, unit: u64, x0: u32, x1: u32) -> Self {
-        Self {
-            page,
-            level: 0,
-            unit,
-            x0,
-            x1,
-            subsample: 0,
-        }
-    }
-}
+pub use crate::pieces::PieceKey;
 
 /// LRU of pieces with a byte budget.
 pub struct PieceCache {
@@ -170,7 +140,7 @@ mod tests {
     }
 
     fn key(unit: u64) -> PieceKey {
-        PieceKey::new(0, unit, 0, 1)
+        PieceKey::page(0, unit, 0, 1)
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, FormatError};
 use crate::format::{self, Access, Layout, Page};
+use crate::pieces::LevelSource;
 use crate::source::Source;
 
 /// A file opened for viewing.
@@ -62,12 +63,12 @@ impl OpenImage {
     }
 
     /// The built levels attached to this image, if any.
-    pub fn levels(&self) -> Option<&crate::levels::BuiltLevels> {
+    pub fn built_levels(&self) -> Option<&crate::levels::BuiltLevels> {
         self.levels.get()
     }
 
     /// Attach built levels; false (and `levels` dropped) when some are attached already.
-    pub fn set_levels(&self, levels: crate::levels::BuiltLevels) -> bool {
+    pub fn set_built_levels(&self, levels: crate::levels::BuiltLevels) -> bool {
         self.levels.set(levels).is_ok()
     }
 
@@ -91,6 +92,40 @@ impl OpenImage {
             (Some(ix), 0) => p.stream_descriptor(index, ix),
             _ => p.descriptor(index),
         })
+    }
+
+    /// The image a piece source reads from: this file, or the sidecar of its built levels.
+    pub fn source_image(&self, source: LevelSource) -> Option<&OpenImage> {
+        match source {
+            LevelSource::Page(_) | LevelSource::Preview { .. } => Some(self),
+            LevelSource::Built(_) => self.built_levels().map(|b| b.image.as_ref()),
+        }
+    }
+
+    /// The page a piece source reads (a preview reads its page of the file).
+    pub fn source_page(&self, source: LevelSource) -> Option<&Page> {
+        let index = match source {
+            LevelSource::Page(p) | LevelSource::Built(p) | LevelSource::Preview { page: p, .. } => {
+                p
+            }
+        };
+        self.source_image(source)?.layout.pages.get(index as usize)
+    }
+
+    /// Bytes read from the file and from its built levels.
+    pub fn bytes_read(&self) -> u64 {
+        self.source.bytes_read()
+            + self
+                .built_levels()
+                .map_or(0, |b| b.image.source.bytes_read())
+    }
+
+    /// Read calls on the file and on its built levels.
+    pub fn read_calls(&self) -> u64 {
+        self.source.read_calls()
+            + self
+                .built_levels()
+                .map_or(0, |b| b.image.source.read_calls())
     }
 
     pub fn path(&self) -> &Path {

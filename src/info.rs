@@ -3,8 +3,11 @@
 use std::io::Write;
 
 use crate::format::{Layout, Page, TileDescriptor};
+use crate::image::OpenImage;
 use crate::index::StreamIndex;
 use crate::levels::BuiltLevels;
+use crate::pieces::LevelSource;
+use crate::pyramid::Pyramid;
 
 /// Descriptor `i` of `page`, with its checkpoint when `index` covers the page.
 fn describe(page: &Page, index: Option<&StreamIndex>, i: u64) -> TileDescriptor {
@@ -70,15 +73,54 @@ fn tile_json(d: &TileDescriptor) -> String {
     )
 }
 
+/// What `info` tells of a page.
+struct Facts<'a> {
+    layout: &'a Layout,
+    page: &'a Page,
+    pyramid: Pyramid,
+    /// Built levels and the checkpoint index belong to page 0.
+    built: Option<&'a BuiltLevels>,
+    index: Option<&'a StreamIndex>,
+}
+
+fn facts(image: &OpenImage, page_index: usize) -> std::io::Result<Facts<'_>> {
+    let page = image.layout.pages.get(page_index);
+    let pyramid = Pyramid::of(image, page_index as u32);
+    let (Some(page), Some(pyramid)) = (page, pyramid) else {
+        return Err(std::io::Error::other(format!(
+            "page {page_index} does not exist"
+        )));
+    };
+    Ok(Facts {
+        layout: &image.layout,
+        page,
+        pyramid,
+        built: image.built_levels().filter(|_| page_index == 0),
+        index: image.index.as_ref().filter(|_| page_index == 0),
+    })
+}
+
+/// The levels that are pages of the file, as (page, factor), the page itself first.
+fn file_levels(pyramid: &Pyramid) -> impl Iterator<Item = (u32, u32)> + '_ {
+    pyramid.levels().iter().filter_map(|l| match l.source {
+        LevelSource::Page(p) => Some((p, l.factor)),
+        _ => None,
+    })
+}
+
 /// Write the JSON form for page `page`.
 pub fn write_json(
     out: &mut impl Write,
-    layout: &Layout,
+    image: &OpenImage,
     page_index: usize,
-    built: Option<&BuiltLevels>,
-    index: Option<&StreamIndex>,
 ) -> std::io::Result<()> {
-    let page = &layout.pages[page_index];
+    let Facts {
+        layout,
+        page,
+        pyramid,
+        built,
+        index,
+    } = facts(image, page_index)?;
     write!(
         out,
         "{{\"format\":{},\"width\":{},\"height\":{},\"mode\":{},\"pages\":{},\"page\":{},\"page_list\":[",
@@ -102,13 +144,13 @@ pub fn write_json(
         )?;
     }
     write!(out, "],\"levels\":[")?;
-    for (i, l) in layout.levels(page_index).iter().enumerate() {
+    for (i, (p, factor)) in file_levels(&pyramid).enumerate() {
         write!(
             out,
             "{}{{\"page\":{},\"factor\":{}}}",
             if i > 0 { "," } else { "" },
-            l.page,
-            l.factor
+            p,
+            factor
         )?;
     }
     write!(out, "],\"built_levels\":")?;
@@ -175,13 +217,17 @@ fn page_summary(page: &Page) -> String {
 pub fn write_table(
     out: &mut impl Write,
     path: &str,
-    file_len: u64,
-    layout: &Layout,
+    image: &OpenImage,
     page_index: usize,
-    built: Option<&BuiltLevels>,
-    index: Option<&StreamIndex>,
 ) -> std::io::Result<()> {
-    let page = &layout.pages[page_index];
+    let Facts {
+        layout,
+        page,
+        pyramid,
+        built,
+        index,
+    } = facts(image, page_index)?;
+    let file_len = image.source.len();
     writeln!(out, "file:    {path} ({file_len} bytes)")?;
     writeln!(out, "format:  {}", layout.format.name())?;
     writeln!(out, "size:    {}x{}", page.width, page.height)?;
@@ -195,11 +241,11 @@ pub fn write_table(
             page_summary(p)
         )?;
     }
-    let levels = layout.levels(page_index);
+    let levels: Vec<(u32, u32)> = file_levels(&pyramid).collect();
     if levels.len() > 1 {
         let list: Vec<String> = levels
             .iter()
-            .map(|l| format!("1/{} (page {})", l.factor, l.page))
+            .map(|(p, f)| format!("1/{f} (page {p})"))
             .collect();
         writeln!(out, "levels:  {}", list.join(", "))?;
     }

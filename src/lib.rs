@@ -27,7 +27,7 @@
 //! image of its own and attached to the file's [`OpenImage`].
 //!
 //! The window (`app`) owns a `session::Session` per open image: each frame it drains loader
-//! results, asks for the pieces the `viewport::Viewport` shows, uploads at most a few MB of
+//! results, asks for the pieces the `view::viewport::Viewport` shows, uploads at most a few MB of
 //! textures into `textures::TextureCache` and paints (`ui::canvas`); the UI thread never
 //! reads the file or decodes. Panels return `ui::Command`s that the app applies once a frame.
 
@@ -42,7 +42,10 @@ pub mod index;
 pub mod info;
 pub mod levels;
 pub mod loader;
+pub mod logging;
+pub mod pieces;
 pub mod progress;
+pub mod pyramid;
 pub mod render;
 pub mod session;
 pub mod source;
@@ -50,7 +53,7 @@ pub mod stats;
 pub mod synth;
 pub mod textures;
 pub mod ui;
-pub mod viewport;
+pub mod view;
 
 pub use error::{Error, FormatError};
 pub use image::OpenImage;

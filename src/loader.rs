@@ -13,11 +13,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::cache::{LEVELS_PAGE, PieceCache, PieceKey};
+use crate::cache::PieceCache;
 use crate::decode::{self, Piece, tiff::DecoderCache};
 use crate::error::{Error, FormatError};
-use crate::format::{Extent, Storage};
+use crate::format::{Extent, Page, Storage};
 use crate::image::OpenImage;
+use crate::pieces::{Geometry, LevelSource, PieceKey};
 
 /// A finished request.
 #[derive(Debug)]
@@ -119,7 +120,7 @@ struct Shared {
     stream_lock: Mutex<()>,
     /// Stream bands being decoded from a checkpoint: a second request for another column
     /// window of the same band waits for that decode instead of repeating it.
-    stream_bands: Mutex<std::collections::HashSet<(u32, u8, u64)>>,
+    stream_bands: Mutex<std::collections::HashSet<(LevelSource, u64)>>,
     stream_done: Condvar,
     results: SyncSender<Loaded>,
     capacity: usize,
@@ -277,7 +278,7 @@ fn worker(shared: &Shared) {
                     return;
                 }
                 let busy = lock(&shared.stream_bands);
-                let next = q.pop_avoiding(|k| busy.contains(&(k.page, k.level, k.unit)));
+                let next = q.pop_avoiding(|k| busy.contains(&(k.source, k.unit)));
                 drop(busy);
                 if let Some(k) = next {
                     break k;
@@ -317,28 +318,25 @@ fn load(
     key: PieceKey,
     tiff_cache: &mut DecoderCache,
 ) -> Result<Arc<Piece>, Arc<Error>> {
-    // Pages of the built levels live in their own file (the sidecar).
-    let image = if key.page & LEVELS_PAGE != 0 {
-        shared.image.levels().map(|l| &l.image).ok_or_else(|| {
-            Arc::new(Error::Request {
-                path: shared.image.path().to_path_buf(),
-                msg: "no built levels are attached".into(),
-            })
-        })?
-    } else {
-        &shared.image
+    let missing = || {
+        Arc::new(Error::Request {
+            path: shared.image.path().to_path_buf(),
+            msg: format!("no pixels for {:?}: no such page or level", key.source),
+        })
     };
-    let page = image.page(key.page & !LEVELS_PAGE).map_err(Arc::new)?;
-    if let Storage::Stream { .. } = page.storage {
-        return load_stream(shared, key);
-    }
-    if key.subsample > 0 {
-        let k = 1u32 << key.subsample.min(30);
+    // Pages of the built levels live in their own file (the sidecar).
+    let image = shared.image.source_image(key.source).ok_or_else(missing)?;
+    let page = shared.image.source_page(key.source).ok_or_else(missing)?;
+    if let LevelSource::Preview { .. } = key.source {
+        let k = key.source.preview_step();
         let piece = decode::subsample::decode(&image.source, page, k, key.unit, key.x0, key.x1)
             .map_err(|e| Arc::new(image.descriptor_error(key.unit, e)))?;
         let piece = Arc::new(piece);
         lock(&shared.cache).insert(key, piece.clone());
         return Ok(piece);
+    }
+    if let Storage::Stream { .. } = page.storage {
+        return load_stream(shared, key, page);
     }
     let rows = page.grid.unit_extent(key.unit);
     let extent = Extent::new(key.x0, rows.y0, key.x1, rows.y1);
@@ -353,11 +351,11 @@ fn load(
 /// The right to decode one stream band (other threads wanting it wait), released on drop.
 struct BandClaim<'a> {
     shared: &'a Shared,
-    band: (u32, u8, u64),
+    band: (LevelSource, u64),
 }
 
 impl<'a> BandClaim<'a> {
-    fn new(shared: &'a Shared, band: (u32, u8, u64)) -> Self {
+    fn new(shared: &'a Shared, band: (LevelSource, u64)) -> Self {
         let mut set = lock(&shared.stream_bands);
         while !set.insert(band) {
             set = shared
@@ -380,9 +378,8 @@ impl Drop for BandClaim<'_> {
 /// that stretch is decoded (loader threads do this in parallel). Past what any pass has
 /// reached, one pass at a time goes on from the furthest checkpoint to the furthest band
 /// pending for this page, caching every band and answering pending requests on the way.
-fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>> {
+fn load_stream(shared: &Shared, key: PieceKey, page: &Page) -> Result<Arc<Piece>, Arc<Error>> {
     let image = &shared.image;
-    let page = image.page(key.page).map_err(Arc::new)?;
     let interlaced = matches!(
         page.storage,
         Storage::Stream {
@@ -390,7 +387,7 @@ fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>>
             ..
         }
     );
-    let same_page = |k: &PieceKey| k.page == key.page && k.level == key.level;
+    let same_page = |k: &PieceKey| k.source == key.source;
     // JPEG bands decode on their own once the markers are found (restart intervals: a quick
     // scan, no decoding) or the entropy pass has run, so they never stream through others.
     let restart = matches!(
@@ -405,7 +402,7 @@ fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>>
         .as_ref()
         .is_some_and(|ix| restart || key.unit < ix.reached());
     let _streaming = (!indexed).then(|| lock(&shared.stream_lock));
-    let _band = indexed.then(|| BandClaim::new(shared, (key.page, key.level, key.unit)));
+    let _band = indexed.then(|| BandClaim::new(shared, (key.source, key.unit)));
     if let Some(p) = lock(&shared.cache).get(&key) {
         return Ok(p);
     }
@@ -434,15 +431,17 @@ fn load_stream(shared: &Shared, key: PieceKey) -> Result<Arc<Piece>, Arc<Error>>
     let cancelled =
         || shared.shutdown.load(Ordering::Acquire) || shared.epoch.load(Ordering::Acquire) != epoch;
     // A decoded band is cached as its column windows.
+    let geometry = Geometry::of_page(page);
     let windows = |unit: u64| {
-        let e = page.grid.unit_extent(unit);
-        let chunk = crate::format::STREAM_COLUMN_CHUNK;
-        (0..e.x1.div_ceil(chunk)).map(move |c| PieceKey {
-            unit,
-            x0: c * chunk,
-            x1: ((c + 1) * chunk).min(e.x1),
-            ..key
-        })
+        geometry
+            .windows_of(unit)
+            .into_iter()
+            .map(move |(x0, x1)| PieceKey {
+                unit,
+                x0,
+                x1,
+                ..key
+            })
     };
     let mut target = None;
     // Interlaced streams hold every kept band until the end: keep only what was asked for.
@@ -510,7 +509,7 @@ mod tests {
     use super::*;
 
     fn k(unit: u64) -> PieceKey {
-        PieceKey::new(0, unit, 0, 1)
+        PieceKey::page(0, unit, 0, 1)
     }
 
     #[test]

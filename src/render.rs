@@ -6,11 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::PieceKey;
-use crate::decode::{Piece, piece_extent};
+use crate::decode::Piece;
 use crate::error::Error;
 use crate::format::Extent;
+use crate::image::OpenImage;
 use crate::loader::Loader;
+use crate::pieces::{LevelSource, PieceKey, scale_down};
+use crate::pyramid::Pyramid;
 
 /// Largest output we allocate: 2^28 pixels (1 GiB of RGBA).
 pub const MAX_OUTPUT_PIXELS: u64 = 1 << 28;
@@ -19,9 +21,33 @@ pub const MAX_OUTPUT_PIXELS: u64 = 1 << 28;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RenderRequest {
     pub page: u32,
+    /// In full-resolution pixels of the page.
     pub region: Extent,
     /// Integer shrink factor (box filter); 1 = full resolution.
     pub scale: u32,
+    /// Draw from subsampled previews (every k-th row and pixel) where they are coarser than
+    /// the box-filtered levels: faster, not a box filter of the image.
+    pub fast: bool,
+}
+
+impl RenderRequest {
+    pub fn new(page: u32, region: Extent, scale: u32) -> Self {
+        Self {
+            page,
+            region,
+            scale,
+            fast: false,
+        }
+    }
+
+    /// Output size: `ceil(W/scale) x ceil(H/scale)`.
+    pub fn output_size(&self) -> (u32, u32) {
+        let s = self.scale.max(1);
+        (
+            self.region.width().div_ceil(s),
+            self.region.height().div_ceil(s),
+        )
+    }
 }
 
 /// An 8-bit RGBA image.
@@ -38,6 +64,9 @@ pub struct RenderStats {
     pub units: u64,
     pub descriptors: u64,
     pub from_cache: u64,
+    /// The level read: its factor and source.
+    pub factor: u32,
+    pub source: Option<LevelSource>,
 }
 
 /// Parse `X,Y,W,H`.
@@ -76,94 +105,52 @@ pub fn region_extent(
     Ok(Extent::new(x as u32, y as u32, x1 as u32, y1 as u32))
 }
 
-/// The coarsest resolution level that renders `req` exactly: its factor divides the scale and
-/// the region's origin, and the region, reduced, still fits inside it. Returns the request
-/// rewritten for that level (unchanged when no level fits).
-pub fn pick_level(layout: &crate::format::Layout, req: RenderRequest) -> RenderRequest {
-    if req.scale <= 1 {
-        return req;
-    }
-    let r = req.region;
-    let out = (
-        r.width().div_ceil(req.scale),
-        r.height().div_ceil(req.scale),
-    );
-    for level in layout.levels(req.page as usize).iter().rev() {
-        let f = level.factor;
-        if f == 1
-            || !req.scale.is_multiple_of(f)
-            || !r.x0.is_multiple_of(f)
-            || !r.y0.is_multiple_of(f)
-        {
-            continue;
-        }
-        let Some(p) = layout.pages.get(level.page) else {
-            continue;
-        };
-        let region = Extent::new(r.x0 / f, r.y0 / f, r.x1.div_ceil(f), r.y1.div_ceil(f));
-        let scale = req.scale / f;
-        let fits = region.x1 <= p.width && region.y1 <= p.height;
-        if fits
-            && (
-                region.width().div_ceil(scale),
-                region.height().div_ceil(scale),
-            ) == out
-        {
-            return RenderRequest {
-                page: level.page as u32,
-                region,
-                scale,
-            };
-        }
-    }
-    req
-}
+/// Reading at least this share of the image's pixels, a full-quality render builds the
+/// levels first: the build reads the file once at disk speed, as the render would, and
+/// keeps them, so the next render or open is instant.
+const BUILD_SHARE: u64 = 2;
 
-/// The coarsest built level that renders `req` exactly (same rule as [`pick_level`]), as a
-/// request on the sidecar's pages. Only complete levels are used.
-pub fn pick_built_level(
-    built: &crate::levels::BuiltLevels,
-    req: RenderRequest,
-) -> Option<RenderRequest> {
-    if req.scale <= 1 || req.page != 0 {
-        return None;
+/// Prepare `image` for `req`: attach its kept checkpoint index and levels, and when a
+/// full-quality scaled render would read most of an image that has no level coarse enough
+/// (and levels are kept), prepare the build of its levels (run it, then render). Returns the
+/// build to run, if any.
+pub fn prepare(
+    image: &Arc<OpenImage>,
+    req: &RenderRequest,
+    cfg: &crate::levels::LevelsConfig,
+) -> Result<Option<crate::levels::BuildJob>, Error> {
+    // A kept checkpoint index lets a PNG/JPEG render start near its region.
+    if let Some(dir) = &cfg.dir {
+        image.attach_index(dir);
     }
-    let r = req.region;
-    let out = (
-        r.width().div_ceil(req.scale),
-        r.height().div_ceil(req.scale),
-    );
-    for (i, p) in built.image.layout.pages.iter().enumerate().rev() {
-        let f = built.factor(i);
-        if !req.scale.is_multiple_of(f)
-            || !r.x0.is_multiple_of(f)
-            || !r.y0.is_multiple_of(f)
-            || !built.rows_ready(i, p.height)
-        {
-            continue;
-        }
-        let region = Extent::new(r.x0 / f, r.y0 / f, r.x1.div_ceil(f), r.y1.div_ceil(f));
-        let scale = req.scale / f;
-        if region.x1 <= p.width
-            && region.y1 <= p.height
-            && (
-                region.width().div_ceil(scale),
-                region.height().div_ceil(scale),
-            ) == out
-        {
-            return Some(RenderRequest {
-                page: i as u32,
-                region,
-                scale,
-            });
-        }
+    if req.scale < 2 || req.page != 0 {
+        return Ok(None);
     }
-    None
+    crate::levels::attach_existing(image, cfg);
+    if req.fast || cfg.dir.is_none() || image.built_levels().is_some() {
+        return Ok(None);
+    }
+    let Some(pyramid) = Pyramid::of(image, 0) else {
+        return Ok(None);
+    };
+    let ready = pyramid.ready_rows(image);
+    let have = pyramid
+        .get(pyramid.for_scale(req.scale, &ready, false))
+        .map_or(1, |l| l.factor);
+    let read = req.region.pixels() / u64::from(have).pow(2);
+    let all = u64::from(pyramid.width) * u64::from(pyramid.height);
+    let coarser = crate::levels::plan::factors(pyramid.width, pyramid.height)
+        .first()
+        .is_some_and(|&f| f <= req.scale && f > have);
+    if !coarser || read * BUILD_SHARE < all || !crate::levels::wanted(image, cfg.auto_pixels) {
+        return Ok(None);
+    }
+    crate::levels::prepare_build(image, cfg).map(Some)
 }
 
 /// Render `req` with `loader`. Blocks until every piece has arrived (or one failed). A scaled
-/// render reads the coarsest resolution level that gives the same output, when the file has
-/// levels.
+/// render reads the coarsest level of the page's pyramid whose factor is at most the scale
+/// (see [`Pyramid::for_scale`]) and box-filters the rest of the way.
 pub fn render(loader: &Loader, req: RenderRequest) -> Result<(Rgba, RenderStats), Error> {
     let image = loader.image().clone();
     let base = image.page(req.page)?;
@@ -177,16 +164,7 @@ pub fn render(loader: &Loader, req: RenderRequest) -> Result<(Rgba, RenderStats)
             ),
         });
     }
-    // The region is inside the base page (checked above) and `pick_level` only picks a
-    // level the reduced region fits in.
-    let req = pick_level(&image.layout, req);
-    let page = image.page(req.page)?;
-    let region = req.region;
-    let scale = req.scale.max(1);
-    let (out_w, out_h) = (
-        region.width().div_ceil(scale),
-        region.height().div_ceil(scale),
-    );
+    let (out_w, out_h) = req.output_size();
     if u64::from(out_w) * u64::from(out_h) > MAX_OUTPUT_PIXELS {
         return Err(Error::Request {
             path: image.path().to_path_buf(),
@@ -195,31 +173,41 @@ pub fn render(loader: &Loader, req: RenderRequest) -> Result<(Rgba, RenderStats)
             ),
         });
     }
-    let mut out = Compositor::new(region, scale);
-    let mut stats = RenderStats::default();
-    let stream = matches!(page.storage, crate::format::Storage::Stream { .. });
-    let keys: Vec<PieceKey> = page
-        .grid
-        .units_in(&region)
-        .flat_map(|unit| {
-            if stream {
-                // Decoded bands are cached as column windows: every window the region touches.
-                let chunk = crate::format::STREAM_COLUMN_CHUNK;
-                (region.x0 / chunk..=(region.x1 - 1) / chunk)
-                    .map(|c| {
-                        let want = Extent::new(c * chunk, region.y0, c * chunk + 1, region.y1);
-                        let e = piece_extent(page, unit, &want);
-                        PieceKey::new(req.page, unit, e.x0, e.x1)
-                    })
-                    .collect::<Vec<_>>()
-            } else {
-                let e = piece_extent(page, unit, &region);
-                vec![PieceKey::new(req.page, unit, e.x0, e.x1)]
-            }
-        })
-        .collect();
-    let planes = page.descriptor_count() / page.unit_count().max(1);
-    stats.units = keys.len() as u64;
+    let pyramid = Pyramid::of(&image, req.page).ok_or_else(|| Error::Request {
+        path: image.path().to_path_buf(),
+        msg: format!("page {} does not exist", req.page),
+    })?;
+    let ready = pyramid.ready_rows(&image);
+    let level = *pyramid
+        .get(pyramid.for_scale(req.scale, &ready, req.fast))
+        .ok_or_else(|| Error::Request {
+            path: image.path().to_path_buf(),
+            msg: "the page has no levels".into(),
+        })?;
+    let target = Target {
+        region: r,
+        scale: req.scale.max(1),
+        factor: level.factor,
+        full: (base.width, base.height),
+        level: (level.width, level.height),
+    };
+    let level_region = target.level_region();
+    let keys = if level_region.is_empty() {
+        Vec::new()
+    } else {
+        level.geometry.keys_exact(level.source, &level_region)
+    };
+    let planes = image
+        .source_page(level.source)
+        .filter(|_| level.source.has_descriptors())
+        .map_or(1, |p| p.descriptor_count() / p.unit_count().max(1));
+    let mut out = Compositor::new(target);
+    let mut stats = RenderStats {
+        units: keys.len() as u64,
+        factor: level.factor,
+        source: Some(level.source),
+        ..RenderStats::default()
+    };
     // Keep a bounded number of requests in flight; feed more as results come back.
     let window = 64;
     let mut next = 0;
@@ -264,54 +252,131 @@ pub fn render(loader: &Loader, req: RenderRequest) -> Result<(Rgba, RenderStats)
     Ok((out.finish(), stats))
 }
 
-/// Accumulates pieces into the output, box-filtering when scaling down.
-struct Compositor {
+/// Where the output's pixels come from: a region of the full-resolution image, shrunk by
+/// `scale`, read from a level with `factor` full-resolution pixels per level pixel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Target {
     region: Extent,
     scale: u32,
+    factor: u32,
+    /// Full-resolution and level sizes.
+    full: (u32, u32),
+    level: (u32, u32),
+}
+
+impl Target {
+    /// The level pixels covering the region.
+    fn level_region(&self) -> Extent {
+        let e = scale_down(&self.region, self.factor, self.full.0, self.full.1);
+        Extent::new(e.x0, e.y0, e.x1.min(self.level.0), e.y1.min(self.level.1))
+    }
+
+    /// The output pixels that level pixel `i` (along one axis) falls into, with the number of
+    /// full-resolution pixels it gives each: at most two, as a level pixel is no wider than an
+    /// output pixel. The level's last pixel covers the image to its edge (writers that round
+    /// level sizes down leave a few columns to it).
+    fn spans(&self, i: u32, axis: usize) -> [(usize, u32); 2] {
+        let (r0, r1, full, level) = if axis == 0 {
+            (self.region.x0, self.region.x1, self.full.0, self.level.0)
+        } else {
+            (self.region.y0, self.region.y1, self.full.1, self.level.1)
+        };
+        let f = self.factor;
+        let a = (i * f).max(r0);
+        let end = if i + 1 >= level {
+            full
+        } else {
+            ((i + 1) * f).min(full)
+        };
+        let b = end.min(r1);
+        let mut out = [(0, 0); 2];
+        if a >= b {
+            return out;
+        }
+        let s = self.scale;
+        let (o0, o1) = ((a - r0) / s, (b - 1 - r0) / s);
+        for (n, o) in (o0..=o1).take(2).enumerate() {
+            let lo = a.max(r0 + o * s);
+            let hi = b.min(r0 + (o + 1) * s);
+            out[n] = (o as usize, hi - lo);
+        }
+        out
+    }
+}
+
+/// Accumulates pieces into the output: a copy at full resolution, otherwise an area-weighted
+/// box filter (each level pixel counts for the full-resolution pixels it stands for). When the
+/// level's factor divides the scale and the region's origin, and the region ends on the
+/// level's grid or at the image's edge, each output pixel is exactly the mean of its block of
+/// level pixels, so a box-filtered level gives the full-resolution box filter (within
+/// rounding); otherwise level pixels cut by an output pixel's edge count by the share they
+/// cover, which is exact where the image is smooth at the level's scale.
+struct Compositor {
+    target: Target,
     out_w: usize,
     out_h: usize,
-    /// Scale 1: the output itself. Otherwise per-channel sums.
+    /// Scale 1 from the image itself: the output. Otherwise weighted sums and weights.
     pixels: Vec<u8>,
-    sums: Vec<u32>,
+    sums: Vec<u64>,
+    weights: Vec<u32>,
 }
 
 impl Compositor {
-    fn new(region: Extent, scale: u32) -> Self {
-        let out_w = region.width().div_ceil(scale) as usize;
-        let out_h = region.height().div_ceil(scale) as usize;
-        let n = out_w * out_h * 4;
+    fn new(target: Target) -> Self {
+        let out_w = target.region.width().div_ceil(target.scale) as usize;
+        let out_h = target.region.height().div_ceil(target.scale) as usize;
+        let n = out_w * out_h;
+        let copy = target.scale == 1 && target.factor == 1;
         Self {
-            region,
-            scale,
+            target,
             out_w,
             out_h,
-            pixels: if scale == 1 { vec![0; n] } else { Vec::new() },
-            sums: if scale == 1 { Vec::new() } else { vec![0; n] },
+            pixels: if copy { vec![0; n * 4] } else { Vec::new() },
+            sums: if copy { Vec::new() } else { vec![0; n * 4] },
+            weights: if copy { Vec::new() } else { vec![0; n] },
         }
     }
 
     fn add(&mut self, piece: &Piece) {
-        let Some(common) = piece.extent.intersect(&self.region) else {
+        let t = self.target;
+        let Some(common) = piece.extent.intersect(&t.level_region()) else {
             return;
         };
         let pw = piece.extent.width() as usize;
         let cols = common.width() as usize;
+        let copy = self.sums.is_empty();
+        let col_spans: Vec<[(usize, u32); 2]> = if copy {
+            Vec::new()
+        } else {
+            (common.x0..common.x1).map(|x| t.spans(x, 0)).collect()
+        };
         for y in common.y0..common.y1 {
             let src_start =
                 ((y - piece.extent.y0) as usize * pw + (common.x0 - piece.extent.x0) as usize) * 4;
             let src = &piece.rgba[src_start..src_start + cols * 4];
-            let ry = (y - self.region.y0) as usize;
-            let rx = (common.x0 - self.region.x0) as usize;
-            if self.scale == 1 {
+            if copy {
+                let ry = (y - t.region.y0) as usize;
+                let rx = (common.x0 - t.region.x0) as usize;
                 let d = (ry * self.out_w + rx) * 4;
                 self.pixels[d..d + cols * 4].copy_from_slice(src);
-            } else {
-                let s = self.scale as usize;
-                let row = (ry / s) * self.out_w;
-                for (i, px) in src.chunks_exact(4).enumerate() {
-                    let d = (row + (rx + i) / s) * 4;
-                    for (sum, &v) in self.sums[d..d + 4].iter_mut().zip(px) {
-                        *sum += u32::from(v);
+                continue;
+            }
+            for (oy, wy) in t.spans(y, 1) {
+                if wy == 0 {
+                    continue;
+                }
+                let row = oy * self.out_w;
+                for (px, spans) in src.chunks_exact(4).zip(&col_spans) {
+                    for &(ox, wx) in spans {
+                        if wx == 0 {
+                            continue;
+                        }
+                        let w = wx * wy;
+                        let i = row + ox;
+                        self.weights[i] += w;
+                        for (sum, &v) in self.sums[i * 4..i * 4 + 4].iter_mut().zip(px) {
+                            *sum += u64::from(w) * u64::from(v);
+                        }
                     }
                 }
             }
@@ -319,21 +384,14 @@ impl Compositor {
     }
 
     fn finish(self) -> Rgba {
-        let data = if self.scale == 1 {
+        let data = if self.sums.is_empty() {
             self.pixels
         } else {
-            let s = self.scale;
-            let (rw, rh) = (self.region.width(), self.region.height());
             let mut data = vec![0u8; self.out_w * self.out_h * 4];
-            for oy in 0..self.out_h {
-                let bh = (rh - oy as u32 * s).min(s);
-                for ox in 0..self.out_w {
-                    let bw = (rw - ox as u32 * s).min(s);
-                    let n = bw * bh;
-                    let i = (oy * self.out_w + ox) * 4;
-                    for c in 0..4 {
-                        data[i + c] = ((self.sums[i + c] + n / 2) / n) as u8;
-                    }
+            for (i, &w) in self.weights.iter().enumerate() {
+                let w = u64::from(w.max(1));
+                for c in 0..4 {
+                    data[i * 4 + c] = ((self.sums[i * 4 + c] + w / 2) / w) as u8;
                 }
             }
             data
@@ -381,19 +439,139 @@ pub fn write_png(path: &Path, img: &Rgba, alpha: bool) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn box_filter_averages_partial_edge_blocks() {
-        let mut c = Compositor::new(Extent::new(0, 0, 3, 1), 2);
+    fn gray_piece(extent: Extent, v: impl Fn(u32, u32) -> u8) -> Piece {
         let mut p = Piece::new(
-            Extent::new(0, 0, 3, 1),
+            extent,
             &crate::decode::raw::RawFormat::new(crate::decode::raw::PixelKind::Rgba, 8),
         );
-        p.rgba = vec![10, 0, 0, 255, 20, 0, 0, 255, 99, 0, 0, 255];
-        c.add(&p);
+        for y in extent.y0..extent.y1 {
+            for x in extent.x0..extent.x1 {
+                let i = (((y - extent.y0) * extent.width() + x - extent.x0) * 4) as usize;
+                p.rgba[i..i + 4].copy_from_slice(&[v(x, y), 0, 0, 255]);
+            }
+        }
+        p
+    }
+
+    fn target(region: Extent, scale: u32, factor: u32, full: (u32, u32)) -> Target {
+        Target {
+            region,
+            scale,
+            factor,
+            full,
+            level: (full.0.div_ceil(factor), full.1.div_ceil(factor)),
+        }
+    }
+
+    /// Render `region` / `scale` from a level with `factor` that is the exact box filter
+    /// (rounded) of the image `v` (`w` x `h`).
+    fn via_level(
+        v: &dyn Fn(u32, u32) -> u8,
+        (w, h): (u32, u32),
+        region: Extent,
+        scale: u32,
+        factor: u32,
+    ) -> Rgba {
+        let t = target(region, scale, factor, (w, h));
+        let level = gray_piece(Extent::new(0, 0, t.level.0, t.level.1), |lx, ly| {
+            let (x0, y0) = (lx * factor, ly * factor);
+            let (x1, y1) = ((x0 + factor).min(w), (y0 + factor).min(h));
+            let mut sum = 0u32;
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    sum += u32::from(v(x, y));
+                }
+            }
+            let n = (x1 - x0) * (y1 - y0);
+            ((sum + n / 2) / n) as u8
+        });
+        let mut c = Compositor::new(t);
+        c.add(&level);
+        c.finish()
+    }
+
+    fn direct(v: &dyn Fn(u32, u32) -> u8, (w, h): (u32, u32), region: Extent, scale: u32) -> Rgba {
+        let mut c = Compositor::new(target(region, scale, 1, (w, h)));
+        c.add(&gray_piece(Extent::new(0, 0, w, h), v));
+        c.finish()
+    }
+
+    fn max_difference(a: &Rgba, b: &Rgba) -> u8 {
+        assert_eq!((a.width, a.height), (b.width, b.height));
+        a.data
+            .iter()
+            .zip(&b.data)
+            .map(|(x, y)| x.abs_diff(*y))
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn box_filter_averages_partial_edge_blocks() {
+        let mut c = Compositor::new(target(Extent::new(0, 0, 3, 1), 2, 1, (3, 1)));
+        c.add(&gray_piece(Extent::new(0, 0, 3, 1), |x, _| {
+            [10, 20, 99][x as usize]
+        }));
         let out = c.finish();
         assert_eq!((out.width, out.height), (2, 1));
         assert_eq!(out.data[0], 15);
         assert_eq!(out.data[4], 99, "the last column averages over itself only");
+    }
+
+    #[test]
+    fn a_box_filtered_level_whose_factor_divides_the_scale_gives_the_box_filter() {
+        // Noise: any error in the weights shows.
+        let noise = |x: u32, y: u32| (x.wrapping_mul(2654435761) ^ y.wrapping_mul(40503)) as u8;
+        let size = (203, 157);
+        for (region, scale, factor) in [
+            (Extent::new(0, 0, 203, 157), 8, 4),
+            (Extent::new(16, 8, 203, 157), 16, 8),
+            (Extent::new(4, 4, 100, 92), 12, 4),
+            (Extent::new(8, 0, 203, 157), 8, 8),
+        ] {
+            let want = direct(&noise, size, region, scale);
+            let got = via_level(&noise, size, region, scale, factor);
+            assert!(
+                max_difference(&want, &got) <= 1,
+                "{region:?} /{scale} from 1/{factor}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_scales_resample_the_level_by_area() {
+        // A smooth image: area weighting across level pixels matches the full-resolution box
+        // filter (scale 23 from the 1/16 level, 40 from 1/32, unaligned origins).
+        let smooth = |x: u32, y: u32| ((x * 2 + y) * 255 / 1900) as u8;
+        let size = (700, 500);
+        for (region, scale, factor) in [
+            (Extent::new(0, 0, 700, 500), 23, 16),
+            (Extent::new(13, 7, 690, 480), 40, 32),
+            (Extent::new(5, 0, 700, 500), 3, 2),
+        ] {
+            let want = direct(&smooth, size, region, scale);
+            let got = via_level(&smooth, size, region, scale, factor);
+            assert!(
+                max_difference(&want, &got) <= 1,
+                "{region:?} /{scale} from 1/{factor}: {}",
+                max_difference(&want, &got)
+            );
+        }
+    }
+
+    #[test]
+    fn a_level_rounded_down_still_covers_the_image_edge() {
+        // A writer that rounds level sizes down (101 / 4 = 25) leaves the last column to the
+        // level's last pixel.
+        let t = Target {
+            level: (25, 1),
+            ..target(Extent::new(0, 0, 101, 1), 101, 4, (101, 1))
+        };
+        let mut c = Compositor::new(t);
+        c.add(&gray_piece(Extent::new(0, 0, 25, 1), |_, _| 200));
+        let out = c.finish();
+        assert_eq!(out.data[0], 200);
+        assert_eq!(t.spans(24, 0), [(0, 5), (0, 0)], "columns 96..101");
     }
 
     #[test]

@@ -89,7 +89,7 @@ impl TextureCache {
                     }
                 }
                 let image = egui::ColorImage::new([w, h], pixels);
-                let name = format!("piece-{}-{}-{}-{x}-{y}", key.page, key.unit, key.x0);
+                let name = format!("piece-{:?}-{}-{}-{x}-{y}", key.source, key.unit, key.x0);
                 parts.push((
                     ctx.load_texture(name, image, TEXTURE_OPTIONS),
                     Extent::new(x, y, x1, y1),

@@ -15,7 +15,7 @@ use tessera::cache::PieceCache;
 use tessera::format::Extent;
 use tessera::levels::{self, BuildState, LevelsConfig};
 use tessera::loader::Loader;
-use tessera::render::{RenderRequest, pick_built_level, render};
+use tessera::render::{RenderRequest, render};
 use tessera::synth::{Kind, TiffSpec, pattern, write_file, write_tiff};
 
 const W: u32 = 2100;
@@ -156,7 +156,7 @@ fn built_levels_are_the_box_filter_of_the_image() {
     let cfg = config(&cache);
     for (path, spp) in fixtures(dir.path()) {
         let image = build(&path, &cfg);
-        let built = image.levels().expect("attached");
+        let built = image.built_levels().expect("attached");
         assert_eq!(built.status.state(), BuildState::Complete);
         let kept = built.kept_at.clone().expect("kept");
         let pages = read_sidecar(&kept);
@@ -206,7 +206,7 @@ fn jpeg_levels_come_from_dct_scaling_and_index_the_scan() {
             enc.encode_image(&img).expect("jpeg");
         }
         let image = build(&p, &cfg);
-        let built = image.levels().expect("attached");
+        let built = image.built_levels().expect("attached");
         assert_eq!(built.status.state(), BuildState::Complete);
         let spp = if progressive_free_gray { 1 } else { 3 };
         let pages = read_sidecar(&built.kept_at.clone().expect("kept"));
@@ -239,22 +239,22 @@ fn the_sidecar_is_reused_without_reading_the_file() {
         levels::attach_existing(&image, &cfg),
         "second open finds it"
     );
-    let built = image.levels().expect("attached");
+    let built = image.built_levels().expect("attached");
     let header_bytes = image.source.bytes_read();
-    let req = RenderRequest {
-        page: 0,
-        region: Extent::new(0, 0, W, H),
-        scale: 8,
-    };
-    let on_level = pick_built_level(built, req).expect("a level serves scale 8");
-    assert_eq!(on_level.scale, 1, "the 1/8 level renders it as is");
+    assert!(built.plan.levels.iter().any(|l| l.factor == 8));
+    let req = RenderRequest::new(0, Extent::new(0, 0, W, H), 8);
     let loader = Loader::new(
-        built.image.clone(),
+        image.clone(),
         Arc::new(Mutex::new(PieceCache::new(16 << 20))),
         2,
         1024,
     );
-    let (got, _) = render(&loader, on_level).expect("render");
+    let (got, stats) = render(&loader, req).expect("render");
+    assert_eq!(stats.factor, 8, "the 1/8 level renders it as is");
+    assert!(matches!(
+        stats.source,
+        Some(tessera::pieces::LevelSource::Built(_))
+    ));
     assert_eq!(
         image.source.bytes_read(),
         header_bytes,
@@ -283,14 +283,14 @@ fn the_sidecar_is_reused_without_reading_the_file() {
         out.to_str().expect("utf-8"),
     ]);
     assert_eq!(code, 0, "{stderr}");
-    let read: u64 = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("bytes read: "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("stats line");
+    let read = stats_bytes_read(&stderr);
     assert!(
-        read <= 263 * 163 * 4 + 4096,
+        stderr.contains("level: 1/8 (built level"),
+        "the 1/8 built level is read: {stderr}"
+    );
+    // The 1/8 level's pixels, and the headers of the image and of its levels.
+    assert!(
+        read <= 263 * 163 * 4 + 16384,
         "read {read} bytes: the 1/8 level only"
     );
     let png = image::open(&out).expect("png").to_rgb8();
@@ -303,7 +303,7 @@ fn a_changed_file_gets_new_levels() {
     let cfg = config(&store);
     let first = build(&p, &cfg);
     let kept = first
-        .levels()
+        .built_levels()
         .and_then(|l| l.kept_at.clone())
         .expect("kept");
     drop(first);
@@ -375,7 +375,7 @@ fn a_cancelled_build_leaves_nothing_behind() {
     drop(again);
     let image = build(&p, &cfg);
     assert_eq!(
-        image.levels().map(|l| l.status.state()),
+        image.built_levels().map(|l| l.status.state()),
         Some(BuildState::Complete)
     );
 }
@@ -394,13 +394,13 @@ fn the_size_cap_evicts_the_least_recently_used() {
     };
     let first = build(&a, &cfg);
     let a_kept = first
-        .levels()
+        .built_levels()
         .and_then(|l| l.kept_at.clone())
         .expect("kept");
     drop(first);
     let second = build(&b, &cfg);
     let b_kept = second
-        .levels()
+        .built_levels()
         .and_then(|l| l.kept_at.clone())
         .expect("kept");
     assert!(b_kept.exists());
@@ -411,7 +411,7 @@ fn the_size_cap_evicts_the_least_recently_used() {
         ..config(&dir.path().join("small"))
     };
     let c = build(&a, &small);
-    assert_eq!(c.levels().map(|l| l.plan.levels[0].factor), Some(4));
+    assert_eq!(c.built_levels().map(|l| l.plan.levels[0].factor), Some(4));
 }
 
 #[test]
@@ -461,7 +461,7 @@ fn a_damaged_sidecar_is_replaced_and_an_unusable_folder_is_one_line() {
     let cfg = config(&store);
     let first = build(&p, &cfg);
     let kept = first
-        .levels()
+        .built_levels()
         .and_then(|l| l.kept_at.clone())
         .expect("kept");
     drop(first);
@@ -481,7 +481,7 @@ fn a_damaged_sidecar_is_replaced_and_an_unusable_folder_is_one_line() {
     let again = build(&p, &cfg);
     assert_eq!(
         std::fs::metadata(&kept).expect("meta").len(),
-        again.levels().map(|l| l.plan.file_len).expect("plan")
+        again.built_levels().map(|l| l.plan.file_len).expect("plan")
     );
     // A levels folder that is a file: the build fails in one line, nothing panics.
     let not_a_dir = dir.path().join("file");
@@ -495,4 +495,77 @@ fn a_damaged_sidecar_is_replaced_and_an_unusable_folder_is_one_line() {
     assert_ne!(code, 0);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("file"), "{stderr}");
+}
+
+/// A full-quality scaled render of most of a big file without levels builds them first (and
+/// keeps them): the output is the box filter of the image, and the next render reads only the
+/// level. `--fast` reads a subsampled preview instead, and `--no-keep-levels` the file itself.
+#[test]
+fn a_render_of_a_whole_big_file_builds_and_keeps_its_levels() {
+    let dir = tempdir();
+    let store = dir.path().join("levels");
+    // 16 Mpx: the size from which the viewer builds levels on its own.
+    let p = dir.path().join("big.pgm");
+    write_file(Kind::Pgm, 4096, 4096, &p).expect("fixture");
+    let out = dir.path().join("out.png");
+    let render_args = |extra: &[&str]| -> (i32, String) {
+        let mut args = vec![
+            "render",
+            p.to_str().expect("utf-8"),
+            "--region",
+            "0,0,4096,4096",
+            "--scale",
+            "16",
+            "--stats",
+            "--levels-dir",
+            store.to_str().expect("utf-8"),
+            "-o",
+            out.to_str().expect("utf-8"),
+        ];
+        args.extend_from_slice(extra);
+        let (code, _, stderr) = run(&args);
+        (code, stderr)
+    };
+    let (code, stderr) = render_args(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    // Built levels go down to 512 px: 1/8 is the coarsest.
+    assert!(stderr.contains("level: 1/8 (built level"), "{stderr}");
+    let want = box_reference(&reference(&p), 16, 1);
+    let got = image::open(&out).expect("png").to_luma8().into_raw();
+    let worst = got.iter().zip(&want).map(|(a, b)| a.abs_diff(*b)).max();
+    assert_eq!(got.len(), want.len());
+    assert!(worst <= Some(1), "the box filter of the image: {worst:?}");
+    assert!(
+        std::fs::read_dir(&store)
+            .expect("store")
+            .filter_map(Result::ok)
+            .any(|e| e.path().extension().is_some_and(|x| x == "tif")),
+        "the levels are kept"
+    );
+    // Again: the kept level serves it, no pixel of the file is read.
+    let (code, stderr) = render_args(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    let read = stats_bytes_read(&stderr);
+    assert!(read <= 512 * 512 + 16384, "read {read} bytes");
+    assert_eq!(
+        image::open(&out).expect("png").to_luma8().into_raw(),
+        got,
+        "the same picture"
+    );
+    // --fast on a file whose levels are not kept: every 16th row and pixel.
+    let (code, stderr) = render_args(&["--fast", "--no-keep-levels"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("level: 1/16 (preview"), "{stderr}");
+    let fast = image::open(&out).expect("png").to_luma8();
+    let full = reference(&p);
+    assert_eq!(fast.get_pixel(3, 5)[0], full.get_pixel(48, 80)[0]);
+    // Without --fast and without keeping, the file itself is read.
+    let (code, stderr) = render_args(&["--no-keep-levels"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("level: 1/1 (file page 0)"), "{stderr}");
+    assert_eq!(
+        image::open(&out).expect("png").to_luma8().into_raw(),
+        want,
+        "the file's own box filter"
+    );
 }

@@ -145,7 +145,7 @@ fn png_bands_stream_in_one_pass() {
     let keys: Vec<PieceKey> = (0..bands)
         .map(|unit| {
             let e = page.grid.unit_extent(unit);
-            PieceKey::new(0, unit, e.x0, e.x1)
+            PieceKey::page(0, unit, e.x0, e.x1)
         })
         .collect();
     let loader = Loader::new(

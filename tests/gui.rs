@@ -278,19 +278,16 @@ fn a_failing_descriptor_is_marked_and_reported() {
     settle(&mut h, |a| {
         a.session
             .as_ref()
-            .is_some_and(|s| s.loader.pending() == 0 && s.units.len() >= 6)
+            .is_some_and(|s| s.loader.pending() == 0 && (0..6).all(|u| s.unit_state(u).is_some()))
     });
     let app = h.state();
     let s = app.session.as_ref().expect("session");
     assert!(matches!(
-        s.units.get(&(0, 0)).map(|u| &u.state),
+        s.unit_state(0),
         Some(tessera::session::UnitState::Failed(_))
     ));
     assert!(
-        s.units
-            .iter()
-            .filter(|(u, _)| **u != (0, 0))
-            .all(|(_, i)| i.state == tessera::session::UnitState::Cached),
+        (1..6).all(|u| s.unit_state(u) == Some(&tessera::session::UnitState::Cached)),
         "the other tiles load"
     );
     assert!(
@@ -368,11 +365,11 @@ fn zoomed_out_views_use_the_files_levels() {
         a.session.as_ref().is_some_and(|s| s.is_sharp())
     });
     let s = harness.state().session.as_ref().expect("session");
-    assert_eq!(s.levels.len(), 4);
+    assert_eq!(s.pyramid().len(), 4);
     assert!(
-        s.level >= 2,
+        s.level() >= 2,
         "fit to a ~1000-pixel canvas picks the 1/4 or 1/8 level, got {}",
-        s.level
+        s.level()
     );
     let read = s.image.source.bytes_read();
     assert!(
@@ -394,9 +391,9 @@ fn raw_files_preview_by_subsampling_when_zoomed_out() {
         a.session.as_ref().is_some_and(|s| s.is_sharp())
     });
     let s = harness.state().session.as_ref().expect("session");
-    assert!(s.level > 0, "fitted view drawn from a preview level");
+    assert!(s.level() > 0, "fitted view drawn from a preview level");
     assert!(
-        matches!(s.mode, tessera::session::ViewMode::Sharp),
+        matches!(s.mode(), tessera::view::plan::ViewMode::Sharp),
         "no placeholder-only view"
     );
     let read = s.image.source.bytes_read();
@@ -440,7 +437,7 @@ fn compressed(dir: &Path, w: u32, h: u32) -> std::path::PathBuf {
 #[test]
 fn levels_are_built_in_the_background_and_used() {
     use tessera::levels::BuildState;
-    use tessera::session::LevelSource;
+    use tessera::pieces::LevelSource;
     let dir = common::tempdir();
     let p = compressed(dir.path(), 4000, 3000);
     let store = dir.path().join("levels");
@@ -452,9 +449,12 @@ fn levels_are_built_in_the_background_and_used() {
     });
     let s = h.state().session.as_ref().expect("session");
     assert!(
-        matches!(s.levels[s.level].source, LevelSource::Built(_)),
+        matches!(
+            s.pyramid().levels()[s.level()].source,
+            LevelSource::Built(_)
+        ),
         "the fitted view is drawn from a built level: {:?}",
-        s.levels[s.level]
+        s.pyramid().levels()[s.level()]
     );
     let kept: Vec<_> = std::fs::read_dir(&store)
         .expect("store")
@@ -542,7 +542,7 @@ fn an_image_larger_than_ram_opens_fits_zooms_and_pans() {
     settle(&mut hn, |a| {
         a.session.as_ref().is_some_and(|s| s.is_sharp())
     });
-    let fit_level = hn.state().session.as_ref().map_or(0, |s| s.level);
+    let fit_level = hn.state().session.as_ref().map_or(0, |s| s.level());
     assert!(fit_level > 0, "the fitted view comes from a preview");
     hn.state_mut().apply(tessera::ui::Command::ActualSize);
     settle(&mut hn, |a| {
@@ -563,7 +563,7 @@ fn an_image_larger_than_ram_opens_fits_zooms_and_pans() {
     };
     settle(&mut hn, |a| area(a) == w * h);
     let s = hn.state().session.as_ref().expect("session");
-    assert_eq!(s.level, 0, "1:1 reads the file itself");
+    assert_eq!(s.level(), 0, "1:1 reads the file itself");
     let (cached, budget) = {
         let c = s.cache.lock().expect("cache");
         (c.bytes(), c.budget())

@@ -57,16 +57,22 @@ fn reduced_pages_are_levels() {
     let dir = tempdir();
     let p = pyramid(dir.path());
     let image = tessera::OpenImage::open(&p).expect("open");
-    let levels: Vec<(usize, u32)> = image
-        .layout
-        .levels(0)
-        .iter()
-        .map(|l| (l.page, l.factor))
-        .collect();
-    assert_eq!(levels, vec![(0, 1), (1, 2), (2, 4), (3, 8)]);
+    let levels = |page: u32| -> Vec<(tessera::pieces::LevelSource, u32)> {
+        tessera::pyramid::Pyramid::of(&image, page)
+            .expect("page")
+            .levels()
+            .iter()
+            .map(|l| (l.source, l.factor))
+            .collect()
+    };
+    use tessera::pieces::LevelSource::Page;
     assert_eq!(
-        image.layout.levels(2).len(),
-        1,
+        levels(0),
+        vec![(Page(0), 1), (Page(1), 2), (Page(2), 4), (Page(3), 8)]
+    );
+    assert_eq!(
+        levels(2),
+        vec![(Page(2), 1)],
         "a reduced page has no levels of its own"
     );
     let (code, stdout, stderr) = run(&["info", p.to_str().expect("utf-8")]);
@@ -100,11 +106,7 @@ fn scaled_render_uses_the_coarsest_exact_level() {
         let (x, y, w, h) = region;
         let (got, _) = render(
             &loader,
-            RenderRequest {
-                page: 0,
-                region: Extent::new(x, y, x + w, y + h),
-                scale,
-            },
+            RenderRequest::new(0, Extent::new(x, y, x + w, y + h), scale),
         )
         .expect("render");
         let want = crop_scaled(
@@ -134,6 +136,52 @@ fn scaled_render_uses_the_coarsest_exact_level() {
     }
 }
 
+/// `--scale N` for N that no level's factor divides reads the coarsest level at most N (here
+/// 1/8 for 11 and 23) and box-filters the rest, close to the full-resolution box filter.
+#[test]
+fn any_scale_reads_the_coarsest_level_at_most_the_scale() {
+    let dir = tempdir();
+    let p = pyramid(dir.path());
+    for (scale, want_factor) in [(3u32, 2u32), (11, 8), (23, 8)] {
+        let image = tessera::OpenImage::open(&p).expect("open");
+        let loader = Loader::new(
+            image.clone(),
+            Arc::new(Mutex::new(PieceCache::new(64 << 20))),
+            2,
+            1024,
+        );
+        let (got, stats) = render(
+            &loader,
+            RenderRequest::new(0, Extent::new(0, 0, W, H), scale),
+        )
+        .expect("render");
+        assert_eq!(stats.factor, want_factor, "scale {scale}");
+        let want = crop_scaled(
+            &|x, y| {
+                [
+                    base(x, y, 0) as u8,
+                    base(x, y, 1) as u8,
+                    base(x, y, 2) as u8,
+                    255,
+                ]
+            },
+            (0, 0, W, H),
+            scale,
+        );
+        // The pattern is smooth but for its sawtooth wraps: level pixels cut by an output
+        // pixel's edge only differ there.
+        let (_, mean) = diff(&got.data, &want);
+        assert!(mean < 1.5, "scale {scale}: mean difference {mean}");
+        let level_bytes =
+            u64::from(W.div_ceil(want_factor)) * u64::from(H.div_ceil(want_factor)) * 3;
+        assert!(
+            image.source.bytes_read() < level_bytes * 2 + (64 << 10),
+            "scale {scale}: read {} bytes, the level has {level_bytes}",
+            image.source.bytes_read()
+        );
+    }
+}
+
 /// Subsampled previews of raw blocks, uncompressed strips and tiles pick exactly every k-th
 /// row and pixel.
 #[test]
@@ -154,7 +202,7 @@ fn previews_subsample_raw_blocks_exactly() {
         let page = &image.layout.pages[0];
         let gray = kind == Kind::Pgm;
         for k in [2u32, 8, 64] {
-            let grid = tessera::decode::subsample::grid(page, k);
+            let grid = tessera::pieces::Geometry::preview(page, k).grid;
             for unit in 0..grid.unit_count() {
                 let e = grid.unit_extent(unit);
                 let piece =

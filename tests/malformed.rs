@@ -311,11 +311,7 @@ fn file_truncated_under_the_map_is_reported_not_fatal() {
         .expect("truncate");
     let bottom = render(
         &loader,
-        RenderRequest {
-            page: 0,
-            region: Extent::new(0, 3000, 4096, 4096),
-            scale: 1,
-        },
+        RenderRequest::new(0, Extent::new(0, 3000, 4096, 4096), 1),
     );
     let err = bottom
         .expect_err("rows past the new end cannot render")
@@ -326,11 +322,7 @@ fn file_truncated_under_the_map_is_reported_not_fatal() {
     );
     let top = render(
         &loader,
-        RenderRequest {
-            page: 0,
-            region: Extent::new(0, 0, 4096, 1000),
-            scale: 1,
-        },
+        RenderRequest::new(0, Extent::new(0, 0, 4096, 1000), 1),
     );
     let (img, _) = top.expect("rows still in the file render");
     assert_eq!(img.data[0], tessera::synth::pattern(0, 0, 0));
@@ -357,30 +349,18 @@ fn file_truncated_during_render_does_not_crash() {
     for _ in 0..20 {
         let _ = render(
             &loader,
-            RenderRequest {
-                page: 0,
-                region: Extent::new(0, 0, 4096, 4096),
-                scale: 4,
-            },
+            RenderRequest::new(0, Extent::new(0, 0, 4096, 4096), 4),
         );
     }
     cutter.join().expect("cutter");
     let err = render(
         &loader,
-        RenderRequest {
-            page: 0,
-            region: Extent::new(0, 2000, 10, 2010),
-            scale: 1,
-        },
+        RenderRequest::new(0, Extent::new(0, 2000, 10, 2010), 1),
     );
     assert!(err.is_err(), "after truncation the rows are gone");
     let bad = render(
         &loader,
-        RenderRequest {
-            page: 0,
-            region: Extent::new(0, 2000, 10, 10),
-            scale: 1,
-        },
+        RenderRequest::new(0, Extent::new(0, 2000, 10, 10), 1),
     );
     assert!(bad.is_err(), "an inverted extent is refused, not a panic");
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{bin, reference, run, tempdir, write};
+use common::{bin, reference, run, stats_bytes_read, tempdir, write};
 use tessera::OpenImage;
 use tessera::decode::Piece;
 use tessera::decode::stream::decode_bands;
@@ -307,15 +307,6 @@ fn png_damage_fails_at_the_damaged_band_only() {
     }
 }
 
-fn bytes_read(stderr: &str) -> u64 {
-    stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("bytes read: "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no 'bytes read' in {stderr}"))
-}
-
 /// The real path: `render` records the checkpoints and keeps them; the second render of a
 /// region near the bottom reads a fraction of the file; `info` lists the checkpoints.
 #[test]
@@ -351,7 +342,7 @@ fn kept_index_makes_the_second_render_read_little() {
     let a1 = args(&out1);
     let (code, _, err1) = run(&a1.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 0, "{err1}");
-    let first = bytes_read(&err1);
+    let first = stats_bytes_read(&err1);
     assert!(
         first > bytes.len() as u64 * 8 / 10,
         "first render streams: {err1}"
@@ -360,7 +351,7 @@ fn kept_index_makes_the_second_render_read_little() {
     let a2 = args(&out2);
     let (code, _, err2) = run(&a2.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 0, "{err2}");
-    let second = bytes_read(&err2);
+    let second = stats_bytes_read(&err2);
     assert!(
         second < bytes.len() as u64 / 3,
         "second render read {second} of {} bytes",

@@ -15,7 +15,7 @@ pub mod subsample;
 pub mod tiff;
 
 use crate::error::FormatError;
-use crate::format::{Extent, Page, STREAM_COLUMN_CHUNK, Storage};
+use crate::format::{Extent, Page, Storage};
 use crate::source::Source;
 use raw::NativeRow;
 
@@ -165,35 +165,7 @@ impl Piece {
     }
 }
 
-/// The rectangle a piece of `unit` covers when `want` is asked for: a column window of raw
-/// units (aligned to whole bytes for sub-byte formats), the whole unit otherwise.
-pub fn piece_extent(page: &Page, unit: u64, want: &Extent) -> Extent {
-    let full = page.grid.unit_extent(unit);
-    if let Storage::Stream { .. } = page.storage {
-        // Streams decode whole bands, cached as fixed column windows: the one holding want.x0.
-        let c = want.x0.max(full.x0).min(full.x1.saturating_sub(1)) / STREAM_COLUMN_CHUNK;
-        return Extent::new(
-            c * STREAM_COLUMN_CHUNK,
-            full.y0,
-            ((c + 1) * STREAM_COLUMN_CHUNK).min(full.x1),
-            full.y1,
-        );
-    }
-    if !page.column_readable() {
-        return full;
-    }
-    let Some(w) = full.intersect(&Extent::new(want.x0, full.y0, want.x1, full.y1)) else {
-        return full;
-    };
-    let (mut x0, mut x1) = (w.x0, w.x1);
-    if !page.raw.bits_per_pixel().is_multiple_of(8) {
-        x0 = full.x0 + (x0 - full.x0) / 8 * 8;
-        x1 = (full.x0 + (x1 - full.x0).div_ceil(8) * 8).min(full.x1);
-    }
-    Extent::new(x0, full.y0, x1, full.y1)
-}
-
-/// Decode the piece `extent` (from [`piece_extent`]) of `unit`. Sequential streams are not
+/// Decode the piece `extent` (columns from `pieces::Geometry`) of `unit`. Sequential streams are not
 /// decoded here: see [`stream::decode_bands`].
 pub fn decode_piece(
     source: &Source,

@@ -458,6 +458,31 @@ pub(super) fn jpeg_bands_from_checkpoints(
     Ok(())
 }
 
+/// One pass over a stream page that records every band's checkpoint in `index` (the `index`
+/// command): JPEG's marker scan or entropy pass, or PNG's decode (keeping no rows).
+pub fn index_pass(
+    source: &Source,
+    page: &Page,
+    index: &StreamIndex,
+    cancelled: &(dyn Fn() -> bool + Sync),
+) -> Result<(), FormatError> {
+    match &page.storage {
+        Storage::Stream {
+            codec: Codec::Jpeg, ..
+        } => index_jpeg(source, page, index, cancelled),
+        _ => decode_bands(
+            source,
+            page,
+            Some(index),
+            0,
+            index.bands().saturating_sub(1),
+            &mut |_| false,
+            &mut |_, _| {},
+            cancelled,
+        ),
+    }
+}
+
 /// Record a JPEG stream's checkpoints without decoding pixels: the restart-marker scan, or the
 /// entropy-decoding pass. Nothing to do for other streams (or once done).
 pub fn index_jpeg(

@@ -6,11 +6,8 @@
 
 use super::Piece;
 use crate::error::FormatError;
-use crate::format::{Extent, Grid, Page, Storage};
+use crate::format::{Extent, Page, Storage};
 use crate::source::Source;
-
-/// Level rows per preview piece.
-const PREVIEW_ROWS: u32 = 256;
 
 /// Whether a page can be previewed by subsampling: one raw block, or uncompressed chunky
 /// strips or tiles of whole-byte pixels.
@@ -95,13 +92,7 @@ fn read_chunk_rows(
     Ok(())
 }
 
-/// The grid of a preview with step `k`: level-sized, in bands of `PREVIEW_ROWS` rows.
-pub fn grid(page: &Page, k: u32) -> Grid {
-    let (w, h) = (page.width.div_ceil(k), page.height.div_ceil(k));
-    Grid::new(w, h, w, h, PREVIEW_ROWS)
-}
-
-/// Decode preview unit `unit` (on [`grid`]) for level columns `x0..x1`.
+/// Decode preview unit `unit` (on `pieces::Geometry::preview`'s grid) for level columns `x0..x1`.
 pub fn decode(
     source: &Source,
     page: &Page,
@@ -122,7 +113,7 @@ pub fn decode(
         _ => (0, page.raw.row_bytes(page.width), false),
     };
     let (base, stride, bottom_up) = (&base, &stride, &bottom_up);
-    let g = grid(page, k);
+    let g = crate::pieces::Geometry::preview(page, k).grid;
     let band = g.unit_extent(unit);
     let extent = Extent::new(x0.max(band.x0), band.y0, x1.min(band.x1), band.y1);
     let raw = page.raw;

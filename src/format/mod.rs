@@ -34,13 +34,6 @@ pub const MAX_BAND_ROWS: u32 = 1024;
 pub const MIN_BAND_ROWS: u64 = 32;
 /// Largest band a wide image may get to reach [`MIN_BAND_ROWS`].
 pub const MAX_WIDE_BAND_BYTES: u64 = 32 << 20;
-/// Width of the column windows a raw band is read in (a multiple of 8 so 1-bit rows stay
-/// byte-aligned). The viewer reads raw bands in windows of this width: wide enough to keep
-/// texture counts low, narrow enough not to read far beyond the view.
-pub const COLUMN_CHUNK: u32 = 512;
-/// Column windows of a decoded stream band (PNG, JPEG): a band is decoded whole, then cached
-/// and uploaded as windows this wide, so only the columns in view take cache and GPU memory.
-pub const STREAM_COLUMN_CHUNK: u32 = 2048;
 /// Largest side we accept: keeps `x * y * samples` arithmetic inside u64 everywhere.
 pub const MAX_SIDE: u32 = 1 << 30;
 
@@ -489,16 +482,6 @@ impl Page {
         index % self.unit_count().max(1)
     }
 
-    /// Width of the fixed column windows a unit is cached in, if it is cached in windows:
-    /// raw units are read per window, stream bands decoded whole and split.
-    pub fn column_chunk(&self) -> Option<u32> {
-        match &self.storage {
-            Storage::Stream { .. } => Some(STREAM_COLUMN_CHUNK),
-            _ if self.column_readable() => Some(COLUMN_CHUNK),
-            _ => None,
-        }
-    }
-
     /// Whether a unit's bytes are raw and can be read for a column window only.
     pub fn column_readable(&self) -> bool {
         match &self.storage {
@@ -685,29 +668,19 @@ pub struct Layout {
     pub pages: Vec<Page>,
 }
 
-/// A resolution level of a page: another page of the file holding the same image reduced by
-/// `factor` (TIFF reduced-resolution pages, as `vips tiffsave --pyramid` and `gdaladdo` write).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Level {
-    pub page: usize,
-    /// Full-resolution pixels per level pixel (2, 4, 8, ...).
-    pub factor: u32,
-}
-
 impl Layout {
-    /// Levels of page `base`, finest first, the page itself (factor 1) included. A level is a
-    /// reduced-resolution page of the same mode whose size is the base size divided by a power
-    /// of two (rounded either way, as writers differ).
-    pub fn levels(&self, base: usize) -> Vec<Level> {
+    /// The reduced-resolution pages of page `base` (TIFF NewSubfileType 1, as
+    /// `vips tiffsave --pyramid` and `gdaladdo` write) as (page, factor), finest first, the
+    /// page itself (factor 1) included: pages of the same mode whose size is the base size
+    /// divided by a power of two (rounded either way, as writers differ). The raw material of
+    /// `pyramid::Pyramid`, which is the one model of levels.
+    pub fn reductions(&self, base: usize) -> Vec<(usize, u32)> {
         let Some(b) = self.pages.get(base) else {
             return Vec::new();
         };
-        let mut levels = vec![Level {
-            page: base,
-            factor: 1,
-        }];
+        let mut found = vec![(base, 1u32)];
         if b.reduced {
-            return levels;
+            return found;
         }
         for (i, p) in self.pages.iter().enumerate() {
             if i == base || !p.reduced || p.mode != b.mode {
@@ -721,13 +694,13 @@ impl Layout {
                 && factor.is_power_of_two()
                 && fits(b.width, p.width)
                 && fits(b.height, p.height)
-                && !levels.iter().any(|l| l.factor == factor)
+                && !found.iter().any(|&(_, f)| f == factor)
             {
-                levels.push(Level { page: i, factor });
+                found.push((i, factor));
             }
         }
-        levels.sort_by_key(|l| l.factor);
-        levels
+        found.sort_by_key(|&(_, f)| f);
+        found
     }
 }
 

@@ -158,9 +158,50 @@ pub fn wanted(image: &OpenImage, min_pixels: u64) -> bool {
     let Some(page) = image.layout.pages.first() else {
         return false;
     };
-    image.layout.levels(0).len() == 1
+    image.layout.reductions(0).len() == 1
         && !plan::factors(page.width, page.height).is_empty()
         && u64::from(page.width) * u64::from(page.height) >= min_pixels
+}
+
+/// What `tessera levels` (or a render that wants levels) finds for an image.
+pub enum Need {
+    /// The file has `n` reduced-resolution pages of its own: nothing to build.
+    OwnLevels(usize),
+    /// Small enough to show whole.
+    TooSmall { width: u32, height: u32 },
+    /// Built before and kept: attached now.
+    Kept,
+    /// A build, prepared and attached (run it).
+    Build(BuildJob),
+}
+
+/// Decide whether `image` (page 0) needs levels built, attach kept ones (`rebuild`: delete
+/// them first), and prepare the build when one is needed.
+pub fn prepare(image: &Arc<OpenImage>, cfg: &LevelsConfig, rebuild: bool) -> Result<Need, Error> {
+    let own = image.layout.reductions(0).len();
+    if own > 1 {
+        return Ok(Need::OwnLevels(own - 1));
+    }
+    let (width, height) = image
+        .layout
+        .pages
+        .first()
+        .map_or((0, 0), |p| (p.width, p.height));
+    if plan::factors(width, height).is_empty() {
+        return Ok(Need::TooSmall { width, height });
+    }
+    if rebuild && let Some(dir) = &cfg.dir {
+        let path = sidecar::file_for(dir, image.path(), 0);
+        if let Err(e) = fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warn!("cannot delete {}: {e}", path.display());
+        }
+    }
+    if attach_existing(image, cfg) {
+        return Ok(Need::Kept);
+    }
+    prepare_build(image, cfg).map(Need::Build)
 }
 
 /// Attach the kept levels of `image`, if a valid sidecar exists (stale ones are deleted), and
@@ -171,7 +212,7 @@ pub fn attach_existing(image: &OpenImage, cfg: &LevelsConfig) -> bool {
     if let Some(dir) = &cfg.dir {
         image.attach_index(dir);
     }
-    if image.levels().is_some() {
+    if image.built_levels().is_some() {
         return true;
     }
     let Some(dir) = &cfg.dir else {
@@ -188,12 +229,14 @@ pub fn attach_existing(image: &OpenImage, cfg: &LevelsConfig) -> bool {
     let opened = valid.then(|| open_sidecar(image, &path)).flatten();
     let Some((levels_image, plan)) = opened else {
         // Built from another version of the file, or damaged: build again.
-        let _ = fs::remove_file(&path);
+        if let Err(e) = fs::remove_file(&path) {
+            log::warn!("cannot delete stale levels {}: {e}", path.display());
+        }
         return false;
     };
     sidecar::touch(&path);
     let status = Arc::new(LevelStatus::new(&plan, true));
-    image.set_levels(BuiltLevels {
+    image.set_built_levels(BuiltLevels {
         image: levels_image,
         plan,
         status,
@@ -295,7 +338,7 @@ pub fn prepare_build(image: &Arc<OpenImage>, cfg: &LevelsConfig) -> Result<Build
         }
     };
     let status = Arc::new(LevelStatus::new(&plan, false));
-    let attached = image.set_levels(BuiltLevels {
+    let attached = image.set_built_levels(BuiltLevels {
         image: levels_image,
         plan: plan.clone(),
         status: status.clone(),

@@ -5,8 +5,9 @@ use egui::{Color32, Pos2, Rect, Sense, Stroke, StrokeKind, Vec2};
 
 use super::{Command, state_color};
 use crate::format::Extent;
-use crate::session::{Session, UnitState, ViewMode};
-use crate::viewport::Viewport;
+use crate::session::Session;
+use crate::view::plan::ViewMode;
+use crate::view::viewport::Viewport;
 
 /// What the canvas reports back.
 #[derive(Default)]
@@ -99,7 +100,7 @@ pub fn canvas_ui(
 
     let visible = view.visible_extent(iw, ih, 0.0);
 
-    if session.mode == ViewMode::TooFarOut {
+    if session.mode() == ViewMode::TooFarOut {
         // Nothing is loaded at this scale: the image area is a neutral placeholder.
         placeholder(
             &painter,
@@ -108,7 +109,7 @@ pub fn canvas_ui(
             "Zoomed too far out to load full-resolution pieces.\nThis file has no resolution levels yet: zoom in to see pixels,\nor build them (Settings > Build levels now).",
         );
     }
-    if let Some(e) = session.unbuilt {
+    if let Some(e) = session.unbuilt() {
         // Levels are being built and have not reached this part yet.
         let text = format!(
             "building zoomed-out levels: {:.0}%",
@@ -119,24 +120,26 @@ pub fn canvas_ui(
     }
     if let Some(visible) = visible {
         let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
-        let fill_level = session.levels.len().saturating_sub(1);
-        let wanted = session.wanted.clone();
+        let fill_level = session.pyramid().coarsest();
+        let level = session.level();
+        let wanted = session.wanted().to_vec();
         // Sharp pieces still missing: the coarse fill-in is only painted under those (on a
         // software renderer every extra layer costs a full fill).
         let holes: Vec<Extent> = wanted
             .iter()
-            .filter(|k| usize::from(k.level) == session.level && !session.textures.contains(k))
-            .map(|k| session.to_image_extent(k, &session.key_extent(k)))
+            .filter(|k| session.level_of(k) == Some(level) && !session.textures.contains(k))
+            .map(|k| session.image_extent(k))
             .collect();
         for key in wanted {
-            let e = session.to_image_extent(&key, &session.key_extent(&key));
+            let e = session.image_extent(&key);
             if e.intersect(&visible).is_none() {
                 continue;
             }
-            let is_fill = usize::from(key.level) == fill_level && session.level != fill_level;
+            let is_fill = session.level_of(&key) == Some(fill_level) && level != fill_level;
             if is_fill && !holes.iter().any(|h| h.intersect(&e).is_some()) {
                 continue;
             }
+            let f = session.pyramid().factor_of(key.source);
             let parts: Option<Vec<(egui::TextureId, Extent)>> = session
                 .textures
                 .get(&key)
@@ -144,7 +147,7 @@ pub fn canvas_ui(
             match parts {
                 Some(parts) => {
                     for (id, part) in parts {
-                        let part = session.to_image_extent(&key, &part);
+                        let part = crate::pieces::scale_up(&part, f, iw, ih);
                         painter.image(id, to_rect(view, origin, &part), uv, Color32::WHITE);
                     }
                 }
@@ -153,11 +156,7 @@ pub fn canvas_ui(
                 None if is_fill => {}
                 None => {
                     let r = to_rect(view, origin, &e);
-                    let failed = key.subsample == 0
-                        && matches!(
-                            session.units.get(&(key.page, key.unit)).map(|i| &i.state),
-                            Some(UnitState::Failed(_))
-                        );
+                    let failed = session.states.is_failed(&key);
                     if failed {
                         painter.rect_filled(
                             r,
@@ -172,7 +171,7 @@ pub fn canvas_ui(
                             [r.right_top(), r.left_bottom()],
                             Stroke::new(2.0, Color32::RED),
                         );
-                    } else if fill_level == session.level {
+                    } else if fill_level == level {
                         painter.rect_filled(r, 0.0, Color32::from_gray(60));
                     }
                 }

@@ -5,29 +5,32 @@
 use egui::RichText;
 
 use super::{Command, state_color};
-use crate::cache::LEVELS_PAGE;
 use crate::levels::BuildState;
-use crate::session::{LevelSource, Session, UnitState};
+use crate::pieces::LevelSource;
+use crate::session::{Session, UnitState};
 
 /// The image's levels: which one the panel lists, and how the build is going.
 fn levels_ui(ui: &mut egui::Ui, session: &Session, commands: &mut Vec<Command>) {
+    let levels = session.pyramid().levels();
     let name = |i: usize| -> String {
-        let l = session.levels[i];
+        let Some(l) = levels.get(i) else {
+            return String::new();
+        };
         match l.source {
-            LevelSource::Page(0) if l.factor == 1 => "full resolution".into(),
+            LevelSource::Page(_) if l.factor == 1 => "full resolution".into(),
             LevelSource::Page(p) => format!("1/{} (file page {p})", l.factor),
             LevelSource::Built(_) => format!("1/{} (built)", l.factor),
-            LevelSource::Preview => format!("1/{} (preview)", l.factor),
+            LevelSource::Preview { .. } => format!("1/{} (preview)", l.factor),
         }
     };
-    let listable: Vec<usize> = (0..session.levels.len())
-        .filter(|&i| session.levels[i].source != LevelSource::Preview)
+    let listable: Vec<usize> = (0..levels.len())
+        .filter(|&i| levels[i].source.has_descriptors())
         .collect();
     ui.horizontal(|ui| {
         if listable.len() > 1 {
             let mut chosen = session.panel_level;
             egui::ComboBox::from_label("level")
-                .selected_text(name(chosen.min(session.levels.len() - 1)))
+                .selected_text(name(chosen.min(levels.len().saturating_sub(1))))
                 .show_ui(ui, |ui| {
                     for &i in &listable {
                         ui.selectable_value(&mut chosen, i, name(i));
@@ -37,7 +40,7 @@ fn levels_ui(ui: &mut egui::Ui, session: &Session, commands: &mut Vec<Command>) 
                 commands.push(Command::PanelLevel(chosen));
             }
         }
-        let built = session.image.levels();
+        let built = session.image.built_levels();
         let text = match (session.build_state(), built) {
             (Some(BuildState::Building), _) => format!(
                 "building levels: {:.0}%",
@@ -98,16 +101,20 @@ pub fn descriptor_panel_ui(
     visible_units: &std::collections::HashSet<u64>,
 ) -> Vec<Command> {
     let mut commands = Vec::new();
-    let (page_id, page, factor) = session.panel_page();
+    let (source, page, factor) = session.panel_page();
     // Page 0 of a PNG/JPEG: its checkpoint index, filled in as passes run.
-    let index = session.image.index.as_ref().filter(|_| page_id == 0);
+    let index = session
+        .image
+        .index
+        .as_ref()
+        .filter(|_| source == LevelSource::Page(0));
     let access = match index {
         Some(ix) if ix.is_complete() => crate::format::Access::Checkpoint,
         _ => page.access(),
     };
     ui.heading("Tile descriptors");
     levels_ui(ui, session, &mut commands);
-    let file = if page_id & LEVELS_PAGE != 0 {
+    let file = if let LevelSource::Built(_) = source {
         format!("built level 1/{factor} (sidecar TIFF)")
     } else if factor > 1 {
         format!("{} level 1/{factor}", session.image.layout.format.name())
@@ -169,19 +176,18 @@ pub fn descriptor_panel_ui(
         }
         f => {
             let mut v: Vec<u64> = session
-                .units
-                .iter()
-                .filter(|((page, _), i)| {
-                    *page == page_id
-                        && matches!(
-                            (f, &i.state),
-                            (StateFilter::Cached, UnitState::Cached)
-                                | (StateFilter::Loading, UnitState::Loading)
-                                | (StateFilter::Failed, UnitState::Failed(_))
-                                | (StateFilter::Evicted, UnitState::Evicted)
-                        )
+                .states
+                .units_of_unsorted(source)
+                .filter(|(_, i)| {
+                    matches!(
+                        (f, &i.state),
+                        (StateFilter::Cached, UnitState::Cached)
+                            | (StateFilter::Loading, UnitState::Loading)
+                            | (StateFilter::Failed, UnitState::Failed(_))
+                            | (StateFilter::Evicted, UnitState::Evicted)
+                    )
                 })
-                .map(|((_, u), _)| *u)
+                .map(|(u, _)| u)
                 .collect();
             v.sort_unstable();
             Some(expand_planes(v, planes, units_per_plane))

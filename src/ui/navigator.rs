@@ -4,7 +4,7 @@
 use egui::{Color32, Pos2, Rect, Sense, Stroke, StrokeKind, Vec2};
 
 use super::Command;
-use crate::viewport::Viewport;
+use crate::view::viewport::Viewport;
 
 const SIZE: f32 = 180.0;
 

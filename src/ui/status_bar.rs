@@ -1,7 +1,7 @@
 //! The status bar: pixel under the cursor with its native value, zoom, memory and I/O.
 
 use crate::session::Session;
-use crate::viewport::Viewport;
+use crate::view::viewport::Viewport;
 
 fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)

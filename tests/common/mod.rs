@@ -36,11 +36,7 @@ pub fn render_page(
     let loader = Loader::new(image, cache, 2, 1024);
     render(
         &loader,
-        RenderRequest {
-            page,
-            region: Extent::new(x, y, x + w, y + h),
-            scale,
-        },
+        RenderRequest::new(page, Extent::new(x, y, x + w, y + h), scale),
     )
     .map(|(img, _)| img)
     .map_err(|e| e.to_string())
@@ -184,4 +180,14 @@ pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).expect("write fixture");
     p
+}
+
+/// The `bytes read: N` line of `render --stats`.
+pub fn stats_bytes_read(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("bytes read: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no 'bytes read' in {stderr}"))
 }

@@ -1,0 +1,98 @@
+//! `tessera [FILE]`: the viewer window (the bundled sample without a file), and
+//! `tessera bench-view FILE`: the same window driven along a scripted path.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tessera::levels::LevelsConfig;
+
+use super::LevelArgs;
+
+#[derive(Debug, Args)]
+pub struct ViewArgs {
+    /// The image to open (the bundled sample without one)
+    file: Option<PathBuf>,
+    /// CPU cache budget in MB [default: an eighth of RAM]
+    #[arg(long, value_name = "M")]
+    cache_mb: Option<u64>,
+    #[command(flatten)]
+    levels: LevelArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    file: PathBuf,
+    /// CPU cache budget in MB
+    #[arg(long, value_name = "M")]
+    cache_mb: Option<u64>,
+    /// Stop at the first sharp fit-to-window picture
+    #[arg(long)]
+    fit_only: bool,
+    #[command(flatten)]
+    levels: LevelArgs,
+}
+
+pub fn run(a: ViewArgs) -> Result<()> {
+    let file = match a.file {
+        Some(p) => p,
+        None => sample_path()?,
+    };
+    window(file, a.cache_mb, &a.levels, None)
+}
+
+pub fn bench(a: BenchArgs) -> Result<()> {
+    window(a.file, a.cache_mb, &a.levels, Some(a.fit_only))
+}
+
+/// The sample shown when no file is given: embedded so the binary works from any directory.
+const SAMPLE: &[u8] = include_bytes!("../../assets/sample.tif");
+
+fn sample_path() -> Result<PathBuf> {
+    let dir = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("tessera");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("sample.tif");
+    if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(SAMPLE.len() as u64) {
+        std::fs::write(&path, SAMPLE).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(path)
+}
+
+/// Open the window on `file`; `bench`: run the scripted path (`Some(fit_only)`).
+fn window(
+    file: PathBuf,
+    cache_mb: Option<u64>,
+    levels: &LevelArgs,
+    bench: Option<bool>,
+) -> Result<()> {
+    // Fail fast, in one line, for a path that cannot be opened at all.
+    std::fs::metadata(&file).with_context(|| format!("{}", file.display()))?;
+    let cfg = levels.config();
+    let start = tessera::app::StartOptions {
+        file: Some(file),
+        cache_mb,
+        bench: bench.is_some(),
+        bench_fit_only: bench.unwrap_or(false),
+        // Level options on the command line override the viewer's settings for this run.
+        levels: (cfg != LevelsConfig::default()).then_some(cfg),
+    };
+    let options = eframe::NativeOptions {
+        renderer: eframe::Renderer::Glow,
+        persist_window: bench.is_none(),
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Tessera")
+            .with_inner_size([1280.0, 800.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "Tessera",
+        options,
+        Box::new(move |cc| Ok(Box::new(tessera::app::TesseraApp::new(cc, start)))),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open a window: {e}"))
+}
