@@ -34,7 +34,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from render_bench import ROOT, evict, generate, measure, tessera_bin  # noqa: E402
+from render_bench import ROOT, evict, generate, measure, synth_bin, tessera_bin  # noqa: E402
 
 FIT_W, FIT_H = 1920, 1080
 
@@ -153,7 +153,7 @@ def big_file(tessera, args):
             print(f"not enough disk for a {need / 1e9:.0f} GB file ({free / 1e9:.0f} GB free)")
             return 1
         t0 = time.perf_counter()
-        subprocess.run([tessera, "synth", "ppm", str(side), str(side), path], check=True)
+        subprocess.run([synth_bin(), "ppm", str(side), str(side), path], check=True)
         print(f"generated {path} ({os.path.getsize(path) / 1e9:.1f} GB, not sparse: "
               f"{os.stat(path).st_blocks * 512 / 1e9:.1f} GB allocated) in "
               f"{time.perf_counter() - t0:.0f} s", flush=True)

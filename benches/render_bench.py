@@ -31,6 +31,15 @@ def tessera_bin():
     return path
 
 
+def synth_bin():
+    """The benchmark image writer (the tests' fixture writers, as an example binary)."""
+    path = os.path.join(ROOT, "target", "release", "examples", "synth")
+    if not os.path.exists(path):
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--example", "synth"],
+                       cwd=ROOT, check=True)
+    return path
+
+
 def evict(path):
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -69,7 +78,7 @@ def generate(kind, size, path, tessera):
                         "--tile-height", "256", "--compression", "deflate"], check=True)
         os.rename(tmp + ".tif", path)
     else:
-        subprocess.run([tessera, "synth", kind, str(size), str(size), tmp], check=True)
+        subprocess.run([synth_bin(), kind, str(size), str(size), tmp], check=True)
         os.rename(tmp, path)
     print(f"  generated {os.path.basename(path)} ({os.path.getsize(path) / 1e9:.2f} GB) "
           f"in {time.perf_counter() - t0:.1f} s", flush=True)

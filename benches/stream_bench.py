@@ -27,7 +27,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from render_bench import ROOT, VIEW_W, VIEW_H, evict, measure, tessera_bin  # noqa: E402
+from render_bench import ROOT, VIEW_W, VIEW_H, evict, measure, synth_bin, tessera_bin  # noqa: E402
 
 CACHE_MB = 128
 
@@ -37,7 +37,7 @@ def generate(kind, size, path, tessera):
         return
     src = os.path.join(os.path.dirname(path), "rgb.ppm")
     if not os.path.exists(src):
-        subprocess.run([tessera, "synth", "ppm", str(size), str(size), src + ".tmp"], check=True)
+        subprocess.run([synth_bin(), "ppm", str(size), str(size), src + ".tmp"], check=True)
         os.rename(src + ".tmp", src)
     tmp = path + ".tmp" + os.path.splitext(path)[1]
     t0 = time.perf_counter()

@@ -11,7 +11,7 @@ out=${1:-screenshot.png}
 data=${BENCH_DATA:-bench-data}
 mkdir -p "$data"
 img=${IMG:-$data/rgb.ppm}
-[ -f "$img" ] || { cargo build --release --quiet; ./target/release/tessera synth ppm 24000 24000 "$img"; }
+[ -f "$img" ] || cargo run --release --quiet --example synth -- ppm 24000 24000 "$img"
 cargo build --release --quiet
 export XDG_RUNTIME_DIR=$(mktemp -d) && chmod 700 "$XDG_RUNTIME_DIR"
 Xvfb :97 -screen 0 1600x1000x24 >/dev/null 2>&1 &

@@ -76,6 +76,9 @@ pub struct StartOptions {
     pub bench_fit_only: bool,
     /// Level options from the command line (they override the settings for this run).
     pub levels: Option<LevelsConfig>,
+    /// Show the opening spinner and its Cancel button once an open takes this long (default
+    /// 100 ms: quick opens do not flash it).
+    pub open_feedback_after: Option<Duration>,
 }
 
 /// What the opening thread hands back: the image, and a level build to start (or why none
@@ -110,6 +113,7 @@ pub struct TesseraApp {
     /// coordinates.
     pub canvas_rect: egui::Rect,
     levels_override: Option<LevelsConfig>,
+    open_feedback_after: Duration,
     /// The levels folder as typed in the settings menu.
     levels_dir_text: String,
 }
@@ -141,6 +145,9 @@ impl TesseraApp {
             ctx: cc.egui_ctx.clone(),
             canvas_rect: egui::Rect::NOTHING,
             levels_override: start.levels,
+            open_feedback_after: start
+                .open_feedback_after
+                .unwrap_or(Duration::from_millis(100)),
             levels_dir_text: String::new(),
         };
         app.levels_dir_text = app
@@ -532,7 +539,7 @@ impl TesseraApp {
                 }
             }
             if let Some(o) = &self.opening
-                && o.started.elapsed() > Duration::from_millis(100)
+                && o.started.elapsed() >= self.open_feedback_after
             {
                 ui.spinner();
                 ui.label(format!("Opening {}...", o.path.display()));
@@ -553,8 +560,11 @@ impl TesseraApp {
 }
 
 impl eframe::App for TesseraApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let frame_start = Instant::now();
+        if let Some(bench) = &mut self.bench {
+            bench.record_work(frame.info().cpu_usage);
+        }
         let ctx = ui.ctx().clone();
         self.poll_opening();
         if let Some(rx) = &self.dialog {

@@ -35,6 +35,9 @@ pub struct BenchView {
     frame_times: Vec<f64>,
     /// Time spent in our own `ui()` each frame (the rest is rendering and waiting).
     pub ui_times: Vec<f64>,
+    /// What each frame actually cost: our `ui()` plus egui's tessellation and painting, as
+    /// eframe measures it (`Frame::info().cpu_usage`), without the wait for the swap.
+    work_times: Vec<f64>,
     steps: Vec<Step>,
     current: usize,
     /// When the current jump was made, and its time to sharp once reached.
@@ -93,6 +96,7 @@ impl BenchView {
             last_frame: None,
             frame_times: Vec::new(),
             ui_times: Vec::new(),
+            work_times: Vec::new(),
             steps,
             current: 0,
             jump_at: None,
@@ -100,6 +104,13 @@ impl BenchView {
             fit_sharp: None,
             pan_left: 0,
             done: false,
+        }
+    }
+
+    /// The previous frame's cost as eframe measured it (seconds), once per frame.
+    pub fn record_work(&mut self, cpu_seconds: Option<f32>) {
+        if let Some(s) = cpu_seconds {
+            self.work_times.push(f64::from(s) * 1000.0);
         }
     }
 
@@ -183,13 +194,16 @@ impl BenchView {
         self.done = true;
         let mut t = self.frame_times.clone();
         t.sort_by(f64::total_cmp);
-        let pct = |p: f64| {
+        let mut work = self.work_times.clone();
+        work.sort_by(f64::total_cmp);
+        let pct_of = |t: &[f64], p: f64| {
             if t.is_empty() {
                 0.0
             } else {
                 t[((t.len() - 1) as f64 * p).round() as usize]
             }
         };
+        let pct = |p: f64| pct_of(&t, p);
         let mut u = self.ui_times.clone();
         u.sort_by(f64::total_cmp);
         let ui_p99 = u
@@ -203,9 +217,12 @@ impl BenchView {
         let bytes = session.map_or(0, |s| s.image.source.bytes_read());
         let budget = session.map_or(0, |s| s.cache.lock().map(|c| c.budget()).unwrap_or(0));
         println!(
-            "{{\"frames\":{},\"ui_ms_p99\":{:.2},\"frame_ms_p50\":{:.2},\"frame_ms_p99\":{:.2},\"frame_ms_max\":{:.2},\"first_frame_ms\":{:.1},\"fit_sharp_ms\":{:.1},\"open_fit_ms\":{:.1},\"sharp_ms_median\":{:.1},\"sharp_ms_worst\":{:.1},\"jumps\":{},\"bytes_read\":{},\"peak_rss_mb\":{:.1},\"cache_budget_mb\":{:.1}}}",
+            "{{\"frames\":{},\"ui_ms_p99\":{:.2},\"work_ms_p50\":{:.2},\"work_ms_p99\":{:.2},\"work_ms_max\":{:.2},\"frame_ms_p50\":{:.2},\"frame_ms_p99\":{:.2},\"frame_ms_max\":{:.2},\"first_frame_ms\":{:.1},\"fit_sharp_ms\":{:.1},\"open_fit_ms\":{:.1},\"sharp_ms_median\":{:.1},\"sharp_ms_worst\":{:.1},\"jumps\":{},\"bytes_read\":{},\"peak_rss_mb\":{:.1},\"cache_budget_mb\":{:.1}}}",
             t.len() + 1,
             ui_p99,
+            pct_of(&work, 0.5),
+            pct_of(&work, 0.99),
+            work.last().copied().unwrap_or(0.0),
             pct(0.5),
             pct(0.99),
             t.last().copied().unwrap_or(0.0),

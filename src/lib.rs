@@ -50,7 +50,8 @@ pub mod render;
 pub mod session;
 pub mod source;
 pub mod stats;
-pub mod synth;
+#[allow(unsafe_code)] // reason: the one module that may: system calls, the file mapping, libjpeg
+pub mod sys;
 pub mod textures;
 pub mod ui;
 pub mod view;

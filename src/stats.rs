@@ -37,16 +37,5 @@ pub fn storage_read_bytes() -> u64 {
 
 /// Physical memory (4 GiB when the system does not say).
 pub fn total_ram_bytes() -> u64 {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let (pages, page) = unsafe {
-        (
-            libc::sysconf(libc::_SC_PHYS_PAGES),
-            libc::sysconf(libc::_SC_PAGESIZE),
-        )
-    };
-    if pages > 0 && page > 0 {
-        pages as u64 * page as u64
-    } else {
-        4 << 30
-    }
+    crate::sys::total_ram_bytes().unwrap_or(4 << 30)
 }

@@ -2,21 +2,19 @@
 //! an independent decode, the sidecar read back by the `tiff` crate, reuse on the next open,
 //! rebuild after the file changes, cancellation, the size cap, and the command line.
 
-mod common;
-
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::support::synth::{Kind, TiffSpec, pattern, write_file, write_tiff};
+use crate::support::*;
 use tessera::OpenImage;
 use tessera::cache::PieceCache;
 use tessera::format::Extent;
 use tessera::levels::{self, BuildState, LevelsConfig};
 use tessera::loader::Loader;
 use tessera::render::{RenderRequest, render};
-use tessera::synth::{Kind, TiffSpec, pattern, write_file, write_tiff};
 
 const W: u32 = 2100;
 const H: u32 = 1301;

@@ -1,14 +1,12 @@
 //! The command line end to end: `info` (table and JSON), `render` output format and stats,
 //! and the loader's one-pass streaming of PNG bands.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::support::synth::{Kind, TiffSpec, write_file, write_tiff};
+use crate::support::*;
 use tessera::cache::{PieceCache, PieceKey};
 use tessera::loader::Loader;
-use tessera::synth::{Kind, TiffSpec, write_file, write_tiff};
 
 #[test]
 fn info_json_lists_every_descriptor() {

@@ -2,12 +2,10 @@
 //! regions (edges included) at scale 1 and 3, compared with the `image` crate's decode of the
 //! same file, or with the generating pattern itself where `image` cannot read the variant.
 
-mod common;
-
 use std::io::Cursor;
 
-use common::*;
-use tessera::synth::{TiffSpec, pattern, write_tiff, write_tiff_pages};
+use crate::support::synth::{TiffSpec, pattern, write_tiff, write_tiff_pages};
+use crate::support::*;
 
 const W: u32 = 37;
 const H: u32 = 23;
@@ -489,7 +487,7 @@ fn tiff_bytes(
         out
     };
     let mut cur = Cursor::new(Vec::new());
-    let compressor: Option<tessera::synth::Compressor<'_>> = match comp {
+    let compressor: Option<crate::support::synth::Compressor<'_>> = match comp {
         Some(8) => Some((8, &deflate)),
         Some(5) => Some((5, &lzw)),
         Some(32773) => Some((32773, &packbits)),

@@ -1,17 +1,15 @@
 //! Resolution levels a file already has: TIFF reduced-resolution pages become levels that
 //! `render --scale`, `info` and the viewer use.
 
-mod common;
-
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::support::synth::{TiffSpec, pattern, write_tiff_pages};
+use crate::support::*;
 use tessera::cache::PieceCache;
 use tessera::format::Extent;
 use tessera::loader::Loader;
 use tessera::render::{RenderRequest, render};
-use tessera::synth::{TiffSpec, pattern, write_tiff_pages};
 
 const W: u32 = 1000;
 const H: u32 = 760;
@@ -186,7 +184,7 @@ fn any_scale_reads_the_coarsest_level_at_most_the_scale() {
 /// row and pixel.
 #[test]
 fn previews_subsample_raw_blocks_exactly() {
-    use tessera::synth::{Kind, write_file};
+    use crate::support::synth::{Kind, write_file};
     let dir = tempdir();
     let (w, h) = (1001u32, 777u32);
     for (kind, name) in [

@@ -7,6 +7,7 @@
 pub mod indexed;
 pub mod jpeg_bands;
 pub mod jpeg_scan;
+pub mod libjpeg;
 pub mod png_rows;
 pub mod raw;
 pub mod read_ahead;

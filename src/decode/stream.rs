@@ -6,7 +6,6 @@
 //! streams (checkpoints, restart markers) is a later issue.
 
 use std::io::BufReader;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::Piece;
 use super::raw::RawFormat;
@@ -203,53 +202,6 @@ fn copy_pixel(src: &Piece, sx: u32, sy: u32, dst: &mut Piece, x: u32, y: u32) {
     }
 }
 
-/// libjpeg error handling: fatal errors and warnings (corrupt or truncated data, which
-/// libjpeg would otherwise paint grey) both unwind with the message, caught below.
-mod jpeg_errors {
-    use mozjpeg_sys::{jpeg_common_struct, jpeg_error_mgr, jpeg_std_error};
-    use std::os::raw::c_int;
-
-    fn message(cinfo: &mut jpeg_common_struct) -> String {
-        let mut buf = [0u8; 80];
-        // SAFETY: `err` is the manager we installed; format_message writes at most
-        // JMSG_LENGTH_MAX (200) bytes... so give it room for that.
-        let mut big = [0u8; 256];
-        let _ = &mut buf;
-        unsafe {
-            if let Some(fmt) = (*cinfo.err).format_message {
-                let f: unsafe extern "C-unwind" fn(&mut jpeg_common_struct, &mut [u8; 80]) =
-                    std::mem::transmute(fmt);
-                f(cinfo, &mut *(big.as_mut_ptr() as *mut [u8; 80]));
-            }
-        }
-        let end = big.iter().position(|&b| b == 0).unwrap_or(big.len());
-        String::from_utf8_lossy(&big[..end]).into_owned()
-    }
-
-    extern "C-unwind" fn fatal(cinfo: &mut jpeg_common_struct) {
-        let msg = message(cinfo);
-        std::panic::resume_unwind(Box::new(msg));
-    }
-
-    extern "C-unwind" fn emit(cinfo: &mut jpeg_common_struct, level: c_int) {
-        if level < 0 {
-            let msg = message(cinfo);
-            std::panic::resume_unwind(Box::new(msg));
-        }
-    }
-
-    pub fn strict() -> jpeg_error_mgr {
-        // SAFETY: jpeg_std_error fills every field of a zeroed manager.
-        let mut err: jpeg_error_mgr = unsafe { std::mem::zeroed() };
-        unsafe {
-            jpeg_std_error(&mut err);
-        }
-        err.error_exit = Some(fatal);
-        err.emit_message = Some(emit);
-        err
-    }
-}
-
 fn jpeg_rows(
     source: &Source,
     page: &Page,
@@ -306,16 +258,8 @@ pub(super) fn jpeg_decode<R: std::io::BufRead>(
     emit: &mut dyn FnMut(u64, Piece),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
-    let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), FormatError> {
-        let d = mozjpeg::Decompress::with_err(jpeg_errors::strict())
-            .from_reader(reader)
-            .map_err(|e| FormatError::invalid(format!("JPEG: {e}")))?;
-        let started = match page.mode {
-            crate::format::Mode::L => d.grayscale(),
-            crate::format::Mode::Cmyk => d.to_colorspace(mozjpeg::ColorSpace::JCS_CMYK),
-            _ => d.rgb(),
-        };
-        let mut d = started.map_err(|e| FormatError::invalid(format!("JPEG: {e}")))?;
+    super::libjpeg::guarded(|| {
+        let mut d = super::libjpeg::start(reader, page, 1)?;
         if d.width() != page.width as usize || d.height() != (skip + height) as usize {
             return Err(FormatError::invalid("JPEG size differs from its header"));
         }
@@ -339,21 +283,7 @@ pub(super) fn jpeg_decode<R: std::io::BufRead>(
         }
         // Stop early without finishing the scan: dropping the decompressor aborts it.
         Ok(())
-    }));
-    match result {
-        Ok(r) => r,
-        Err(payload) => Err(jpeg_panic(payload)),
-    }
-}
-
-/// libjpeg's error, unwound through our error manager, as a format error.
-fn jpeg_panic(payload: Box<dyn std::any::Any + Send>) -> FormatError {
-    let msg = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "decoder failed".to_string());
-    FormatError::invalid(format!("JPEG: {msg}"))
+    })
 }
 
 /// Receives each scaled row (its index, RGBA); an error stops the decode.
@@ -369,18 +299,9 @@ pub fn jpeg_scaled_rows(
     on_row: &mut ScaledRow,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
-    let result = catch_unwind(AssertUnwindSafe(|| -> Result<(), FormatError> {
+    super::libjpeg::guarded(|| {
         let reader = BufReader::with_capacity(1 << 20, SourceReader::new(source, 0));
-        let mut d = mozjpeg::Decompress::with_err(jpeg_errors::strict())
-            .from_reader(reader)
-            .map_err(|e| FormatError::invalid(format!("JPEG: {e}")))?;
-        d.scale(8 / denom.clamp(1, 8));
-        let started = match page.mode {
-            crate::format::Mode::L => d.grayscale(),
-            crate::format::Mode::Cmyk => d.to_colorspace(mozjpeg::ColorSpace::JCS_CMYK),
-            _ => d.rgb(),
-        };
-        let mut d = started.map_err(|e| FormatError::invalid(format!("JPEG: {e}")))?;
+        let mut d = super::libjpeg::start(reader, page, denom)?;
         let (w, h) = (d.width(), d.height());
         let (want_w, want_h) = (
             page.width.div_ceil(u32::from(denom)),
@@ -405,11 +326,7 @@ pub fn jpeg_scaled_rows(
             on_row(y, &piece.rgba)?;
         }
         Ok(())
-    }));
-    match result {
-        Ok(r) => r,
-        Err(payload) => Err(jpeg_panic(payload)),
-    }
+    })
 }
 
 /// A band cut out of a JPEG as a small JPEG of its own, and where its rows go.

@@ -55,11 +55,7 @@ fn lower_priority(job: &BuildJob) {
     if !job.low_priority {
         return;
     }
-    // SAFETY: plain syscalls on the calling thread; failure leaves the priority as is.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 19);
-    }
+    crate::sys::lower_thread_priority();
 }
 
 /// What a finished build did.
@@ -210,15 +206,7 @@ impl BuildJob {
                         // pile up and are flushed in one burst that stalls the pass's reads.
                         // A small one stays in the page cache until the kernel gets to it.
                         if push_writes {
-                            // SAFETY: an advisory syscall on our own descriptor and range.
-                            unsafe {
-                                libc::sync_file_range(
-                                    std::os::fd::AsRawFd::as_raw_fd(file),
-                                    at as libc::off64_t,
-                                    w.buf.len() as libc::off64_t,
-                                    libc::SYNC_FILE_RANGE_WRITE,
-                                );
-                            }
+                            crate::sys::start_writeback(file, at, w.buf.len() as u64);
                         }
                         written += w.buf.len() as u64;
                         status.set_rows(w.index, y + 1);

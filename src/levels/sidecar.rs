@@ -59,13 +59,7 @@ pub fn default_dir() -> Option<PathBuf> {
 
 /// Bytes free for an unprivileged user on the file system holding `dir`.
 pub fn free_bytes(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs fills the struct we pass; `c` is a valid NUL-terminated path.
-    unsafe {
-        let mut st: libc::statvfs = std::mem::zeroed();
-        (libc::statvfs(c.as_ptr(), &mut st) == 0).then(|| st.f_bavail.saturating_mul(st.f_frsize))
-    }
+    crate::sys::free_bytes(dir)
 }
 
 /// One kept sidecar, for eviction.

@@ -4,7 +4,7 @@
 //! that shrinks while open is caught by the `sigbus` module and turns the mapping off (reads fall back to
 //! `pread`, which just comes back short). Reads are counted for `--stats` and the status bar.
 
-mod sigbus;
+use crate::sys::{self, Advice, sigbus};
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
@@ -94,15 +94,7 @@ impl Source {
             });
         }
         // Viewport reads jump around: no readahead beyond what we ask for.
-        // SAFETY: a plain advisory syscall on a valid descriptor.
-        unsafe {
-            libc::posix_fadvise(
-                std::os::fd::AsRawFd::as_raw_fd(&file),
-                0,
-                0,
-                libc::POSIX_FADV_RANDOM,
-            );
-        }
+        sys::advise(&file, 0, 0, Advice::Random);
         Ok(Self {
             path: path.to_path_buf(),
             file,
@@ -145,10 +137,10 @@ impl Source {
         if self.map.is_some() {
             return;
         }
-        // SAFETY: the mapping is read-only and private to this struct. If the file shrinks,
-        // touching the lost pages raises SIGBUS; `sigbus` maps zeros there, counts the fault,
-        // and `read_mapped` turns that into FileChanged, so no zeros ever reach the user.
-        let Ok(map) = (unsafe { memmap2::MmapOptions::new().map(&self.file) }) else {
+        // If the file shrinks, touching the lost pages raises SIGBUS; `sigbus` maps zeros
+        // there, counts the fault, and `read_mapped` turns that into FileChanged, so no zeros
+        // ever reach the user.
+        let Ok(map) = sys::map_file(&self.file) else {
             return;
         };
         let _ = map.advise(memmap2::Advice::Random);
@@ -265,15 +257,7 @@ impl Source {
     /// Tell the kernel the file will now be read front to back (a one-pass tool): its own
     /// readahead then runs ahead of the reads. The viewer keeps the random-access advice.
     pub fn advise_sequential(&self) {
-        // SAFETY: advisory syscall on a valid descriptor.
-        unsafe {
-            libc::posix_fadvise(
-                std::os::fd::AsRawFd::as_raw_fd(&self.file),
-                0,
-                0,
-                libc::POSIX_FADV_SEQUENTIAL,
-            );
-        }
+        sys::advise(&self.file, 0, 0, Advice::Sequential);
     }
 
     /// Ask the kernel to start reading `len` bytes at `offset` (a sequential pass reads ahead
@@ -307,15 +291,7 @@ impl Source {
                             .advise_range(memmap2::Advice::WillNeed, off as usize, len as usize);
                 }
             } else {
-                // SAFETY: advisory syscall on a valid descriptor.
-                unsafe {
-                    libc::posix_fadvise(
-                        std::os::fd::AsRawFd::as_raw_fd(&self.file),
-                        off as libc::off_t,
-                        len as libc::off_t,
-                        libc::POSIX_FADV_WILLNEED,
-                    );
-                }
+                sys::advise(&self.file, off, len, Advice::WillNeed);
             }
         }
     }
@@ -326,19 +302,7 @@ impl Source {
         if let Some(m) = &self.map
             && offset.saturating_add(len) <= m.map.len() as u64
         {
-            let page = 4096u64;
-            let start = offset / page * page;
-            let end = (offset + len).div_ceil(page) * page;
-            let end = end.min(m.map.len() as u64);
-            // SAFETY: a read-only file mapping; MADV_DONTNEED drops our page-table entries and
-            // later accesses fault the same file contents back in.
-            unsafe {
-                libc::madvise(
-                    m.map.as_ptr().add(start as usize) as *mut libc::c_void,
-                    (end - start) as usize,
-                    libc::MADV_DONTNEED,
-                );
-            }
+            sys::release_mapped(&m.map, offset as usize, len as usize);
         }
     }
 
@@ -381,15 +345,7 @@ impl Source {
     /// file bigger than RAM then does not push everything else out of the page cache, and the
     /// kernel does not spend its time reclaiming behind it.
     pub fn drop_cached(&self, offset: u64, len: u64) {
-        // SAFETY: advisory syscall on a valid descriptor.
-        unsafe {
-            libc::posix_fadvise(
-                std::os::fd::AsRawFd::as_raw_fd(&self.file),
-                offset as libc::off_t,
-                len as libc::off_t,
-                libc::POSIX_FADV_DONTNEED,
-            );
-        }
+        sys::advise(&self.file, offset, len, Advice::DontNeed);
     }
 }
 

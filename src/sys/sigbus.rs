@@ -7,8 +7,8 @@
 //! count after each copy and reports the file as changed instead of returning those zeros.
 //! Faults outside our mappings get the previous disposition back, so real bugs still crash.
 
-use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Once, OnceLock};
 
 const SLOTS: usize = 256;
 
@@ -27,7 +27,8 @@ const EMPTY: Slot = Slot {
 static REGISTRY: [Slot; SLOTS] = [EMPTY; SLOTS];
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(4096);
 static INSTALL: Once = Once::new();
-static mut PREVIOUS: Option<libc::sigaction> = None;
+/// The disposition SIGBUS had before ours, set before ours is installed.
+static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
 
 /// A registered range; unregisters on drop (before the mapping itself is unmapped).
 pub struct Guard {
@@ -67,27 +68,31 @@ pub fn register(start: usize, len: usize) -> Option<Guard> {
 
 fn install() {
     INSTALL.call_once(|| {
-        // SAFETY: sysconf and sigaction are called with valid arguments; the handler only uses
-        // atomics, mmap and sigaction, all async-signal-safe in practice on Linux.
+        PAGE_SIZE.store(super::page_size(), Ordering::Relaxed);
+        // SAFETY: both sigaction calls get pointers to live, fully initialised structs (a
+        // zeroed `sigaction` is a valid value: no handler, empty mask, no flags), and
+        // sigemptyset writes only the mask we pass. The previous disposition is read and kept
+        // before ours is installed, so the handler always finds it. The handler itself only
+        // touches atomics, `PREVIOUS` (an atomic load once set) and the mmap and sigaction
+        // system calls, which on Linux are plain syscalls that take no lock in the C library.
         unsafe {
-            let page = libc::sysconf(libc::_SC_PAGESIZE);
-            if page > 0 {
-                PAGE_SIZE.store(page as usize, Ordering::Relaxed);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) != 0 {
+                return;
             }
+            let _ = PREVIOUS.set(old);
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = handler as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER;
             libc::sigemptyset(&mut action.sa_mask);
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(libc::SIGBUS, &action, &mut old) == 0 {
-                PREVIOUS = Some(old);
-            }
+            libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
         }
     });
 }
 
 extern "C" fn handler(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    // SAFETY: the handler is installed with SA_SIGINFO, for which the kernel passes a valid
+    // siginfo; for SIGBUS its address field is the faulting address.
     let addr = unsafe { (*info).si_addr() } as usize;
     for s in REGISTRY.iter() {
         let start = s.start.load(Ordering::Acquire);
@@ -95,8 +100,11 @@ extern "C" fn handler(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
         if start != 0 && addr >= start && addr < start + len {
             let page = PAGE_SIZE.load(Ordering::Relaxed);
             let base = addr & !(page - 1);
-            // SAFETY: replaces one page inside a mapping we own with anonymous zeros; the
-            // faulting instruction is then retried and succeeds.
+            // SAFETY: `base..base + page` is a page inside a mapping registered by its owner
+            // and still alive (a guard unregisters before the unmap); MAP_FIXED replaces just
+            // that page with anonymous zeros, read-only like the file mapping. The faulting
+            // read is then retried and succeeds; the owner sees the counted fault and reports
+            // the file as changed instead of using the zeros.
             let r = unsafe {
                 libc::mmap(
                     base as *mut libc::c_void,
@@ -115,11 +123,11 @@ extern "C" fn handler(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut 
     }
     // Not one of ours: restore the previous disposition; the fault repeats and is handled
     // (or kills the process) as it would have been without us.
-    // SAFETY: PREVIOUS was written once, before this handler was installed.
+    // SAFETY: `PREVIOUS` is set before this handler is installed (see `install`), and
+    // restoring a disposition the kernel handed us, or the default, is a plain syscall.
     unsafe {
-        let prev = std::ptr::addr_of!(PREVIOUS).read();
-        match prev {
-            Some(old) => libc::sigaction(libc::SIGBUS, &old, std::ptr::null_mut()),
+        match PREVIOUS.get() {
+            Some(old) => libc::sigaction(libc::SIGBUS, old, std::ptr::null_mut()),
             None => libc::signal(libc::SIGBUS, libc::SIG_DFL) as libc::c_int,
         };
     }

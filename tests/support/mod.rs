@@ -1,6 +1,7 @@
-//! Shared helpers: write fixtures to a temp dir, render through the real engine, compare with
-//! an independent decode.
-#![allow(dead_code)] // reason: each test binary uses a different subset
+//! Shared test support: the fixture writers ([`synth`]), writing fixtures to a temp dir,
+//! rendering through the real engine, comparing with an independent decode, running the CLI.
+
+pub mod synth;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

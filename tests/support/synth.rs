@@ -1,5 +1,6 @@
 //! Synthetic test images, written row by row (or tile by tile) so multi-gigabyte benchmark
-//! files need no memory. Used by `tessera synth`, the benchmark script and the tests. The TIFF
+//! files need no memory. Used by the tests and, through `cargo run --release --example synth`,
+//! by the benchmark scripts. The TIFF
 //! writer covers the variants the parser must handle (strips/tiles, planar, 1–16 bits,
 //! endianness, BigTIFF); compression is supplied by the caller so the library carries no
 //! encoder.
@@ -22,19 +23,6 @@ pub enum Kind {
     Bmp,
     TiffStrip,
     TiffTiledRgba,
-}
-
-impl Kind {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "ppm" => Kind::Ppm,
-            "pgm" => Kind::Pgm,
-            "bmp" => Kind::Bmp,
-            "tiff-strip" => Kind::TiffStrip,
-            "tiff-tiled-rgba" => Kind::TiffTiledRgba,
-            _ => return None,
-        })
-    }
 }
 
 /// Write a benchmark image of `kind` with the [`pattern`].

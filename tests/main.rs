@@ -1,0 +1,13 @@
+//! The integration tests, one binary: every module drives the real engine (or the real
+//! command line, or the app through egui_kittest) on fixtures `support` writes, and checks
+//! pixels against an independent decoder.
+
+mod support;
+
+mod built_levels;
+mod cli;
+mod formats;
+mod gui;
+mod levels;
+mod malformed;
+mod stream_index;
