@@ -129,8 +129,8 @@ pub fn default_budget() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::raw::{PixelKind, RawFormat};
     use crate::format::Extent;
+    use crate::sample::{PixelKind, RawFormat};
 
     fn piece(w: u32) -> Arc<Piece> {
         Arc::new(Piece::new(

@@ -6,7 +6,13 @@ use std::sync::{Arc, OnceLock};
 use crate::error::{Error, FormatError};
 use crate::format::{self, Access, Layout, Page};
 use crate::pieces::LevelSource;
+use crate::progress::Progress;
+use crate::sidecar::LevelPlan;
 use crate::source::Source;
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A file opened for viewing.
 #[derive(Debug)]
@@ -15,7 +21,7 @@ pub struct OpenImage {
     pub layout: Layout,
     /// Levels Tessera built for page 0, attached at most once (found kept from an earlier
     /// run, or created by a build that fills them in while the image is open).
-    levels: OnceLock<crate::levels::BuiltLevels>,
+    levels: OnceLock<BuiltLevels>,
     /// Checkpoints into page 0's stream (PNG, JPEG), filled in by the passes that run.
     pub index: Option<crate::index::StreamIndex>,
 }
@@ -40,20 +46,14 @@ impl OpenImage {
         if layout.pages.iter().any(|p| p.access() == Access::Mmap) {
             source.enable_mmap();
         }
-        let index = layout.pages.first().and_then(|p| match p.storage {
-            format::Storage::Stream {
-                codec: format::Codec::Zip,
-                interlaced: false,
-                ..
-            }
-            | format::Storage::Stream {
-                restart: Some(_), ..
-            }
-            | format::Storage::Stream { scan: Some(_), .. } => {
-                Some(crate::index::StreamIndex::new(p.grid.unit_rows()))
-            }
-            _ => None,
-        });
+        let index = layout
+            .pages
+            .first()
+            .filter(|p| {
+                p.stream_kind()
+                    .is_some_and(format::StreamKind::has_checkpoints)
+            })
+            .map(|p| crate::index::StreamIndex::new(p.grid.unit_rows()));
         Ok(Arc::new(Self {
             source: Arc::new(source),
             layout,
@@ -63,12 +63,12 @@ impl OpenImage {
     }
 
     /// The built levels attached to this image, if any.
-    pub fn built_levels(&self) -> Option<&crate::levels::BuiltLevels> {
+    pub fn built_levels(&self) -> Option<&BuiltLevels> {
         self.levels.get()
     }
 
     /// Attach built levels; false (and `levels` dropped) when some are attached already.
-    pub fn set_built_levels(&self, levels: crate::levels::BuiltLevels) -> bool {
+    pub fn set_built_levels(&self, levels: BuiltLevels) -> bool {
         self.levels.set(levels).is_ok()
     }
 
@@ -78,7 +78,7 @@ impl OpenImage {
         let Some(index) = &self.index else {
             return false;
         };
-        let Ok(identity) = crate::levels::sidecar::identity(self.path(), 0) else {
+        let Ok(identity) = crate::store::identity(self.path(), 0) else {
             return false;
         };
         index.attach_store(crate::index::file_for(dir, self.path()), identity)
@@ -89,7 +89,7 @@ impl OpenImage {
     pub fn descriptor(&self, page: usize, index: u64) -> Option<format::TileDescriptor> {
         let p = self.layout.pages.get(page)?;
         Some(match (&self.index, page) {
-            (Some(ix), 0) => p.stream_descriptor(index, ix),
+            (Some(ix), 0) => ix.descriptor(p, index),
             _ => p.descriptor(index),
         })
     }
@@ -151,6 +151,95 @@ impl OpenImage {
             path: self.path().to_path_buf(),
             index: unit,
             source,
+        }
+    }
+}
+
+/// Where a build stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildState {
+    Building,
+    Complete,
+    Cancelled,
+    Failed(String),
+}
+
+/// Live progress of a set of levels, shared by the builder and its readers.
+#[derive(Debug)]
+pub struct LevelStatus {
+    rows: Vec<AtomicU32>,
+    state: Mutex<BuildState>,
+    /// Source rows consumed, and the cancel switch.
+    pub progress: Progress,
+}
+
+impl LevelStatus {
+    pub(crate) fn new(plan: &LevelPlan, complete: bool) -> Self {
+        Self {
+            rows: plan
+                .levels
+                .iter()
+                .map(|l| AtomicU32::new(if complete { l.height } else { 0 }))
+                .collect(),
+            state: Mutex::new(if complete {
+                BuildState::Complete
+            } else {
+                BuildState::Building
+            }),
+            progress: Progress::new(),
+        }
+    }
+
+    /// Rows of level `index` (0: the finest built level) written so far.
+    pub fn rows_done(&self, index: usize) -> u32 {
+        self.rows
+            .get(index)
+            .map_or(0, |r| r.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn set_rows(&self, index: usize, rows: u32) {
+        if let Some(r) = self.rows.get(index) {
+            r.store(rows, Ordering::Release);
+        }
+    }
+
+    pub fn state(&self) -> BuildState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set_state(&self, s: BuildState) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+}
+
+/// Built levels attached to an image: the sidecar, opened as an image of its own (one page
+/// per level), and how far its build has come.
+#[derive(Debug)]
+pub struct BuiltLevels {
+    pub image: Arc<OpenImage>,
+    pub plan: LevelPlan,
+    pub status: Arc<LevelStatus>,
+    /// Where the levels are kept for next time (`None`: a temporary file, removed on drop).
+    pub kept_at: Option<PathBuf>,
+    pub(crate) temp: Option<PathBuf>,
+}
+
+impl BuiltLevels {
+    /// Full-resolution pixels per pixel of sidecar page `index`.
+    pub fn factor(&self, index: usize) -> u32 {
+        self.plan.levels.get(index).map_or(1, |l| l.factor)
+    }
+
+    /// Whether rows `..y1` of sidecar page `index` are written.
+    pub fn rows_ready(&self, index: usize, y1: u32) -> bool {
+        self.status.rows_done(index) >= y1
+    }
+}
+
+impl Drop for BuiltLevels {
+    fn drop(&mut self) {
+        if let Some(t) = &self.temp {
+            let _ = fs::remove_file(t);
         }
     }
 }

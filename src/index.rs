@@ -10,6 +10,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::format::{Access, Page, TileDescriptor};
+
 /// Where a PNG band's decoding can resume: a deflate block boundary at or before the band's
 /// first row, with everything the inflater and the unfilter need to carry on from there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,7 +309,7 @@ impl StreamIndex {
             Err(_) => false,
         };
         if loaded {
-            crate::levels::sidecar::touch(&path);
+            crate::store::touch(&path);
         }
         *self.store.lock().unwrap_or_else(|e| e.into_inner()) = Some((path, identity));
         if !loaded && self.is_complete() {
@@ -507,7 +509,43 @@ fn decode_file(bytes: &[u8], identity: &str, bands: u64) -> Option<Vec<(u64, Che
 
 /// The index file for `image_path` in `dir` (beside its levels sidecar).
 pub fn file_for(dir: &Path, image_path: &Path) -> PathBuf {
-    crate::levels::sidecar::file_for(dir, image_path, 0).with_extension("idx")
+    crate::store::file_for(dir, image_path, 0).with_extension("idx")
+}
+
+impl StreamIndex {
+    /// Descriptor `index` of stream page `page` as this index knows it: once a pass has
+    /// reached the band, where its decoding starts (its checkpoint, or the nearest above).
+    pub fn descriptor(&self, page: &Page, index: u64) -> TileDescriptor {
+        let ix = self;
+        let mut d = page.descriptor(index);
+        let unit = page.descriptor_unit(index);
+        if unit >= ix.reached() {
+            d.args.insert_str(d.args.len() - 1, ", not reached");
+            return d;
+        }
+        d.access = Access::Checkpoint;
+        let (from, point) = ix.resume_point(unit);
+        let note = match &point {
+            Some(c) if from == unit => c.describe(),
+            Some(c) => format!("from band {from}'s {}", c.describe()),
+            None if unit == 0 => "stream start".to_string(),
+            None => "from the stream start".to_string(),
+        };
+        let end = d.offset + d.length;
+        if let Some(c) = &point {
+            d.offset = c.file_offset();
+        }
+        // The band's bytes run to the next checkpoint (the stream's end for the last).
+        d.length = match (unit + 1 < ix.bands())
+            .then(|| ix.checkpoint(unit + 1))
+            .flatten()
+        {
+            Some(next) => next.file_offset().saturating_sub(d.offset),
+            None => end.saturating_sub(d.offset),
+        };
+        d.args.insert_str(d.args.len() - 1, &format!(", {note}"));
+        d
+    }
 }
 
 #[cfg(test)]

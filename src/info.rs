@@ -12,7 +12,7 @@ use crate::pyramid::Pyramid;
 /// Descriptor `i` of `page`, with its checkpoint when `index` covers the page.
 fn describe(page: &Page, index: Option<&StreamIndex>, i: u64) -> TileDescriptor {
     match index {
-        Some(ix) => page.stream_descriptor(i, ix),
+        Some(ix) => ix.descriptor(page, i),
         None => page.descriptor(i),
     }
 }

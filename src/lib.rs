@@ -47,9 +47,12 @@ pub mod pieces;
 pub mod progress;
 pub mod pyramid;
 pub mod render;
+pub mod sample;
 pub mod session;
+pub mod sidecar;
 pub mod source;
 pub mod stats;
+pub mod store;
 #[allow(unsafe_code)] // reason: the one module that may: system calls, the file mapping, libjpeg
 pub mod sys;
 pub mod textures;

@@ -380,27 +380,14 @@ impl Drop for BandClaim<'_> {
 /// pending for this page, caching every band and answering pending requests on the way.
 fn load_stream(shared: &Shared, key: PieceKey, page: &Page) -> Result<Arc<Piece>, Arc<Error>> {
     let image = &shared.image;
-    let interlaced = matches!(
-        page.storage,
-        Storage::Stream {
-            interlaced: true,
-            ..
-        }
-    );
+    let kind = page.stream_kind();
+    let interlaced = kind == Some(crate::format::StreamKind::PngInterlaced);
     let same_page = |k: &PieceKey| k.source == key.source;
-    // JPEG bands decode on their own once the markers are found (restart intervals: a quick
-    // scan, no decoding) or the entropy pass has run, so they never stream through others.
-    let restart = matches!(
-        page.storage,
-        Storage::Stream {
-            restart: Some(_),
-            ..
-        } | Storage::Stream { scan: Some(_), .. }
-    );
+    let alone = kind.is_some_and(crate::format::StreamKind::bands_decode_alone);
     let indexed = image
         .index
         .as_ref()
-        .is_some_and(|ix| restart || key.unit < ix.reached());
+        .is_some_and(|ix| alone || key.unit < ix.reached());
     let _streaming = (!indexed).then(|| lock(&shared.stream_lock));
     let _band = indexed.then(|| BandClaim::new(shared, (key.source, key.unit)));
     if let Some(p) = lock(&shared.cache).get(&key) {
@@ -489,10 +476,11 @@ fn load_stream(shared: &Shared, key: PieceKey, page: &Page) -> Result<Arc<Piece>
         &image.source,
         page,
         image.index.as_ref(),
-        first,
-        last,
-        &mut wanted,
-        &mut emit,
+        first..=last,
+        decode::stream::BandSink {
+            wants: &mut wanted,
+            emit: &mut emit,
+        },
         &cancelled,
     )
     .map_err(|e| Arc::new(image.descriptor_error(key.unit, e)))?;

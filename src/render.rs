@@ -139,7 +139,7 @@ pub fn prepare(
         .map_or(1, |l| l.factor);
     let read = req.region.pixels() / u64::from(have).pow(2);
     let all = u64::from(pyramid.width) * u64::from(pyramid.height);
-    let coarser = crate::levels::plan::factors(pyramid.width, pyramid.height)
+    let coarser = crate::sidecar::factors(pyramid.width, pyramid.height)
         .first()
         .is_some_and(|&f| f <= req.scale && f > have);
     if !coarser || read * BUILD_SHARE < all || !crate::levels::wanted(image, cfg.auto_pixels) {
@@ -442,7 +442,7 @@ mod tests {
     fn gray_piece(extent: Extent, v: impl Fn(u32, u32) -> u8) -> Piece {
         let mut p = Piece::new(
             extent,
-            &crate::decode::raw::RawFormat::new(crate::decode::raw::PixelKind::Rgba, 8),
+            &crate::sample::RawFormat::new(crate::sample::PixelKind::Rgba, 8),
         );
         for y in extent.y0..extent.y1 {
             for x in extent.x0..extent.x1 {

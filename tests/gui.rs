@@ -617,7 +617,7 @@ fn png_checkpoints_are_recorded_shown_and_kept() {
     let ix = s.image.index.as_ref().expect("an index");
     assert!(ix.is_complete(), "the kept index was loaded at open");
     let last = s.page().descriptor_count() - 1;
-    let d = s.page().stream_descriptor(last, ix);
+    let d = ix.descriptor(s.page(), last);
     assert_eq!(d.access.name(), "checkpoint");
     assert!(d.args.contains("checkpoint zlib byte"), "{}", d.args);
 }

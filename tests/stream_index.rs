@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::support::{bin, reference, run, stats_bytes_read, tempdir, write};
 use tessera::OpenImage;
 use tessera::decode::Piece;
-use tessera::decode::stream::decode_bands;
+use tessera::decode::stream::{BandSink, decode_bands};
 use tessera::format::{Grid, Page, Storage};
 use tessera::index::StreamIndex;
 
@@ -138,17 +138,8 @@ fn banded(image: &OpenImage, band_h: u32) -> Page {
 
 /// One pass over every band, keeping nothing: records the checkpoints.
 fn index_pass(image: &OpenImage, page: &Page, ix: &StreamIndex) -> Result<(), String> {
-    decode_bands(
-        &image.source,
-        page,
-        Some(ix),
-        0,
-        page.grid.unit_rows() - 1,
-        &mut |_| false,
-        &mut |_, _| {},
-        &|| false,
-    )
-    .map_err(|e| e.to_string())
+    tessera::decode::stream::index_pass(&image.source, page, ix, &|| false)
+        .map_err(|e| e.to_string())
 }
 
 /// Band `band` alone, from the index.
@@ -158,13 +149,14 @@ fn one_band(image: &OpenImage, page: &Page, ix: &StreamIndex, band: u64) -> Resu
         &image.source,
         page,
         Some(ix),
-        band,
-        band,
-        &mut |_| true,
-        &mut |b, p| {
-            if b == band {
-                got = Some(p);
-            }
+        band..=band,
+        BandSink {
+            wants: &mut |_| true,
+            emit: &mut |b, p| {
+                if b == band {
+                    got = Some(p);
+                }
+            },
         },
         &|| false,
     )
@@ -610,10 +602,11 @@ fn bands_and_whole(image: &OpenImage) -> (Vec<Piece>, Vec<Piece>) {
         &image.source,
         &plain,
         None,
-        0,
-        bands - 1,
-        &mut |_| true,
-        &mut |_, p| whole.push(p),
+        0..=bands - 1,
+        BandSink {
+            wants: &mut |_| true,
+            emit: &mut |_, p| whole.push(p),
+        },
         &|| false,
     )
     .expect("whole decode");

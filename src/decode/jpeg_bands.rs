@@ -4,12 +4,12 @@
 //! patched to the band's rows, the band's intervals with their markers renumbered from RST0,
 //! and an EOI.
 
-use super::Piece;
-use super::stream::{BandJpeg, jpeg_bands_from_checkpoints};
+use super::stream::{BandJpeg, BandSink, jpeg_bands_from_checkpoints};
 use crate::error::FormatError;
 use crate::format::{Page, Restart};
 use crate::index::{Checkpoint, JpegCheckpoint, StreamIndex};
 use crate::source::Source;
+use std::ops::RangeInclusive;
 
 const READ_BLOCK: usize = 4 << 20;
 /// Largest header (APP segments, tables) copied in front of every band.
@@ -183,10 +183,8 @@ pub fn decode_bands(
     page: &Page,
     r: &Restart,
     index: &StreamIndex,
-    first: u64,
-    last: u64,
-    wanted: &mut dyn FnMut(u64) -> bool,
-    emit: &mut dyn FnMut(u64, Piece),
+    bands: RangeInclusive<u64>,
+    sink: BandSink<'_>,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
     let band_file = |band: u64, point: &Checkpoint| {
@@ -205,11 +203,10 @@ pub fn decode_bands(
     jpeg_bands_from_checkpoints(
         page,
         index,
-        (first, last),
+        bands,
         &|| scan(source, page, r, index, cancelled),
         &band_file,
-        wanted,
-        emit,
+        sink,
         cancelled,
     )
 }

@@ -11,13 +11,13 @@
 //! row above and below the band are decoded too, so chroma upsampling at the band's edges sees
 //! the same neighbours as in a whole decode.
 
-use super::Piece;
 use super::read_ahead::{Feed, Window};
-use super::stream::{BandJpeg, jpeg_bands_from_checkpoints};
+use super::stream::{BandJpeg, BandSink, jpeg_bands_from_checkpoints};
 use crate::error::FormatError;
 use crate::format::{Page, ScanLayout};
 use crate::index::{Checkpoint, JpegRowsCheckpoint, ScanPoint, StreamIndex};
 use crate::source::Source;
+use std::ops::RangeInclusive;
 
 /// Largest header (APP segments, tables) parsed and copied in front of every band.
 const MAX_HEADER: u64 = 16 << 20;
@@ -608,32 +608,51 @@ impl BitWriter {
     }
 }
 
-/// DC differences, one per block of a component in a synthetic MCU row, that add up to
+/// Most flat MCU rows a band's JPEG starts with to set its DC predictors.
+const MAX_SYNTHETIC_ROWS: u32 = 64;
+
+/// DC differences, one per block of a component in the synthetic MCU rows, that add up to
 /// `target` using only the categories `dc` can code.
 fn dc_plan(target: i32, blocks: usize, dc: &Huffman) -> Option<Vec<i32>> {
     let mut out = Vec::with_capacity(blocks);
     let mut r = target;
-    for _ in 0..blocks {
-        let d = if r == 0 {
-            0
+    while r != 0 && out.len() < blocks {
+        let need = category(r);
+        let k = (1..=need.min(11))
+            .rev()
+            .find(|&k| dc.enc[k as usize].1 > 0)?;
+        let d = if k == need {
+            r
         } else {
-            let need = 32 - r.unsigned_abs().leading_zeros();
-            let k = (1..=need.min(11))
-                .rev()
-                .find(|&k| dc.enc[k as usize].1 > 0)?;
-            if k == need {
-                r
-            } else {
-                r.signum() * ((1 << k) - 1)
-            }
+            r.signum() * ((1 << k) - 1)
         };
-        if dc.enc[category(d) as usize].1 == 0 {
-            return None;
-        }
         out.push(d);
         r -= d;
     }
-    (r == 0).then_some(out)
+    if r != 0 {
+        return None;
+    }
+    // The rest adds up to nothing: zero differences, or (an optimised table may have no code
+    // for zero) pairs of +v and -v, after one triple (v, v, -2v) when their count is odd.
+    let coded = |k: u32| k <= 11 && dc.enc[k as usize].1 > 0;
+    let mut left = blocks - out.len();
+    if coded(0) {
+        out.resize(blocks, 0);
+        return Some(out);
+    }
+    if !left.is_multiple_of(2) {
+        let k = (1..=10).find(|&k| coded(k) && coded(k + 1))?;
+        let v = 1 << (k - 1);
+        if left < 3 {
+            return None;
+        }
+        out.extend([v, v, -2 * v]);
+        left -= 3;
+    }
+    let k = (1..=11).find(|&k| coded(k))?;
+    let v = 1 << (k - 1);
+    out.extend((0..left).map(|i| if i % 2 == 0 { v } else { -v }));
+    Some(out)
 }
 
 fn category(d: i32) -> u32 {
@@ -648,16 +667,51 @@ fn band_jpeg(
     c: &JpegRowsCheckpoint,
 ) -> Result<(Vec<u8>, u32, u32, u32), FormatError> {
     let scan = Scan::parse(source, l)?;
-    let synthetic = c.first_row > 0;
-    let drop = if synthetic { l.mcu_h } else { 0 };
+    // Flat MCU rows whose DC differences sum to the checkpoint's predictors: as few as the DC
+    // tables allow (optimised tables may only code small differences).
+    let mut plans = Vec::new();
+    let mut synthetic_rows = 0u32;
+    if c.first_row > 0 {
+        for (i, _) in scan.comps.iter().enumerate() {
+            if scan.tables(i).1.enc[0].1 == 0 {
+                return Err(FormatError::unsupported(
+                    "JPEG AC table without an end-of-block",
+                ));
+            }
+        }
+        synthetic_rows = (1..=MAX_SYNTHETIC_ROWS)
+            .find(|&rows| {
+                plans = scan
+                    .comps
+                    .iter()
+                    .enumerate()
+                    .map_while(|(i, &(_, _, blocks))| {
+                        let n = l.mcus_per_row as usize * blocks as usize * rows as usize;
+                        dc_plan(c.start.preds[i], n, scan.tables(i).0)
+                    })
+                    .collect();
+                plans.len() == scan.comps.len()
+            })
+            .ok_or_else(|| {
+                let coded: Vec<usize> =
+                    (0..12).filter(|&k| scan.tables(0).0.enc[k].1 > 0).collect();
+                FormatError::unsupported(format!(
+                    "JPEG DC table (categories {coded:?}) cannot code the band's predictors {:?}",
+                    &c.start.preds[..scan.comps.len()]
+                ))
+            })?;
+    }
+    let drop = synthetic_rows * l.mcu_h;
     let y_start = c.first_row * l.mcu_h;
     let y_end = (c.end_row * l.mcu_h).min(page.height);
     let rows = drop + (y_end - y_start);
+    let rows16 = u16::try_from(rows)
+        .map_err(|_| FormatError::unsupported("JPEG band taller than 65535 rows"))?;
     let mut out = scan.header.clone();
     let h = l.sof as usize + 5;
     out.get_mut(h..h + 2)
         .ok_or_else(|| FormatError::invalid("JPEG frame header out of place"))?
-        .copy_from_slice(&(rows as u16).to_be_bytes());
+        .copy_from_slice(&rows16.to_be_bytes());
     let span = c.end.data_bits.saturating_sub(c.start.data_bits);
     if span / 8 > source.len() {
         return Err(FormatError::invalid(
@@ -666,34 +720,19 @@ fn band_jpeg(
     }
     let mut w = BitWriter { out, acc: 0, n: 0 };
     w.out.reserve(span as usize / 8 + 1024);
-    if synthetic {
-        // One MCU row of flat blocks whose DC differences sum to the checkpoint's predictors.
-        let mut plans = Vec::new();
+    let mcus = l.mcus_per_row as usize * synthetic_rows as usize;
+    for m in 0..mcus {
         for (i, &(_, _, blocks)) in scan.comps.iter().enumerate() {
             let (dc, ac) = scan.tables(i);
-            if ac.enc[0].1 == 0 {
-                return Err(FormatError::unsupported(
-                    "JPEG AC table without an end-of-block",
-                ));
-            }
-            let n = l.mcus_per_row as usize * blocks as usize;
-            plans.push(dc_plan(c.start.preds[i], n, dc).ok_or_else(|| {
-                FormatError::unsupported("JPEG DC table cannot code the band's predictors")
-            })?);
-        }
-        for m in 0..l.mcus_per_row as usize {
-            for (i, &(_, _, blocks)) in scan.comps.iter().enumerate() {
-                let (dc, ac) = scan.tables(i);
-                for b in 0..blocks as usize {
-                    let d = plans[i][m * blocks as usize + b];
-                    let k = category(d);
-                    let (code, len) = dc.enc[k as usize];
-                    w.put(u32::from(code), u32::from(len));
-                    let v = if d >= 0 { d } else { d + (1 << k) - 1 };
-                    w.put(v as u32, k);
-                    let (code, len) = ac.enc[0];
-                    w.put(u32::from(code), u32::from(len));
-                }
+            for b in 0..blocks as usize {
+                let d = plans[i][m * blocks as usize + b];
+                let k = category(d);
+                let (code, len) = dc.enc[k as usize];
+                w.put(u32::from(code), u32::from(len));
+                let v = if d >= 0 { d } else { d + (1 << k) - 1 };
+                w.put(v as u32, k);
+                let (code, len) = ac.enc[0];
+                w.put(u32::from(code), u32::from(len));
             }
         }
     }
@@ -722,10 +761,8 @@ pub fn decode_bands(
     page: &Page,
     l: &ScanLayout,
     index: &StreamIndex,
-    first: u64,
-    last: u64,
-    wanted: &mut dyn FnMut(u64) -> bool,
-    emit: &mut dyn FnMut(u64, Piece),
+    bands: RangeInclusive<u64>,
+    sink: BandSink<'_>,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
     let band_file = |_: u64, point: &Checkpoint| {
@@ -743,11 +780,10 @@ pub fn decode_bands(
     jpeg_bands_from_checkpoints(
         page,
         index,
-        (first, last),
+        bands,
         &|| index_pass(source, page, l, index, cancelled),
         &band_file,
-        wanted,
-        emit,
+        sink,
         cancelled,
     )
 }

@@ -9,7 +9,7 @@ pub mod jpeg_bands;
 pub mod jpeg_scan;
 pub mod libjpeg;
 pub mod png_rows;
-pub mod raw;
+
 pub mod read_ahead;
 pub mod stream;
 pub mod subsample;
@@ -17,8 +17,8 @@ pub mod tiff;
 
 use crate::error::FormatError;
 use crate::format::{Extent, Page, Storage};
+use crate::sample::{self, NativeRow};
 use crate::source::Source;
-use raw::NativeRow;
 
 /// Native sample values of a piece, when RGBA does not carry them.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ pub struct Piece {
 
 impl Piece {
     /// A zeroed piece for `extent`, with native storage as `format` needs.
-    pub fn new(extent: Extent, format: &raw::RawFormat) -> Self {
+    pub fn new(extent: Extent, format: &sample::RawFormat) -> Self {
         let n = extent.pixels() as usize;
         let native = match format.native_layout() {
             None => Native::Derived,
@@ -232,7 +232,7 @@ fn read_raw(source: &Source, page: &Page, unit: u64, extent: Extent) -> Result<P
         } => {
             let planes = *planes as usize;
             let plane_raw = if planes > 1 {
-                raw::RawFormat { samples: 1, ..raw }
+                sample::RawFormat { samples: 1, ..raw }
             } else {
                 raw
             };

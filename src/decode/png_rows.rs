@@ -19,11 +19,12 @@ use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
 
 use super::Piece;
 use super::read_ahead::{Blocks, Feed, READ_BLOCK, Window, read_ahead};
-use super::stream::Bands;
+use super::stream::{BandSink, Bands};
 use crate::error::FormatError;
 use crate::format::{Page, Storage};
 use crate::index::{Checkpoint, PngCheckpoint, PngState, StreamIndex};
 use crate::source::Source;
+use std::ops::RangeInclusive;
 
 const WINDOW: usize = 32 << 10;
 /// Decompressed bytes handed from the inflater to the unfilter at a time.
@@ -415,12 +416,15 @@ pub fn decode_bands(
     source: &Source,
     page: &Page,
     index: &StreamIndex,
-    first: u64,
-    last: u64,
-    wanted: &mut dyn FnMut(u64) -> bool,
-    emit: &mut dyn FnMut(u64, Piece),
+    bands: RangeInclusive<u64>,
+    sink: BandSink<'_>,
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<(), FormatError> {
+    let (first, last) = (*bands.start(), *bands.end());
+    let BandSink {
+        wants: wanted,
+        emit,
+    } = sink;
     let Storage::Stream { offset, .. } = page.storage else {
         return Err(FormatError::invalid("internal: not a stream page"));
     };

@@ -6,13 +6,16 @@
 //! streams (checkpoints, restart markers) is a later issue.
 
 use std::io::BufReader;
+use std::ops::RangeInclusive;
 
 use super::Piece;
-use super::raw::RawFormat;
 use crate::error::FormatError;
+#[cfg(test)]
+use crate::format::Storage;
 use crate::format::png::{png_error, row_transform};
-use crate::format::{Codec, Page, Storage};
+use crate::format::{Page, StreamKind};
 use crate::index::StreamIndex;
+use crate::sample::RawFormat;
 use crate::source::{Source, SourceReader};
 
 /// Adam7 passes: (x0, y0, dx, dy).
@@ -26,55 +29,56 @@ const ADAM7: [(u32, u32, u32, u32); 7] = [
     (0, 1, 1, 2),
 ];
 
-/// Decode bands `first..=last` of a stream page (rows above `first` are decoded but not
-/// kept). `wanted(band)` says which bands to keep; each kept band goes to `emit` as soon as it
-/// is complete. `cancelled()` is polled between rows. Non-interlaced PNG resumes from the
-/// nearest checkpoint in `index` and records checkpoints as it goes.
-#[allow(clippy::too_many_arguments)]
+/// Where decoded bands go: `wants(band)` says which to keep, `emit` gets each kept band as
+/// soon as it is complete.
+pub struct BandSink<'a> {
+    pub wants: &'a mut dyn FnMut(u64) -> bool,
+    pub emit: &'a mut dyn FnMut(u64, Piece),
+}
+
+/// Decode bands `bands` of a stream page (rows above them are decoded but not kept), each
+/// kind of stream its own way (see [`StreamKind`]). `cancelled()` is polled between rows.
+/// PNG resumes from the nearest checkpoint in `index` and records checkpoints as it goes;
+/// JPEG bands with checkpoints decode each from its own.
 pub fn decode_bands(
     source: &Source,
     page: &Page,
     index: Option<&StreamIndex>,
-    first: u64,
-    last: u64,
-    wanted: &mut dyn FnMut(u64) -> bool,
-    emit: &mut dyn FnMut(u64, Piece),
+    bands: RangeInclusive<u64>,
+    sink: BandSink<'_>,
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<(), FormatError> {
-    let Storage::Stream {
-        codec,
-        interlaced,
-        restart,
-        scan,
-        ..
-    } = &page.storage
-    else {
+    let Some(kind) = page.stream_kind() else {
         return Err(FormatError::invalid("internal: not a stream page"));
     };
-    let mut keep = |b: u64| b >= first && wanted(b);
-    match codec {
-        Codec::Zip if *interlaced => png_interlaced(source, page, last, &mut keep, emit, cancelled),
-        Codec::Zip => {
-            let own;
-            let index = match index {
-                Some(ix) => ix,
-                None => {
-                    own = StreamIndex::new(page.grid.unit_rows());
-                    &own
-                }
-            };
-            super::png_rows::decode_bands(source, page, index, first, last, wanted, emit, cancelled)
+    let (first, last) = (*bands.start(), *bands.end());
+    let BandSink { wants, emit } = sink;
+    let mut keep = |b: u64| b >= first && wants(b);
+    let own;
+    let index = match index {
+        Some(ix) => ix,
+        None => {
+            own = StreamIndex::new(page.grid.unit_rows());
+            &own
         }
-        Codec::Jpeg => match (restart, scan, index) {
-            (Some(r), _, Some(ix)) => super::jpeg_bands::decode_bands(
-                source, page, r, ix, first, last, wanted, emit, cancelled,
-            ),
-            (None, Some(l), Some(ix)) => super::jpeg_scan::decode_bands(
-                source, page, l, ix, first, last, wanted, emit, cancelled,
-            ),
-            _ => jpeg_rows(source, page, last, &mut keep, emit, cancelled),
-        },
-        _ => Err(FormatError::invalid("internal: not a stream codec")),
+    };
+    match kind {
+        StreamKind::PngInterlaced => png_interlaced(source, page, last, &mut keep, emit, cancelled),
+        StreamKind::Png => {
+            let sink = BandSink { wants, emit };
+            super::png_rows::decode_bands(source, page, index, bands, sink, cancelled)
+        }
+        StreamKind::JpegRestart(r) => {
+            let sink = BandSink { wants, emit };
+            super::jpeg_bands::decode_bands(source, page, &r, index, bands, sink, cancelled)
+        }
+        StreamKind::JpegScanned(l) => {
+            let sink = BandSink { wants, emit };
+            super::jpeg_scan::decode_bands(source, page, &l, index, bands, sink, cancelled)
+        }
+        StreamKind::JpegWhole | StreamKind::JpegProgressive => {
+            jpeg_rows(source, page, last, &mut keep, emit, cancelled)
+        }
     }
 }
 
@@ -210,13 +214,7 @@ fn jpeg_rows(
     emit: &mut dyn FnMut(u64, Piece),
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
-    if matches!(
-        page.storage,
-        Storage::Stream {
-            interlaced: true,
-            ..
-        }
-    ) {
+    if page.stream_kind() == Some(StreamKind::JpegProgressive) {
         // libjpeg keeps every DCT coefficient of a progressive scan in memory (2 bytes per
         // sample at most): refuse what would not fit comfortably instead of swapping.
         let need = u64::from(page.width) * u64::from(page.height) * u64::from(page.raw.samples) * 2;
@@ -341,18 +339,21 @@ pub(super) struct BandJpeg {
 /// Decode JPEG bands `first..=last` each from its own small JPEG: the checkpoint comes from
 /// `index` (running `pass`, or waiting for the pass running, when none has reached the band),
 /// and `band_file` cuts the band out of the file from it.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn jpeg_bands_from_checkpoints(
     page: &Page,
     index: &StreamIndex,
-    (first, last): (u64, u64),
+    bands: RangeInclusive<u64>,
     pass: &dyn Fn() -> Result<(), FormatError>,
     band_file: &dyn Fn(u64, &crate::index::Checkpoint) -> Result<BandJpeg, FormatError>,
-    wanted: &mut dyn FnMut(u64) -> bool,
-    emit: &mut dyn FnMut(u64, Piece),
+    sink: BandSink<'_>,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
-    for band in first..=last.min(page.grid.unit_rows().saturating_sub(1)) {
+    let BandSink {
+        wants: wanted,
+        emit,
+    } = sink;
+    let last = (*bands.end()).min(page.grid.unit_rows().saturating_sub(1));
+    for band in *bands.start()..=last {
         if !wanted(band) {
             continue;
         }
@@ -383,20 +384,19 @@ pub fn index_pass(
     index: &StreamIndex,
     cancelled: &(dyn Fn() -> bool + Sync),
 ) -> Result<(), FormatError> {
-    match &page.storage {
-        Storage::Stream {
-            codec: Codec::Jpeg, ..
-        } => index_jpeg(source, page, index, cancelled),
-        _ => decode_bands(
+    match page.stream_kind() {
+        Some(StreamKind::Png) => decode_bands(
             source,
             page,
             Some(index),
-            0,
-            index.bands().saturating_sub(1),
-            &mut |_| false,
-            &mut |_, _| {},
+            0..=index.bands().saturating_sub(1),
+            BandSink {
+                wants: &mut |_| false,
+                emit: &mut |_, _| {},
+            },
             cancelled,
         ),
+        _ => index_jpeg(source, page, index, cancelled),
     }
 }
 
@@ -408,16 +408,140 @@ pub fn index_jpeg(
     index: &StreamIndex,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
-    let Storage::Stream { restart, scan, .. } = &page.storage else {
-        return Ok(());
-    };
     let _one = index.scan_lock();
     if index.is_complete() {
         return Ok(());
     }
-    match (restart, scan) {
-        (Some(r), _) => super::jpeg_bands::scan(source, page, r, index, cancelled),
-        (None, Some(l)) => super::jpeg_scan::index_pass(source, page, l, index, cancelled),
+    match page.stream_kind() {
+        Some(StreamKind::JpegRestart(r)) => {
+            super::jpeg_bands::scan(source, page, &r, index, cancelled)
+        }
+        Some(StreamKind::JpegScanned(l)) => {
+            super::jpeg_scan::index_pass(source, page, &l, index, cancelled)
+        }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: u32 = 256;
+    const H: u32 = 5000;
+
+    fn gray(x: u32, y: u32) -> u8 {
+        ((x * 3 + y / 7) % 251) as u8
+    }
+
+    fn jpeg(progressive: bool, height: u32) -> Vec<u8> {
+        let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_GRAYSCALE);
+        c.set_size(W as usize, height as usize);
+        c.set_quality(95.0);
+        if progressive {
+            c.set_progressive_mode();
+        } else {
+            c.set_optimize_scans(false);
+        }
+        let data: Vec<u8> = (0..height)
+            .flat_map(|y| (0..W).map(move |x| gray(x, y)))
+            .collect();
+        let mut started = c.start_compress(Vec::new()).expect("start");
+        started.write_scanlines(&data).expect("rows");
+        started.finish().expect("finish")
+    }
+
+    fn png() -> Vec<u8> {
+        let img = image::GrayImage::from_fn(W, H, |x, y| image::Luma([gray(x, y)]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png)
+            .expect("png");
+        out.into_inner()
+    }
+
+    /// Band `band` of `bytes`, decoded on its own through the stream's kind, and the same band
+    /// decoded from the start of the stream.
+    fn band_of(bytes: &[u8], band: u64) -> (Option<StreamKind>, Piece, Piece) {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("s");
+        std::fs::write(&path, bytes).expect("write");
+        let source = Source::open(&path).expect("open");
+        let layout = crate::format::parse(&source).expect("parse");
+        let page = &layout.pages[0];
+        let index = StreamIndex::new(page.grid.unit_rows());
+        let kind = page.stream_kind();
+        let alone = decode_one(&source, page, Some(&index), band);
+        let mut plain = page.clone();
+        if let Storage::Stream { scan, restart, .. } = &mut plain.storage {
+            *scan = None;
+            *restart = None;
+        }
+        let whole = decode_one(&source, &plain, None, band);
+        (kind, alone, whole)
+    }
+
+    fn decode_one(source: &Source, page: &Page, index: Option<&StreamIndex>, band: u64) -> Piece {
+        let mut got = None;
+        decode_bands(
+            source,
+            page,
+            index,
+            band..=band,
+            BandSink {
+                wants: &mut |_| true,
+                emit: &mut |b, p| {
+                    if b == band {
+                        got = Some(p);
+                    }
+                },
+            },
+            &|| false,
+        )
+        .expect("decode");
+        got.expect("the band")
+    }
+
+    fn max_error(piece: &Piece) -> u8 {
+        let e = piece.extent;
+        let mut worst = 0;
+        for y in e.y0..e.y1 {
+            for x in e.x0..e.x1 {
+                let v = piece.rgba_at(x, y).map_or(0, |p| p[0]);
+                worst = worst.max(v.abs_diff(gray(x, y)));
+            }
+        }
+        worst
+    }
+
+    #[test]
+    fn each_kind_of_stream_decodes_its_bands_its_own_way() {
+        let (kind, piece, _) = band_of(&png(), 3);
+        assert_eq!(kind, Some(StreamKind::Png));
+        assert!(kind.is_some_and(StreamKind::has_checkpoints));
+        assert_eq!(max_error(&piece), 0, "PNG is lossless");
+        assert!(piece.extent.y0 > 0, "band 3, not the first");
+
+        // Baseline without restart markers, written with optimised Huffman tables that have
+        // no code for a zero DC difference: the band still decodes from its checkpoint, equal
+        // to the same rows of a decode from the start.
+        let (kind, piece, whole) = band_of(&jpeg(false, H), 3);
+        assert!(matches!(kind, Some(StreamKind::JpegScanned(_))), "{kind:?}");
+        assert!(kind.is_some_and(StreamKind::bands_decode_alone));
+        assert_eq!(piece.extent, whole.extent);
+        assert!(
+            piece.rgba == whole.rgba,
+            "band 3 equals the whole decode's rows"
+        );
+
+        let (kind, piece, whole) = band_of(&jpeg(true, H), 3);
+        assert_eq!(kind, Some(StreamKind::JpegProgressive));
+        assert!(!kind.is_some_and(StreamKind::has_checkpoints));
+        assert!(piece.rgba == whole.rgba);
+
+        // One band: its checkpoint is the stream's start.
+        let (kind, piece, whole) = band_of(&jpeg(false, 300), 0);
+        assert!(matches!(kind, Some(StreamKind::JpegScanned(_))), "{kind:?}");
+        assert_eq!(piece.extent.height(), 300);
+        assert!(piece.rgba == whole.rgba);
     }
 }

@@ -90,8 +90,8 @@ pub fn decode_chunk(
     let mut raw = page.raw;
     raw.big_endian = true;
     // The `tiff` crate already inverts WhiteIsZero samples in decoded chunks.
-    if let crate::decode::raw::PixelKind::Gray { .. } = raw.kind {
-        raw.kind = crate::decode::raw::PixelKind::Gray {
+    if let crate::sample::PixelKind::Gray { .. } = raw.kind {
+        raw.kind = crate::sample::PixelKind::Gray {
             white_is_zero: false,
         };
     }
@@ -100,7 +100,7 @@ pub fn decode_chunk(
     let data = if bufs.len() == 1 {
         bufs.pop().unwrap_or_default()
     } else {
-        let plane_raw = crate::decode::raw::RawFormat { samples: 1, ..raw };
+        let plane_raw = crate::sample::RawFormat { samples: 1, ..raw };
         interleave_planes(
             &bufs,
             plane_raw.row_bytes(extent.width()) as usize,

@@ -8,9 +8,9 @@ use super::{
     Codec, FileFormat, Grid, Layout, Mode, Page, Storage, check_dimensions, check_span,
     raw_band_rows,
 };
-use crate::decode::raw::{PixelKind, RawFormat};
 use crate::error::FormatError;
 use crate::progress::Progress;
+use crate::sample::{PixelKind, RawFormat};
 use crate::source::Source;
 
 fn u16le(b: &[u8], o: usize) -> u16 {

@@ -6,8 +6,8 @@ use super::{
     Codec, FileFormat, Grid, Layout, Mode, Page, Restart, ScanLayout, Storage, check_dimensions,
     stream_band_rows,
 };
-use crate::decode::raw::{PixelKind, RawFormat};
 use crate::error::FormatError;
+use crate::sample::{PixelKind, RawFormat};
 use crate::source::Source;
 
 /// What the header says about a JPEG.

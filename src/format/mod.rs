@@ -19,8 +19,8 @@ pub mod tiff;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::decode::raw::RawFormat;
 use crate::error::FormatError;
+use crate::sample::RawFormat;
 use crate::source::Source;
 
 /// Largest number of bytes one raw row band may span: the 1999 trick splits one raw block into
@@ -390,6 +390,45 @@ pub enum Storage {
     },
 }
 
+/// The kinds of sequential stream: how a stream page's bands are reached. Decided once, from
+/// the layout, for the decoder, the loader, the level builder and the checkpoint index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// PNG, not interlaced: one zlib stream; bands resume from inflater checkpoints.
+    Png,
+    /// Adam7 PNG: every band needs the whole stream (rows come from all seven passes).
+    PngInterlaced,
+    /// Baseline JPEG with restart markers: bands of whole intervals, found by a marker scan.
+    JpegRestart(Restart),
+    /// Baseline JPEG without restart markers: bands of MCU rows, reached through checkpoints
+    /// an entropy-decoding pass records.
+    JpegScanned(ScanLayout),
+    /// Baseline JPEG that cannot be cut (restart intervals too few to make bands, or
+    /// components in separate scans): decoded from the start.
+    JpegWhole,
+    /// Progressive JPEG: decoded from the start, libjpeg holding every DCT coefficient.
+    JpegProgressive,
+}
+
+impl StreamKind {
+    /// Whether bands get checkpoints, kept in a `StreamIndex`.
+    pub fn has_checkpoints(self) -> bool {
+        matches!(
+            self,
+            StreamKind::Png | StreamKind::JpegRestart(_) | StreamKind::JpegScanned(_)
+        )
+    }
+
+    /// Whether a band decodes on its own once the index has it (a quick marker scan or the
+    /// entropy pass finds every band), never by streaming through the bands above it.
+    pub fn bands_decode_alone(self) -> bool {
+        matches!(
+            self,
+            StreamKind::JpegRestart(_) | StreamKind::JpegScanned(_)
+        )
+    }
+}
+
 /// How a baseline JPEG scan without restart markers is cut into bands of MCU rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanLayout {
@@ -480,6 +519,28 @@ impl Page {
     /// The unit a descriptor belongs to.
     pub fn descriptor_unit(&self, index: u64) -> u64 {
         index % self.unit_count().max(1)
+    }
+
+    /// The kind of sequential stream the page is, if it is one.
+    pub fn stream_kind(&self) -> Option<StreamKind> {
+        let Storage::Stream {
+            codec,
+            interlaced,
+            restart,
+            scan,
+            ..
+        } = &self.storage
+        else {
+            return None;
+        };
+        Some(match (codec, interlaced, restart, scan) {
+            (Codec::Zip, true, _, _) => StreamKind::PngInterlaced,
+            (Codec::Zip, false, _, _) => StreamKind::Png,
+            (_, true, _, _) => StreamKind::JpegProgressive,
+            (_, _, Some(r), _) => StreamKind::JpegRestart(*r),
+            (_, _, None, Some(l)) => StreamKind::JpegScanned(*l),
+            _ => StreamKind::JpegWhole,
+        })
     }
 
     /// Whether a unit's bytes are raw and can be read for a column window only.
@@ -623,41 +684,6 @@ impl Page {
             args,
             access,
         }
-    }
-}
-
-impl Page {
-    /// Descriptor `index` of a stream page as its checkpoint index knows it: once a pass has
-    /// reached the band, where its decoding starts (its checkpoint, or the nearest above).
-    pub fn stream_descriptor(&self, index: u64, ix: &crate::index::StreamIndex) -> TileDescriptor {
-        let mut d = self.descriptor(index);
-        let unit = self.descriptor_unit(index);
-        if unit >= ix.reached() {
-            d.args.insert_str(d.args.len() - 1, ", not reached");
-            return d;
-        }
-        d.access = Access::Checkpoint;
-        let (from, point) = ix.resume_point(unit);
-        let note = match &point {
-            Some(c) if from == unit => c.describe(),
-            Some(c) => format!("from band {from}'s {}", c.describe()),
-            None if unit == 0 => "stream start".to_string(),
-            None => "from the stream start".to_string(),
-        };
-        let end = d.offset + d.length;
-        if let Some(c) = &point {
-            d.offset = c.file_offset();
-        }
-        // The band's bytes run to the next checkpoint (the stream's end for the last).
-        d.length = match (unit + 1 < ix.bands())
-            .then(|| ix.checkpoint(unit + 1))
-            .flatten()
-        {
-            Some(next) => next.file_offset().saturating_sub(d.offset),
-            None => end.saturating_sub(d.offset),
-        };
-        d.args.insert_str(d.args.len() - 1, &format!(", {note}"));
-        d
     }
 }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::{
     Codec, FileFormat, Grid, Layout, Mode, Page, Storage, check_dimensions, stream_band_rows,
 };
-use crate::decode::raw::{PixelKind, RawFormat};
 use crate::error::FormatError;
+use crate::sample::{PixelKind, RawFormat};
 use crate::source::{Source, SourceReader};
 
 pub fn png_error(e: png::DecodingError) -> FormatError {

@@ -7,9 +7,9 @@ use super::{
     FileFormat, Grid, Layout, MAX_BAND_ROWS, Mode, Page, Storage, check_dimensions, check_span,
     raw_band_rows,
 };
-use crate::decode::raw::{PixelKind, RawFormat};
 use crate::error::FormatError;
 use crate::progress::Progress;
+use crate::sample::{PixelKind, RawFormat};
 use crate::source::Source;
 
 /// Headers longer than this are not PNM headers (comments included).

@@ -12,8 +12,8 @@ use tiff::tags::Tag;
 use super::{
     Codec, FileFormat, Grid, Layout, Mode, Page, Storage, check_dimensions, raw_band_rows,
 };
-use crate::decode::raw::{PixelKind, RawFormat};
 use crate::error::FormatError;
+use crate::sample::{PixelKind, RawFormat};
 use crate::source::{Source, SourceReader};
 
 /// Pages beyond this are not read (a chain this long is a hostile file).

@@ -15,11 +15,12 @@ use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
 use super::boxfilter::{PairSums, PixelLayout, Pyramid, pair_sums};
-use super::{BuildState, LevelPlan, LevelStatus, sidecar};
+use super::{BuildState, LevelPlan, LevelStatus};
 use crate::decode::{self, tiff::DecoderCache};
 use crate::error::{Error, FormatError};
-use crate::format::{Codec, Extent, Page, Storage};
+use crate::format::{Extent, Page, Storage, StreamKind};
 use crate::image::OpenImage;
+use crate::store as sidecar;
 
 /// Unit rows each producer asks the kernel for ahead of the one it decodes: deep for a
 /// command-line pass, shallow in the viewer, where a view's reads must not queue behind
@@ -236,12 +237,11 @@ impl BuildJob {
             }
         };
         progress.update(0, u64::from(height))?;
-        if let Storage::Stream {
-            codec: Codec::Jpeg,
-            interlaced: false,
-            ..
-        } = page.storage
-        {
+        let kind = page.stream_kind();
+        if matches!(
+            kind,
+            Some(StreamKind::JpegRestart(_) | StreamKind::JpegScanned(_) | StreamKind::JpegWhole)
+        ) {
             // Level 1 straight from libjpeg's DCT scaling (1/2): a fraction of a full decode.
             // The checkpoint pass (marker scan or entropy pass) runs beside it.
             let w1 = page.width.div_ceil(2);
@@ -284,8 +284,8 @@ impl BuildJob {
                     &|| progress.is_cancelled(),
                 )
             })?;
-        } else if let Storage::Stream { interlaced, .. } = page.storage {
-            if interlaced {
+        } else if let Some(kind) = kind {
+            if kind == StreamKind::PngInterlaced {
                 return Err(FormatError::unsupported(
                     "levels of an interlaced PNG (every band needs the whole stream)",
                 ));
@@ -296,29 +296,30 @@ impl BuildJob {
                 &self.image.source,
                 page,
                 self.image.index.as_ref(),
-                0,
-                page.grid.unit_rows().saturating_sub(1),
-                &mut |_| true,
-                &mut |unit, piece| {
-                    if failed.is_some() {
-                        return;
-                    }
-                    wait();
-                    let e = piece.extent;
-                    debug_assert_eq!(unit, page.grid.unit_row_of(e.y0));
-                    let pairs = pair_sums(
-                        &piece.rgba,
-                        PixelLayout::RGBA,
-                        e.width(),
-                        e.y0,
-                        e.height(),
-                        spp,
-                    );
-                    if let Err(err) = consume(pairs) {
-                        // Stop the stream too; the error, not "cancelled", is reported.
-                        progress.cancel();
-                        failed = Some(err);
-                    }
+                0..=page.grid.unit_rows().saturating_sub(1),
+                decode::stream::BandSink {
+                    wants: &mut |_| true,
+                    emit: &mut |unit, piece| {
+                        if failed.is_some() {
+                            return;
+                        }
+                        wait();
+                        let e = piece.extent;
+                        debug_assert_eq!(unit, page.grid.unit_row_of(e.y0));
+                        let pairs = pair_sums(
+                            &piece.rgba,
+                            PixelLayout::RGBA,
+                            e.width(),
+                            e.y0,
+                            e.height(),
+                            spp,
+                        );
+                        if let Err(err) = consume(pairs) {
+                            // Stop the stream too; the error, not "cancelled", is reported.
+                            progress.cancel();
+                            failed = Some(err);
+                        }
+                    },
                 },
                 &|| progress.is_cancelled(),
             );
@@ -435,7 +436,7 @@ impl BuildJob {
 /// Raw 8-bit gray, RGB(X/A) or BGR(X/A) rows in one full-width unit per row: the box filter
 /// reads them as stored, skipping the conversion to RGBA (half the work of a raw pass).
 fn native_layout(page: &Page) -> Option<PixelLayout> {
-    use crate::decode::raw::PixelKind;
+    use crate::sample::PixelKind;
     let raw = page.raw;
     let plain = raw.bits == 8
         && raw.maxval == 255

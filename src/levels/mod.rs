@@ -8,20 +8,18 @@
 
 pub mod boxfilter;
 pub mod build;
-pub mod plan;
-pub mod sidecar;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::error::Error;
 use crate::format::{Mode, Page};
 use crate::image::OpenImage;
-use crate::progress::Progress;
+pub use crate::image::{BuildState, BuiltLevels, LevelStatus};
+use crate::sidecar as plan;
+pub use crate::sidecar::LevelPlan;
 pub use build::{BuildJob, BuildSummary};
-pub use plan::LevelPlan;
 
 /// Free disk space left untouched by a build.
 const DISK_MARGIN: u64 = 512 << 20;
@@ -41,98 +39,9 @@ pub struct LevelsConfig {
 impl Default for LevelsConfig {
     fn default() -> Self {
         Self {
-            dir: sidecar::default_dir(),
+            dir: crate::store::default_dir(),
             cap_bytes: 4 << 30,
             auto_pixels: 16 << 20,
-        }
-    }
-}
-
-/// Where a build stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BuildState {
-    Building,
-    Complete,
-    Cancelled,
-    Failed(String),
-}
-
-/// Live progress of a set of levels, shared by the builder and its readers.
-#[derive(Debug)]
-pub struct LevelStatus {
-    rows: Vec<AtomicU32>,
-    state: Mutex<BuildState>,
-    /// Source rows consumed, and the cancel switch.
-    pub progress: Progress,
-}
-
-impl LevelStatus {
-    fn new(plan: &LevelPlan, complete: bool) -> Self {
-        Self {
-            rows: plan
-                .levels
-                .iter()
-                .map(|l| AtomicU32::new(if complete { l.height } else { 0 }))
-                .collect(),
-            state: Mutex::new(if complete {
-                BuildState::Complete
-            } else {
-                BuildState::Building
-            }),
-            progress: Progress::new(),
-        }
-    }
-
-    /// Rows of level `index` (0: the finest built level) written so far.
-    pub fn rows_done(&self, index: usize) -> u32 {
-        self.rows
-            .get(index)
-            .map_or(0, |r| r.load(Ordering::Acquire))
-    }
-
-    pub(crate) fn set_rows(&self, index: usize, rows: u32) {
-        if let Some(r) = self.rows.get(index) {
-            r.store(rows, Ordering::Release);
-        }
-    }
-
-    pub fn state(&self) -> BuildState {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub(crate) fn set_state(&self, s: BuildState) {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = s;
-    }
-}
-
-/// Built levels attached to an image: the sidecar, opened as an image of its own (one page
-/// per level), and how far its build has come.
-#[derive(Debug)]
-pub struct BuiltLevels {
-    pub image: Arc<OpenImage>,
-    pub plan: LevelPlan,
-    pub status: Arc<LevelStatus>,
-    /// Where the levels are kept for next time (`None`: a temporary file, removed on drop).
-    pub kept_at: Option<PathBuf>,
-    temp: Option<PathBuf>,
-}
-
-impl BuiltLevels {
-    /// Full-resolution pixels per pixel of sidecar page `index`.
-    pub fn factor(&self, index: usize) -> u32 {
-        self.plan.levels.get(index).map_or(1, |l| l.factor)
-    }
-
-    /// Whether rows `..y1` of sidecar page `index` are written.
-    pub fn rows_ready(&self, index: usize, y1: u32) -> bool {
-        self.status.rows_done(index) >= y1
-    }
-}
-
-impl Drop for BuiltLevels {
-    fn drop(&mut self) {
-        if let Some(t) = &self.temp {
-            let _ = fs::remove_file(t);
         }
     }
 }
@@ -191,7 +100,7 @@ pub fn prepare(image: &Arc<OpenImage>, cfg: &LevelsConfig, rebuild: bool) -> Res
         return Ok(Need::TooSmall { width, height });
     }
     if rebuild && let Some(dir) = &cfg.dir {
-        let path = sidecar::file_for(dir, image.path(), 0);
+        let path = crate::store::file_for(dir, image.path(), 0);
         if let Err(e) = fs::remove_file(&path)
             && e.kind() != std::io::ErrorKind::NotFound
         {
@@ -218,14 +127,14 @@ pub fn attach_existing(image: &OpenImage, cfg: &LevelsConfig) -> bool {
     let Some(dir) = &cfg.dir else {
         return false;
     };
-    let path = sidecar::file_for(dir, image.path(), 0);
+    let path = crate::store::file_for(dir, image.path(), 0);
     if !path.exists() {
         return false;
     }
-    let Ok(identity) = sidecar::identity(image.path(), 0) else {
+    let Ok(identity) = crate::store::identity(image.path(), 0) else {
         return false;
     };
-    let valid = sidecar::stored_identity(&path).is_some_and(|s| s == identity);
+    let valid = plan::stored_identity(&path).is_some_and(|s| s == identity);
     let opened = valid.then(|| open_sidecar(image, &path)).flatten();
     let Some((levels_image, plan)) = opened else {
         // Built from another version of the file, or damaged: build again.
@@ -234,7 +143,7 @@ pub fn attach_existing(image: &OpenImage, cfg: &LevelsConfig) -> bool {
         }
         return false;
     };
-    sidecar::touch(&path);
+    crate::store::touch(&path);
     let status = Arc::new(LevelStatus::new(&plan, true));
     image.set_built_levels(BuiltLevels {
         image: levels_image,
@@ -282,7 +191,7 @@ pub fn prepare_build(image: &Arc<OpenImage>, cfg: &LevelsConfig) -> Result<Build
         None => (std::env::temp_dir(), false),
     };
     fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
-    let free = sidecar::free_bytes(&dir)
+    let free = crate::store::free_bytes(&dir)
         .unwrap_or(u64::MAX)
         .saturating_sub(DISK_MARGIN);
     let cap = if keep { cfg.cap_bytes.min(free) } else { free };
@@ -295,15 +204,15 @@ pub fn prepare_build(image: &Arc<OpenImage>, cfg: &LevelsConfig) -> Result<Build
         ))
     })?;
     let final_path = if keep {
-        Some(sidecar::file_for(&dir, &path, 0))
+        Some(crate::store::file_for(&dir, &path, 0))
     } else {
         None
     };
-    let identity = sidecar::identity(&path, 0).map_err(|e| io_error(&path, e))?;
+    let identity = crate::store::identity(&path, 0).map_err(|e| io_error(&path, e))?;
     let work_path = match &final_path {
         Some(f) => {
-            sidecar::make_room(&dir, plan.file_len, cfg.cap_bytes, f);
-            sidecar::partial_for(f)
+            crate::store::make_room(&dir, plan.file_len, cfg.cap_bytes, f);
+            crate::store::partial_for(f)
         }
         None => dir.join(format!(
             "tessera-levels-{}-{:x}.tif",

@@ -211,7 +211,7 @@ pub fn descriptor_panel_ui(
             for row in range {
                 let index = rows.as_ref().map_or(row as u64, |r| r[row]);
                 let d = match index_ {
-                    Some(ix) => page.stream_descriptor(index, ix),
+                    Some(ix) => ix.descriptor(page, index),
                     None => page.descriptor(index),
                 };
                 let info = session.descriptor_state(index);

@@ -10,6 +10,16 @@
 
 /// Bytes reserved at offset 16 for the identity text (what the levels were built from).
 pub const IDENTITY_LEN: usize = 4096 - 16;
+
+/// The identity stored in a sidecar's header, if it has one.
+pub fn stored_identity(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).ok()?;
+    let mut buf = vec![0u8; IDENTITY_LEN];
+    f.read_exact_at(&mut buf, 16).ok()?;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8(buf[..end].to_vec()).ok()
+}
 /// Levels stop at the first one whose longer side is at most this many pixels.
 pub const SMALLEST_SIDE: u32 = 512;
 /// Target bytes per strip: big enough for few descriptors, small enough to appear often.

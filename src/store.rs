@@ -1,4 +1,5 @@
-//! Where built levels are kept between runs: one file per image in the user's cache folder,
+//! Where built levels and stream indexes are kept between runs: one file per image in the
+//! user's cache folder,
 //! named by a hash of the image's path and checked against the image's size and modification
 //! time, with a total size cap (least recently used files go first).
 
@@ -132,16 +133,6 @@ pub fn touch(path: &Path) {
     if let Ok(f) = fs::File::options().append(true).open(path) {
         let _ = f.set_modified(SystemTime::now());
     }
-}
-
-/// The identity stored in a sidecar, if it has one.
-pub fn stored_identity(path: &Path) -> Option<String> {
-    use std::os::unix::fs::FileExt;
-    let f = fs::File::open(path).ok()?;
-    let mut buf = vec![0u8; super::plan::IDENTITY_LEN];
-    f.read_exact_at(&mut buf, 16).ok()?;
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8(buf[..end].to_vec()).ok()
 }
 
 #[cfg(test)]
