@@ -79,11 +79,16 @@ pub fn run() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            // One line: clap's first, then where to look.
+            // One line: clap's message up to its usage block, then where to look.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            let first = first.trim_start_matches("error: ");
-            return fail(&format!("{first} (see tessera --help)"));
+            let msg: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect();
+            let msg = msg.join(" ");
+            let msg = msg.trim_start_matches("error: ");
+            return fail(&format!("{msg} (see tessera --help)"));
         }
     };
     let result = match cli.command {

@@ -81,20 +81,16 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
     })
 }
 
-fn tag_u16(
-    d: &mut Decoder<SourceReader<&Source>>,
-    tag: Tag,
-    default: u16,
-) -> Result<u16, FormatError> {
+fn tag_u16(d: &mut TiffDecoder, tag: Tag, default: u16) -> Result<u16, FormatError> {
     Ok(d.find_tag_unsigned::<u16>(tag)
         .map_err(tiff_error)?
         .unwrap_or(default))
 }
 
-fn parse_page(
-    d: &mut Decoder<SourceReader<&Source>>,
-    ifd_index: usize,
-) -> Result<Page, FormatError> {
+type TiffDecoder<'a> = Decoder<SourceReader<&'a Source>>;
+
+/// One IFD as a page: its samples, pixel kind, palette and chunk layout.
+fn parse_page(d: &mut TiffDecoder, ifd_index: usize) -> Result<Page, FormatError> {
     let (w, h) = d.dimensions().map_err(tiff_error)?;
     let (width, height) = check_dimensions(u64::from(w), u64::from(h))?;
     let compression = tag_u16(d, Tag::Compression, 1)?;
@@ -102,7 +98,113 @@ fn parse_page(
         .find_tag_unsigned::<u16>(Tag::PhotometricInterpretation)
         .map_err(tiff_error)?
         .ok_or_else(|| FormatError::invalid("TIFF page has no PhotometricInterpretation"))?;
-    let samples = tag_u16(d, Tag::SamplesPerPixel, 1)?;
+    let Samples { per_pixel, bits } = samples(d)?;
+    let planar = tag_u16(d, Tag::PlanarConfiguration, 1)? == 2 && per_pixel > 1;
+    let predictor = tag_u16(d, Tag::Predictor, 1)?;
+    let alpha = d
+        .find_tag_unsigned_vec::<u16>(Tag::ExtraSamples)
+        .map_err(tiff_error)?
+        .unwrap_or_default()
+        .first()
+        .copied();
+    let subfile = d
+        .find_tag_unsigned::<u32>(Tag::NewSubfileType)
+        .map_err(tiff_error)?
+        .unwrap_or(0);
+    let (mode, kind, premultiplied) = pixel_kind(photometric, per_pixel, alpha, bits, compression)?;
+    if planar && bits < 8 {
+        return Err(FormatError::unsupported(
+            "planar TIFF with sub-byte samples",
+        ));
+    }
+    let mut raw = RawFormat::new(kind, bits as u8)
+        .with_samples(per_pixel as u8)
+        .premultiplied(premultiplied);
+    if d.byte_order() == tiff::tags::ByteOrder::LittleEndian {
+        raw = raw.little_endian();
+    }
+    let palette = if kind == PixelKind::Palette {
+        Some(Arc::new(palette(d, bits)?))
+    } else {
+        None
+    };
+    let chunks = chunks(d, width, height)?;
+    let planes = if planar { u32::from(per_pixel) } else { 1 };
+    let chunk_raw = if planar {
+        RawFormat { samples: 1, ..raw }
+    } else {
+        raw
+    };
+    let (chunk_w, chunk_h) = (chunks.width, chunks.height);
+    let chunk_stride = chunk_raw.row_bytes(chunk_w);
+    let chunk_bytes = chunk_stride * u64::from(chunk_h);
+    let codec = codec(compression)?;
+    // Split big uncompressed strips into bands; compressed chunks decode whole, so cap them.
+    let max_band_rows = if codec == Codec::Raw && !chunks.tiled {
+        raw_band_rows(chunk_stride)
+    } else {
+        if chunk_bytes > MAX_CHUNK_BYTES {
+            return Err(FormatError::too_large(format!(
+                "TIFF {} of {chunk_w}x{chunk_h} ({chunk_bytes} bytes) exceeds {MAX_CHUNK_BYTES}",
+                if chunks.tiled {
+                    "tile"
+                } else {
+                    "compressed strip"
+                }
+            )));
+        }
+        chunk_h
+    };
+    let grid = Grid::new(width, height, chunk_w, chunk_h, max_band_rows);
+    let needed = u64::from(grid.across()) * u64::from(grid.chunk_rows()) * u64::from(planes);
+    let (offsets, mut lengths) = (chunks.offsets, chunks.lengths);
+    if (offsets.len() as u64) < needed || (lengths.len() as u64) < needed {
+        return Err(FormatError::invalid(format!(
+            "TIFF page {ifd_index} has {} offsets and {} byte counts for {needed} chunks",
+            offsets.len(),
+            lengths.len()
+        )));
+    }
+    if codec == Codec::Raw {
+        // Uncompressed chunks have a known size; a byte count that lies can't make us read more
+        // (or less) than the chunk, and the end of the file bounds what is really there.
+        for l in lengths.iter_mut() {
+            *l = (*l).min(chunk_bytes);
+            if *l == 0 {
+                *l = chunk_bytes;
+            }
+        }
+    }
+    Ok(Page {
+        width,
+        height,
+        mode,
+        raw,
+        palette,
+        grid,
+        storage: Storage::Chunks {
+            offsets: Arc::new(offsets),
+            lengths: Arc::new(lengths),
+            codec,
+            compression,
+            predictor,
+            planes,
+            chunk_stride,
+            ifd_index,
+        },
+        reduced: subfile & 1 == 1,
+    })
+}
+
+/// Samples per pixel and bits per sample, checked: one bit depth for every sample, unsigned
+/// integers only.
+struct Samples {
+    per_pixel: u16,
+    bits: u16,
+}
+
+fn samples(d: &mut TiffDecoder) -> Result<Samples, FormatError> {
+    let per_pixel = tag_u16(d, Tag::SamplesPerPixel, 1)?;
     let bits_list = d
         .find_tag_unsigned_vec::<u16>(Tag::BitsPerSample)
         .map_err(tiff_error)?
@@ -127,73 +229,60 @@ fn parse_page(
             "TIFF sample format {formats:?} (only unsigned integers)"
         )));
     }
-    if samples == 0 || samples > 16 {
+    if per_pixel == 0 || per_pixel > 16 {
         return Err(FormatError::invalid(format!(
-            "TIFF SamplesPerPixel {samples}"
+            "TIFF SamplesPerPixel {per_pixel}"
         )));
     }
-    let planar = tag_u16(d, Tag::PlanarConfiguration, 1)? == 2 && samples > 1;
-    let predictor = tag_u16(d, Tag::Predictor, 1)?;
-    let extra = d
-        .find_tag_unsigned_vec::<u16>(Tag::ExtraSamples)
-        .map_err(tiff_error)?
-        .unwrap_or_default();
-    let subfile = d
-        .find_tag_unsigned::<u32>(Tag::NewSubfileType)
-        .map_err(tiff_error)?
-        .unwrap_or(0);
-    let bits8 = bits as u8;
-    let alpha = extra.first().copied();
-    let wide = bits == 16;
+    Ok(Samples { per_pixel, bits })
+}
 
-    let (mode, kind, premultiplied) = match (photometric, samples) {
-        (0 | 1, 1) => (
-            if bits == 1 {
-                Mode::Bilevel
-            } else if wide {
-                Mode::I16
-            } else {
-                Mode::L
-            },
-            PixelKind::Gray {
-                white_is_zero: photometric == 0,
-            },
-            false,
-        ),
-        (0 | 1, _) if matches!(alpha, Some(1 | 2)) => (
-            if wide { Mode::La16 } else { Mode::La },
+/// The mode and pixel kind of a photometric interpretation with `samples` samples (`alpha`:
+/// the first ExtraSamples value), and whether its alpha is premultiplied.
+fn pixel_kind(
+    photometric: u16,
+    samples: u16,
+    alpha: Option<u16>,
+    bits: u16,
+    compression: u16,
+) -> Result<(Mode, PixelKind, bool), FormatError> {
+    let wide = bits == 16;
+    let pick = |narrow: Mode, wide_mode: Mode| if wide { wide_mode } else { narrow };
+    let gray = PixelKind::Gray {
+        white_is_zero: photometric == 0,
+    };
+    let has_alpha = matches!(alpha, Some(1 | 2));
+    let found = match (photometric, samples) {
+        (0 | 1, 1) if bits == 1 => (Mode::Bilevel, gray, false),
+        (0 | 1, 1) => (pick(Mode::L, Mode::I16), gray, false),
+        (0 | 1, _) if has_alpha => (
+            pick(Mode::La, Mode::La16),
             PixelKind::GrayA,
             alpha == Some(1),
         ),
-        (0 | 1, _) => (
-            if wide { Mode::I16 } else { Mode::L },
-            PixelKind::Gray {
-                white_is_zero: photometric == 0,
-            },
-            false,
-        ),
-        (2, 3) => (
-            if wide { Mode::Rgb16 } else { Mode::Rgb },
-            PixelKind::Rgb,
-            false,
-        ),
-        (2, s) if s > 3 && matches!(alpha, Some(1 | 2)) => (
-            if wide { Mode::Rgba16 } else { Mode::Rgba },
+        (0 | 1, _) => (pick(Mode::L, Mode::I16), gray, false),
+        (2, 3) => (pick(Mode::Rgb, Mode::Rgb16), PixelKind::Rgb, false),
+        (2, s) if s > 3 && has_alpha => (
+            pick(Mode::Rgba, Mode::Rgba16),
             PixelKind::Rgba,
             alpha == Some(1),
         ),
-        (2, s) if s > 3 => (
-            if wide { Mode::Rgb16 } else { Mode::Rgb },
-            PixelKind::Rgb,
-            false,
-        ),
+        (2, s) if s > 3 => (pick(Mode::Rgb, Mode::Rgb16), PixelKind::Rgb, false),
+        (3, 1) if wide => {
+            return Err(FormatError::unsupported("TIFF palette with 16-bit indices"));
+        }
         (3, 1) => (Mode::P, PixelKind::Palette, false),
         (5, 4) => (
-            if wide { Mode::Cmyk16 } else { Mode::Cmyk },
+            pick(Mode::Cmyk, Mode::Cmyk16),
             PixelKind::Cmyk { inverted: false },
             false,
         ),
         (5, s) if s > 4 => (Mode::Cmyka, PixelKind::Cmyk { inverted: false }, false),
+        (6, 3) if compression == 7 && bits != 8 => {
+            return Err(FormatError::unsupported(
+                "TIFF YCbCr with other than 8 bits",
+            ));
+        }
         (6, 3) if compression == 7 => (Mode::Rgb, PixelKind::YCbCr, false),
         _ => {
             return Err(FormatError::unsupported(format!(
@@ -206,51 +295,43 @@ fn parse_page(
             )));
         }
     };
-    if kind == PixelKind::YCbCr && bits != 8 {
-        return Err(FormatError::unsupported(
-            "TIFF YCbCr with other than 8 bits",
-        ));
-    }
-    if kind == PixelKind::Palette && wide {
-        return Err(FormatError::unsupported("TIFF palette with 16-bit indices"));
-    }
-    if planar && bits < 8 {
-        return Err(FormatError::unsupported(
-            "planar TIFF with sub-byte samples",
-        ));
-    }
-    let mut raw = RawFormat::new(kind, bits8)
-        .with_samples(samples as u8)
-        .premultiplied(premultiplied);
-    if d.byte_order() == tiff::tags::ByteOrder::LittleEndian {
-        raw = raw.little_endian();
-    }
+    Ok(found)
+}
 
-    let palette = if kind == PixelKind::Palette {
-        let map = d
-            .find_tag_unsigned_vec::<u16>(Tag::ColorMap)
-            .map_err(tiff_error)?
-            .ok_or_else(|| FormatError::invalid("TIFF palette image has no ColorMap"))?;
-        let n = 1usize << bits;
-        if map.len() < 3 * n {
-            return Err(FormatError::invalid(format!(
-                "TIFF ColorMap has {} entries, needs {}",
-                map.len(),
-                3 * n
-            )));
-        }
-        let mut pal: Vec<[u8; 4]> = (0..n)
-            .map(|i| {
-                let c = |v: u16| (v >> 8) as u8;
-                [c(map[i]), c(map[n + i]), c(map[2 * n + i]), 255]
-            })
-            .collect();
-        pal.resize(256, [0, 0, 0, 255]);
-        Some(Arc::new(pal))
-    } else {
-        None
-    };
+/// A palette page's ColorMap as RGBA, 256 entries (16-bit colour values keep their top byte).
+fn palette(d: &mut TiffDecoder, bits: u16) -> Result<Vec<[u8; 4]>, FormatError> {
+    let map = d
+        .find_tag_unsigned_vec::<u16>(Tag::ColorMap)
+        .map_err(tiff_error)?
+        .ok_or_else(|| FormatError::invalid("TIFF palette image has no ColorMap"))?;
+    let n = 1usize << bits;
+    if map.len() < 3 * n {
+        return Err(FormatError::invalid(format!(
+            "TIFF ColorMap has {} entries, needs {}",
+            map.len(),
+            3 * n
+        )));
+    }
+    let mut pal: Vec<[u8; 4]> = (0..n)
+        .map(|i| {
+            let c = |v: u16| (v >> 8) as u8;
+            [c(map[i]), c(map[n + i]), c(map[2 * n + i]), 255]
+        })
+        .collect();
+    pal.resize(256, [0, 0, 0, 255]);
+    Ok(pal)
+}
 
+/// Strips or tiles: their size and every offset and byte count.
+struct Chunks {
+    tiled: bool,
+    width: u32,
+    height: u32,
+    offsets: Vec<u64>,
+    lengths: Vec<u64>,
+}
+
+fn chunks(d: &mut TiffDecoder, width: u32, height: u32) -> Result<Chunks, FormatError> {
     let tiled = d
         .find_tag_unsigned::<u32>(Tag::TileWidth)
         .map_err(tiff_error)?
@@ -287,16 +368,18 @@ fn parse_page(
         .find_tag_unsigned_vec::<u64>(counts_tag)
         .map_err(tiff_error)?
         .ok_or_else(|| FormatError::invalid("TIFF page has no strip or tile byte counts"))?;
+    Ok(Chunks {
+        tiled,
+        width: chunk_w,
+        height: chunk_h,
+        offsets,
+        lengths,
+    })
+}
 
-    let planes = if planar { u32::from(samples) } else { 1 };
-    let chunk_raw = if planar {
-        RawFormat { samples: 1, ..raw }
-    } else {
-        raw
-    };
-    let chunk_stride = chunk_raw.row_bytes(chunk_w);
-    let chunk_bytes = chunk_stride * u64::from(chunk_h);
-    let codec = match compression {
+/// The codec of a TIFF compression code.
+fn codec(compression: u16) -> Result<Codec, FormatError> {
+    Ok(match compression {
         1 => Codec::Raw,
         5 => Codec::Lzw,
         7 => Codec::Jpeg,
@@ -308,56 +391,31 @@ fn parse_page(
             ));
         }
         c => Codec::TiffOther(c),
-    };
-    // Split big uncompressed strips into bands; compressed chunks decode whole, so cap them.
-    let max_band_rows = if codec == Codec::Raw && !tiled {
-        raw_band_rows(chunk_stride)
-    } else {
-        if chunk_bytes > MAX_CHUNK_BYTES {
-            return Err(FormatError::too_large(format!(
-                "TIFF {} of {chunk_w}x{chunk_h} ({chunk_bytes} bytes) exceeds {MAX_CHUNK_BYTES}",
-                if tiled { "tile" } else { "compressed strip" }
-            )));
-        }
-        chunk_h
-    };
-    let grid = Grid::new(width, height, chunk_w, chunk_h, max_band_rows);
-    let chunks = u64::from(grid.across()) * u64::from(grid.chunk_rows()) * u64::from(planes);
-    if (offsets.len() as u64) < chunks || (lengths.len() as u64) < chunks {
-        return Err(FormatError::invalid(format!(
-            "TIFF page {ifd_index} has {} offsets and {} byte counts for {chunks} chunks",
-            offsets.len(),
-            lengths.len()
-        )));
-    }
-    let mut lengths = lengths;
-    if codec == Codec::Raw {
-        // Uncompressed chunks have a known size; a byte count that lies can't make us read more
-        // (or less) than the chunk, and the end of the file bounds what is really there.
-        for l in lengths.iter_mut() {
-            *l = (*l).min(chunk_bytes);
-            if *l == 0 {
-                *l = chunk_bytes;
-            }
-        }
-    }
-    Ok(Page {
-        width,
-        height,
-        mode,
-        raw,
-        palette,
-        grid,
-        storage: Storage::Chunks {
-            offsets: Arc::new(offsets),
-            lengths: Arc::new(lengths),
-            codec,
-            compression,
-            predictor,
-            planes,
-            chunk_stride,
-            ifd_index,
-        },
-        reduced: subfile & 1 == 1,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn photometric_interpretations_map_to_modes() {
+        let kind = |p, s, a, b, c| pixel_kind(p, s, a, b, c).map(|(m, _, pre)| (m, pre));
+        assert_eq!(kind(1, 1, None, 1, 1).ok(), Some((Mode::Bilevel, false)));
+        assert_eq!(kind(1, 1, None, 16, 1).ok(), Some((Mode::I16, false)));
+        assert_eq!(kind(1, 2, Some(1), 8, 1).ok(), Some((Mode::La, true)));
+        assert_eq!(kind(2, 4, Some(2), 8, 1).ok(), Some((Mode::Rgba, false)));
+        assert_eq!(
+            kind(2, 4, Some(0), 8, 1).ok(),
+            Some((Mode::Rgb, false)),
+            "unspecified extra"
+        );
+        assert_eq!(kind(5, 4, None, 16, 1).ok(), Some((Mode::Cmyk16, false)));
+        assert_eq!(kind(6, 3, None, 8, 7).ok(), Some((Mode::Rgb, false)));
+        assert!(kind(6, 3, None, 8, 1).is_err(), "YCbCr without JPEG");
+        assert!(kind(3, 1, None, 16, 1).is_err(), "16-bit palette");
+        assert!(kind(9, 1, None, 8, 1).is_err());
+        assert!(matches!(codec(6), Err(FormatError::Unsupported(_))));
+        assert_eq!(codec(32946).ok(), Some(Codec::Deflate));
+    }
 }
