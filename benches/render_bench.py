@@ -91,9 +91,10 @@ def main():
     ap.add_argument("--runs", type=int, default=3, help="runs per cell; the median is shown")
     ap.add_argument("--prepare-only", action="store_true", help="only generate the images")
     ap.add_argument("--only", help="run only the image whose label contains this text")
+    ap.add_argument("--tessera", help="the tessera binary to time (default: this checkout's)")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
-    tessera = tessera_bin()
+    tessera = args.tessera or tessera_bin()
     have_vips = shutil.which("vips") is not None
     have_gdal = shutil.which("gdal_translate") is not None
     size = args.size
@@ -106,7 +107,9 @@ def main():
         ("TIFF tiled RGBA", "tiled-rgba.tif", "tiff-tiled-rgba", 4, True),
         ("TIFF deflate tiles", "deflate.tif", "tiff-deflate", 3, False),
     ]
-    for _, name, kind, _, _ in images:
+    for label, name, kind, _, _ in images:
+        if args.only and args.only not in label:
+            continue
         generate(kind, size, os.path.join(args.dir, name), tessera)
     if args.prepare_only:
         return 0

@@ -557,44 +557,8 @@ impl TesseraApp {
         });
         cmds
     }
-}
-
-impl eframe::App for TesseraApp {
-    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
-        let frame_start = Instant::now();
-        if let Some(bench) = &mut self.bench {
-            bench.record_work(frame.info().cpu_usage);
-        }
-        let ctx = ui.ctx().clone();
-        self.poll_opening();
-        if let Some(rx) = &self.dialog {
-            match rx.try_recv() {
-                Ok(path) => {
-                    self.dialog = None;
-                    if let Some(p) = path {
-                        self.open(p);
-                    }
-                }
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => self.dialog = None,
-                Err(std::sync::mpsc::TryRecvError::Empty) => {}
-            }
-        }
-        let mut cmds: Vec<Command> = ctx.input(|i| {
-            i.raw
-                .dropped_files
-                .iter()
-                .map(|f| f.path().to_path_buf())
-                .filter(|p| !p.as_os_str().is_empty())
-                .map(Command::Open)
-                .collect()
-        });
-        cmds.extend(self.keyboard(&ctx));
-        if let Some(s) = &mut self.session {
-            s.poll();
-            self.errors.append(&mut s.new_errors);
-        }
-
-        egui::Panel::top("menu").show(ui, |ui| cmds.extend(self.menu_ui(ui)));
+    /// The error banner: the newest error, how many more, and Dismiss.
+    fn error_banner_ui(&self, ui: &mut egui::Ui, cmds: &mut Vec<Command>) {
         if !self.errors.is_empty() {
             egui::Panel::top("errors")
                 .frame(
@@ -620,6 +584,78 @@ impl eframe::App for TesseraApp {
                     });
                 });
         }
+    }
+
+    /// Plan the view as it is now, ask for its pieces, upload what has arrived.
+    fn update_session(&mut self, ctx: &egui::Context) {
+        if let Some(s) = &mut self.session {
+            let (w, h) = (s.page().width, s.page().height);
+            self.view.clamp_center(w, h);
+            let motion = (
+                self.view.center_x - self.last_center.0,
+                self.view.center_y - self.last_center.1,
+            );
+            self.last_center = (self.view.center_x, self.view.center_y);
+            s.update_wanted(&self.view, motion);
+            s.upload(ctx, UPLOAD_BYTES_PER_FRAME);
+            let (_, panel, f) = s.panel_page();
+            self.visible_units = self
+                .view
+                .visible_extent(w, h, 0.0)
+                .map(|e| {
+                    let e = Extent::new(e.x0 / f, e.y0 / f, e.x1.div_ceil(f), e.y1.div_ceil(f));
+                    panel.grid.units_in(&e).take(100_000).collect()
+                })
+                .unwrap_or_default();
+            if s.pending_uploads() > 0 {
+                ctx.request_repaint();
+            }
+        }
+    }
+
+    /// The file dialog's answer, once it comes.
+    fn poll_dialog(&mut self) {
+        if let Some(rx) = &self.dialog {
+            match rx.try_recv() {
+                Ok(path) => {
+                    self.dialog = None;
+                    if let Some(p) = path {
+                        self.open(p);
+                    }
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => self.dialog = None,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            }
+        }
+    }
+}
+
+impl eframe::App for TesseraApp {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        let frame_start = Instant::now();
+        if let Some(bench) = &mut self.bench {
+            bench.record_work(frame.info().cpu_usage);
+        }
+        let ctx = ui.ctx().clone();
+        self.poll_opening();
+        self.poll_dialog();
+        let mut cmds: Vec<Command> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(Command::Open)
+                .collect()
+        });
+        cmds.extend(self.keyboard(&ctx));
+        if let Some(s) = &mut self.session {
+            s.poll();
+            self.errors.append(&mut s.new_errors);
+        }
+
+        egui::Panel::top("menu").show(ui, |ui| cmds.extend(self.menu_ui(ui)));
+        self.error_banner_ui(ui, &mut cmds);
         egui::Panel::bottom("status").show(ui, |ui| {
             status_bar_ui(ui, self.session.as_ref(), &self.view, self.hover);
         });
@@ -697,30 +733,7 @@ impl eframe::App for TesseraApp {
                 self.fit_mode = false;
             }
         }
-        // Ask for pieces for the view as it is now, and upload what has arrived.
-        if let Some(s) = &mut self.session {
-            let (w, h) = (s.page().width, s.page().height);
-            self.view.clamp_center(w, h);
-            let motion = (
-                self.view.center_x - self.last_center.0,
-                self.view.center_y - self.last_center.1,
-            );
-            self.last_center = (self.view.center_x, self.view.center_y);
-            s.update_wanted(&self.view, motion);
-            s.upload(&ctx, UPLOAD_BYTES_PER_FRAME);
-            let (_, panel, f) = s.panel_page();
-            self.visible_units = self
-                .view
-                .visible_extent(w, h, 0.0)
-                .map(|e| {
-                    let e = Extent::new(e.x0 / f, e.y0 / f, e.x1.div_ceil(f), e.y1.div_ceil(f));
-                    panel.grid.units_in(&e).take(100_000).collect()
-                })
-                .unwrap_or_default();
-            if s.pending_uploads() > 0 {
-                ctx.request_repaint();
-            }
-        }
+        self.update_session(&ctx);
         if self.opening.is_some() {
             ctx.request_repaint_after(Duration::from_millis(50));
         }

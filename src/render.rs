@@ -326,7 +326,14 @@ impl Compositor {
         let out_w = target.region.width().div_ceil(target.scale) as usize;
         let out_h = target.region.height().div_ceil(target.scale) as usize;
         let n = out_w * out_h;
-        let copy = target.scale == 1 && target.factor == 1;
+        // One level pixel per output pixel: a copy (scale 1 of the image, or a scale equal
+        // to the level's factor with the region on the level's grid).
+        let f = target.factor.max(1);
+        let lr = target.level_region();
+        let copy = target.scale == f
+            && target.region.x0.is_multiple_of(f)
+            && target.region.y0.is_multiple_of(f)
+            && (lr.width() as usize, lr.height() as usize) == (out_w, out_h);
         Self {
             target,
             out_w,
@@ -355,8 +362,9 @@ impl Compositor {
                 ((y - piece.extent.y0) as usize * pw + (common.x0 - piece.extent.x0) as usize) * 4;
             let src = &piece.rgba[src_start..src_start + cols * 4];
             if copy {
-                let ry = (y - t.region.y0) as usize;
-                let rx = (common.x0 - t.region.x0) as usize;
+                let lr = t.level_region();
+                let ry = (y - lr.y0) as usize;
+                let rx = (common.x0 - lr.x0) as usize;
                 let d = (ry * self.out_w + rx) * 4;
                 self.pixels[d..d + cols * 4].copy_from_slice(src);
                 continue;
