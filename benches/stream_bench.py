@@ -68,9 +68,10 @@ def main():
     ap.add_argument("--dir", default=os.path.join(ROOT, "bench-data"))
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", help="run only the image whose label contains this text")
+    ap.add_argument("--tessera", help="the tessera binary to time (default: this checkout's)")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
-    tessera = tessera_bin()
+    tessera = args.tessera or tessera_bin()
     size = args.size
     images = [
         ("PNG", "rgb.png", "png"),
