@@ -64,38 +64,7 @@ pub fn canvas_ui(
     let (iw, ih) = (page.width, page.height);
     let origin = rect.min;
 
-    // Input: drag pans, wheel / pinch zoom about the pointer.
-    if response.dragged_by(egui::PointerButton::Primary)
-        || response.dragged_by(egui::PointerButton::Middle)
-    {
-        let d = response.drag_delta();
-        view.pan_by_screen(f64::from(d.x), f64::from(d.y));
-    }
-    let min_zoom = view.min_zoom(iw, ih);
-    if let Some(pos) = response.hover_pos() {
-        let (sx, sy) = (f64::from(pos.x - origin.x), f64::from(pos.y - origin.y));
-        let mut factor = ui.input(|i| {
-            i.events
-                .iter()
-                .filter_map(|e| match e {
-                    egui::Event::MouseWheel { unit, delta, .. } => {
-                        Some(wheel_factor(*unit, delta.y))
-                    }
-                    _ => None,
-                })
-                .product::<f64>()
-        });
-        if let Some(touch) = ui.input(|i| i.multi_touch()) {
-            factor *= f64::from(touch.zoom_delta);
-        }
-        if (factor - 1.0).abs() > 1e-9 {
-            view.zoom_about(sx, sy, factor, min_zoom);
-        }
-        let (ix, iy) = view.image_from_screen(sx, sy);
-        if ix >= 0.0 && iy >= 0.0 && ix < f64::from(iw) && iy < f64::from(ih) {
-            out.hover_pixel = Some((ix as u32, iy as u32));
-        }
-    }
+    out.hover_pixel = handle_input(ui, &response, view, origin, (iw, ih));
     view.clamp_center(iw, ih);
 
     let visible = view.visible_extent(iw, ih, 0.0);
@@ -119,64 +88,7 @@ pub fn canvas_ui(
         placeholder(&painter, area, area.intersect(rect), &text);
     }
     if let Some(visible) = visible {
-        let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
-        let fill_level = session.pyramid().coarsest();
-        let level = session.level();
-        let wanted = session.wanted().to_vec();
-        // Sharp pieces still missing: the coarse fill-in is only painted under those (on a
-        // software renderer every extra layer costs a full fill).
-        let holes: Vec<Extent> = wanted
-            .iter()
-            .filter(|k| session.level_of(k) == Some(level) && !session.textures.contains(k))
-            .map(|k| session.image_extent(k))
-            .collect();
-        for key in wanted {
-            let e = session.image_extent(&key);
-            if e.intersect(&visible).is_none() {
-                continue;
-            }
-            let is_fill = session.level_of(&key) == Some(fill_level) && level != fill_level;
-            if is_fill && !holes.iter().any(|h| h.intersect(&e).is_some()) {
-                continue;
-            }
-            let f = session.pyramid().factor_of(key.source);
-            let parts: Option<Vec<(egui::TextureId, Extent)>> = session
-                .textures
-                .get(&key)
-                .map(|t| t.parts.iter().map(|(h, e)| (h.id(), *e)).collect());
-            match parts {
-                Some(parts) => {
-                    for (id, part) in parts {
-                        let part = crate::pieces::scale_up(&part, f, iw, ih);
-                        painter.image(id, to_rect(view, origin, &part), uv, Color32::WHITE);
-                    }
-                }
-                // The coarse fill-in paints nothing until it arrives; the sharp level shows a
-                // placeholder (or the fill-in under it).
-                None if is_fill => {}
-                None => {
-                    let r = to_rect(view, origin, &e);
-                    let failed = session.states.is_failed(&key);
-                    if failed {
-                        painter.rect_filled(
-                            r,
-                            0.0,
-                            Color32::from_rgba_unmultiplied(150, 30, 30, 160),
-                        );
-                        painter.line_segment(
-                            [r.left_top(), r.right_bottom()],
-                            Stroke::new(2.0, Color32::RED),
-                        );
-                        painter.line_segment(
-                            [r.right_top(), r.left_bottom()],
-                            Stroke::new(2.0, Color32::RED),
-                        );
-                    } else if fill_level == level {
-                        painter.rect_filled(r, 0.0, Color32::from_gray(60));
-                    }
-                }
-            }
-        }
+        paint_pieces(&painter, session, view, origin, &visible);
         // Descriptor boundaries, coloured by state.
         if overlay {
             let units: Vec<u64> = page.grid.units_in(&visible).take(20_000).collect();
@@ -216,6 +128,116 @@ pub fn canvas_ui(
         out.commands.push(Command::Fit);
     }
     out
+}
+
+/// Drag pans, wheel and pinch zoom about the pointer; returns the image pixel under it.
+fn handle_input(
+    ui: &egui::Ui,
+    response: &egui::Response,
+    view: &mut Viewport,
+    origin: Pos2,
+    (iw, ih): (u32, u32),
+) -> Option<(u32, u32)> {
+    let mut hover = None;
+    // Input: drag pans, wheel / pinch zoom about the pointer.
+    if response.dragged_by(egui::PointerButton::Primary)
+        || response.dragged_by(egui::PointerButton::Middle)
+    {
+        let d = response.drag_delta();
+        view.pan_by_screen(f64::from(d.x), f64::from(d.y));
+    }
+    let min_zoom = view.min_zoom(iw, ih);
+    if let Some(pos) = response.hover_pos() {
+        let (sx, sy) = (f64::from(pos.x - origin.x), f64::from(pos.y - origin.y));
+        let mut factor = ui.input(|i| {
+            i.events
+                .iter()
+                .filter_map(|e| match e {
+                    egui::Event::MouseWheel { unit, delta, .. } => {
+                        Some(wheel_factor(*unit, delta.y))
+                    }
+                    _ => None,
+                })
+                .product::<f64>()
+        });
+        if let Some(touch) = ui.input(|i| i.multi_touch()) {
+            factor *= f64::from(touch.zoom_delta);
+        }
+        if (factor - 1.0).abs() > 1e-9 {
+            view.zoom_about(sx, sy, factor, min_zoom);
+        }
+        let (ix, iy) = view.image_from_screen(sx, sy);
+        if ix >= 0.0 && iy >= 0.0 && ix < f64::from(iw) && iy < f64::from(ih) {
+            hover = Some((ix as u32, iy as u32));
+        }
+    }
+    hover
+}
+
+/// The view's pieces (the coarse fill-in only under sharp pieces still missing), placeholders
+/// for those not loaded yet, and a red cross over failed ones.
+fn paint_pieces(
+    painter: &egui::Painter,
+    session: &mut Session,
+    view: &Viewport,
+    origin: Pos2,
+    visible: &Extent,
+) {
+    let (iw, ih) = (session.page().width, session.page().height);
+    let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+    let fill_level = session.pyramid().coarsest();
+    let level = session.level();
+    let wanted = session.wanted().to_vec();
+    // Sharp pieces still missing: the coarse fill-in is only painted under those (on a
+    // software renderer every extra layer costs a full fill).
+    let holes: Vec<Extent> = wanted
+        .iter()
+        .filter(|k| session.level_of(k) == Some(level) && !session.textures.contains(k))
+        .map(|k| session.image_extent(k))
+        .collect();
+    for key in wanted {
+        let e = session.image_extent(&key);
+        if e.intersect(visible).is_none() {
+            continue;
+        }
+        let is_fill = session.level_of(&key) == Some(fill_level) && level != fill_level;
+        if is_fill && !holes.iter().any(|h| h.intersect(&e).is_some()) {
+            continue;
+        }
+        let f = session.pyramid().factor_of(key.source);
+        let parts: Option<Vec<(egui::TextureId, Extent)>> = session
+            .textures
+            .get(&key)
+            .map(|t| t.parts.iter().map(|(h, e)| (h.id(), *e)).collect());
+        match parts {
+            Some(parts) => {
+                for (id, part) in parts {
+                    let part = crate::pieces::scale_up(&part, f, iw, ih);
+                    painter.image(id, to_rect(view, origin, &part), uv, Color32::WHITE);
+                }
+            }
+            // The coarse fill-in paints nothing until it arrives; the sharp level shows a
+            // placeholder (or the fill-in under it).
+            None if is_fill => {}
+            None => {
+                let r = to_rect(view, origin, &e);
+                let failed = session.states.is_failed(&key);
+                if failed {
+                    painter.rect_filled(r, 0.0, Color32::from_rgba_unmultiplied(150, 30, 30, 160));
+                    painter.line_segment(
+                        [r.left_top(), r.right_bottom()],
+                        Stroke::new(2.0, Color32::RED),
+                    );
+                    painter.line_segment(
+                        [r.right_top(), r.left_bottom()],
+                        Stroke::new(2.0, Color32::RED),
+                    );
+                } else if fill_level == level {
+                    painter.rect_filled(r, 0.0, Color32::from_gray(60));
+                }
+            }
+        }
+    }
 }
 
 /// A neutral placeholder over `area` with `text` centred in `text_in` (when there is room).

@@ -5,6 +5,7 @@
 use egui::RichText;
 
 use super::{Command, state_color};
+use crate::index::StreamIndex;
 use crate::levels::BuildState;
 use crate::pieces::LevelSource;
 use crate::session::{Session, UnitState};
@@ -93,27 +94,14 @@ impl StateFilter {
     }
 }
 
-pub fn descriptor_panel_ui(
-    ui: &mut egui::Ui,
-    session: &Session,
-    filter: &mut StateFilter,
-    selected: Option<u64>,
-    visible_units: &std::collections::HashSet<u64>,
-) -> Vec<Command> {
-    let mut commands = Vec::new();
+/// What the listed page is (file page, file level or built level), its access method, and
+/// the indexing pass of a stream.
+fn page_summary_ui(ui: &mut egui::Ui, session: &Session, index: Option<&StreamIndex>) {
     let (source, page, factor) = session.panel_page();
-    // Page 0 of a PNG/JPEG: its checkpoint index, filled in as passes run.
-    let index = session
-        .image
-        .index
-        .as_ref()
-        .filter(|_| source == LevelSource::Page(0));
     let access = match index {
         Some(ix) if ix.is_complete() => crate::format::Access::Checkpoint,
         _ => page.access(),
     };
-    ui.heading("Tile descriptors");
-    levels_ui(ui, session, &mut commands);
     let file = if let LevelSource::Built(_) = source {
         format!("built level 1/{factor} (sidecar TIFF)")
     } else if factor > 1 {
@@ -146,28 +134,20 @@ pub fn descriptor_panel_ui(
         );
         ui.add(egui::ProgressBar::new(reached as f32 / ix.bands().max(1) as f32).text(text));
     }
-    ui.horizontal(|ui| {
-        egui::ComboBox::from_label("shown")
-            .selected_text(filter.name())
-            .show_ui(ui, |ui| {
-                for f in StateFilter::ALL {
-                    ui.selectable_value(filter, f, f.name());
-                }
-            });
-        if let Some(index) = selected
-            && ui
-                .button("Go to")
-                .on_hover_text("Centre the view on the selected descriptor")
-                .clicked()
-        {
-            commands.push(Command::GoTo(index));
-        }
-    });
-    ui.separator();
+}
+
+/// The descriptors the filter lists, `None` for all of them. Filtered lists come from the
+/// (sparse) state table; "all" is the whole range.
+fn filtered_rows(
+    session: &Session,
+    source: LevelSource,
+    page: &crate::format::Page,
+    filter: StateFilter,
+    visible_units: &std::collections::HashSet<u64>,
+) -> Option<Vec<u64>> {
     let units_per_plane = page.unit_count().max(1);
     let planes = page.descriptor_count() / units_per_plane;
-    // Filtered lists come from the (sparse) state map; "all" is the whole range.
-    let rows: Option<Vec<u64>> = match *filter {
+    match filter {
         StateFilter::All => None,
         StateFilter::Visible => {
             let mut v: Vec<u64> = visible_units.iter().copied().collect();
@@ -192,7 +172,46 @@ pub fn descriptor_panel_ui(
             v.sort_unstable();
             Some(expand_planes(v, planes, units_per_plane))
         }
-    };
+    }
+}
+
+pub fn descriptor_panel_ui(
+    ui: &mut egui::Ui,
+    session: &Session,
+    filter: &mut StateFilter,
+    selected: Option<u64>,
+    visible_units: &std::collections::HashSet<u64>,
+) -> Vec<Command> {
+    let mut commands = Vec::new();
+    let (source, page, _) = session.panel_page();
+    // Page 0 of a PNG/JPEG: its checkpoint index, filled in as passes run.
+    let index = session
+        .image
+        .index
+        .as_ref()
+        .filter(|_| source == LevelSource::Page(0));
+    ui.heading("Tile descriptors");
+    levels_ui(ui, session, &mut commands);
+    page_summary_ui(ui, session, index);
+    ui.horizontal(|ui| {
+        egui::ComboBox::from_label("shown")
+            .selected_text(filter.name())
+            .show_ui(ui, |ui| {
+                for f in StateFilter::ALL {
+                    ui.selectable_value(filter, f, f.name());
+                }
+            });
+        if let Some(index) = selected
+            && ui
+                .button("Go to")
+                .on_hover_text("Centre the view on the selected descriptor")
+                .clicked()
+        {
+            commands.push(Command::GoTo(index));
+        }
+    });
+    ui.separator();
+    let rows = filtered_rows(session, source, page, *filter, visible_units);
     let total = rows
         .as_ref()
         .map_or(page.descriptor_count(), |r| r.len() as u64);
