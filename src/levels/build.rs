@@ -219,7 +219,6 @@ impl BuildJob {
             }
         };
         let height = page.height;
-        let spp = usize::from(plan.spp);
         let progress = &status.progress;
         let mut consume = |pairs: PairSums| -> Result<(), FormatError> {
             pyramid.push_pairs(&pairs, &mut emit);
@@ -238,97 +237,19 @@ impl BuildJob {
         };
         progress.update(0, u64::from(height))?;
         let kind = page.stream_kind();
-        if matches!(
-            kind,
-            Some(StreamKind::JpegRestart(_) | StreamKind::JpegScanned(_) | StreamKind::JpegWhole)
-        ) {
-            // Level 1 straight from libjpeg's DCT scaling (1/2): a fraction of a full decode.
-            // The checkpoint pass (marker scan or entropy pass) runs beside it.
-            let w1 = page.width.div_ceil(2);
-            let odd_w = !page.width.is_multiple_of(2);
-            let odd_h = !page.height.is_multiple_of(2);
-            let h1 = page.height.div_ceil(2);
-            std::thread::scope(|scope| -> Result<(), FormatError> {
-                if let Some(ix) = self.image.index.as_ref() {
-                    let source = &self.image.source;
-                    scope.spawn(move || {
-                        lower_priority(self);
-                        // Damage shows up in the pixel pass too; this one only records.
-                        let _ = decode::stream::index_jpeg(source, page, ix, &|| {
-                            progress.is_cancelled()
-                        });
-                    });
-                }
-                decode::stream::jpeg_scaled_rows(
-                    &self.image.source,
-                    page,
-                    2,
-                    &mut |y, rgba| {
-                        wait();
-                        // Each level-1 pixel stands for the 2x2 block (clipped at the edges)
-                        // it was scaled from.
-                        let rows = if odd_h && y + 1 == h1 { 1 } else { 2 };
-                        let mut pairs = PairSums {
-                            y,
-                            counts: vec![rows as u8],
-                            sums: Vec::with_capacity(w1 as usize * spp),
-                        };
-                        for (x, px) in rgba.chunks_exact(4).enumerate() {
-                            let cols = if odd_w && x as u32 + 1 == w1 { 1 } else { 2 };
-                            for &v in &px[..spp] {
-                                pairs.sums.push(u32::from(v) * rows * cols);
-                            }
-                        }
-                        consume(pairs)
-                    },
-                    &|| progress.is_cancelled(),
-                )
-            })?;
-        } else if let Some(kind) = kind {
-            if kind == StreamKind::PngInterlaced {
+        match kind {
+            Some(
+                StreamKind::JpegRestart(_) | StreamKind::JpegScanned(_) | StreamKind::JpegWhole,
+            ) => {
+                self.jpeg_half_scale(page, &wait, &mut consume)?;
+            }
+            Some(StreamKind::PngInterlaced) => {
                 return Err(FormatError::unsupported(
                     "levels of an interlaced PNG (every band needs the whole stream)",
                 ));
             }
-            let mut failed = None;
-            // The same pass records the stream's checkpoints (PNG).
-            let streamed = decode::stream::decode_bands(
-                &self.image.source,
-                page,
-                self.image.index.as_ref(),
-                0..=page.grid.unit_rows().saturating_sub(1),
-                decode::stream::BandSink {
-                    wants: &mut |_| true,
-                    emit: &mut |unit, piece| {
-                        if failed.is_some() {
-                            return;
-                        }
-                        wait();
-                        let e = piece.extent;
-                        debug_assert_eq!(unit, page.grid.unit_row_of(e.y0));
-                        let pairs = pair_sums(
-                            &piece.rgba,
-                            PixelLayout::RGBA,
-                            e.width(),
-                            e.y0,
-                            e.height(),
-                            spp,
-                        );
-                        if let Err(err) = consume(pairs) {
-                            // Stop the stream too; the error, not "cancelled", is reported.
-                            progress.cancel();
-                            failed = Some(err);
-                        }
-                    },
-                },
-                &|| progress.is_cancelled(),
-            );
-            if let Some(e) = failed {
-                return Err(e);
-            }
-            streamed?;
-        } else {
-            self.parallel_bands(page, &wait, &mut consume)?;
+            Some(_) => self.stream_bands(page, &wait, &mut consume)?,
+            None => self.parallel_bands(page, &wait, &mut consume)?,
         }
         if pyramid.rows_in() != height {
             return Err(FormatError::truncated(format!(
@@ -337,6 +258,108 @@ impl BuildJob {
             )));
         }
         Ok(written)
+    }
+
+    /// Level 1 of a baseline JPEG from libjpeg's DCT scaling, in pairs of summed rows.
+    fn jpeg_half_scale(
+        &self,
+        page: &Page,
+        wait: &(dyn Fn() + Sync),
+        consume: &mut dyn FnMut(PairSums) -> Result<(), FormatError>,
+    ) -> Result<(), FormatError> {
+        let spp = usize::from(self.plan.spp);
+        let progress = &self.status.progress;
+        // Level 1 straight from libjpeg's DCT scaling (1/2): a fraction of a full decode.
+        // The checkpoint pass (marker scan or entropy pass) runs beside it.
+        let w1 = page.width.div_ceil(2);
+        let odd_w = !page.width.is_multiple_of(2);
+        let odd_h = !page.height.is_multiple_of(2);
+        let h1 = page.height.div_ceil(2);
+        std::thread::scope(|scope| -> Result<(), FormatError> {
+            if let Some(ix) = self.image.index.as_ref() {
+                let source = &self.image.source;
+                scope.spawn(move || {
+                    lower_priority(self);
+                    // Damage shows up in the pixel pass too; this one only records.
+                    let _ =
+                        decode::stream::index_jpeg(source, page, ix, &|| progress.is_cancelled());
+                });
+            }
+            decode::stream::jpeg_scaled_rows(
+                &self.image.source,
+                page,
+                2,
+                &mut |y, rgba| {
+                    wait();
+                    // Each level-1 pixel stands for the 2x2 block (clipped at the edges)
+                    // it was scaled from.
+                    let rows = if odd_h && y + 1 == h1 { 1 } else { 2 };
+                    let mut pairs = PairSums {
+                        y,
+                        counts: vec![rows as u8],
+                        sums: Vec::with_capacity(w1 as usize * spp),
+                    };
+                    for (x, px) in rgba.chunks_exact(4).enumerate() {
+                        let cols = if odd_w && x as u32 + 1 == w1 { 1 } else { 2 };
+                        for &v in &px[..spp] {
+                            pairs.sums.push(u32::from(v) * rows * cols);
+                        }
+                    }
+                    consume(pairs)
+                },
+                &|| progress.is_cancelled(),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Every band of a PNG stream, in order (the same pass records its checkpoints).
+    fn stream_bands(
+        &self,
+        page: &Page,
+        wait: &(dyn Fn() + Sync),
+        consume: &mut dyn FnMut(PairSums) -> Result<(), FormatError>,
+    ) -> Result<(), FormatError> {
+        let spp = usize::from(self.plan.spp);
+        let progress = &self.status.progress;
+        let mut failed = None;
+        // The same pass records the stream's checkpoints (PNG).
+        let streamed = decode::stream::decode_bands(
+            &self.image.source,
+            page,
+            self.image.index.as_ref(),
+            0..=page.grid.unit_rows().saturating_sub(1),
+            decode::stream::BandSink {
+                wants: &mut |_| true,
+                emit: &mut |unit, piece| {
+                    if failed.is_some() {
+                        return;
+                    }
+                    wait();
+                    let e = piece.extent;
+                    debug_assert_eq!(unit, page.grid.unit_row_of(e.y0));
+                    let pairs = pair_sums(
+                        &piece.rgba,
+                        PixelLayout::RGBA,
+                        e.width(),
+                        e.y0,
+                        e.height(),
+                        spp,
+                    );
+                    if let Err(err) = consume(pairs) {
+                        // Stop the stream too; the error, not "cancelled", is reported.
+                        progress.cancel();
+                        failed = Some(err);
+                    }
+                },
+            },
+            &|| progress.is_cancelled(),
+        );
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        streamed?;
+        Ok(())
     }
 
     /// Decode unit rows on producer threads and hand them to `consume` in order.
