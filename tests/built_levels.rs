@@ -95,10 +95,7 @@ fn read_sidecar(path: &Path) -> Vec<(u32, u32, Vec<u8>)> {
 }
 
 fn deflate(b: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(b).expect("deflate");
-    e.finish().expect("deflate")
+    crate::support::encode::zlib(b, flate2::Compression::fast())
 }
 
 /// Fixtures of every kind of pass: raw read as stored (PPM, PGM, bottom-up BGR BMP), raw

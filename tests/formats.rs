@@ -4,68 +4,14 @@
 
 use std::io::Cursor;
 
-use crate::support::synth::{TiffSpec, pattern, write_tiff, write_tiff_pages};
+use crate::support::encode::*;
+use crate::support::synth::{TiffSpec, write_tiff, write_tiff_pages};
 use crate::support::*;
 
 const W: u32 = 37;
 const H: u32 = 23;
 
-fn px(x: u32, y: u32, c: u32) -> u8 {
-    pattern(x, y, c)
-}
-
 // ---------------------------------------------------------------- PNM
-
-fn pnm_binary(magic: u8, w: u32, h: u32, maxval: u32, spp: u32) -> Vec<u8> {
-    let mut f = format!("P{}\n# a comment\n{w} # width\n{h}\n", magic as char).into_bytes();
-    if magic != b'4' {
-        f.extend_from_slice(format!("{maxval}\n").as_bytes());
-    }
-    for y in 0..h {
-        if magic == b'4' {
-            let mut row = vec![0u8; w.div_ceil(8) as usize];
-            for x in 0..w {
-                if px(x, y, 0) & 1 == 1 {
-                    row[(x / 8) as usize] |= 0x80 >> (x % 8);
-                }
-            }
-            f.extend_from_slice(&row);
-            continue;
-        }
-        for x in 0..w {
-            for c in 0..spp {
-                let v = u32::from(px(x, y, c)) * maxval / 255;
-                if maxval > 255 {
-                    f.extend_from_slice(&(v as u16).to_be_bytes());
-                } else {
-                    f.push(v as u8);
-                }
-            }
-        }
-    }
-    f
-}
-
-fn pnm_plain(magic: u8, w: u32, h: u32, maxval: u32, spp: u32) -> Vec<u8> {
-    let mut s = format!("P{}\n# plain\n{w} {h}\n", magic as char);
-    if magic != b'1' {
-        s.push_str(&format!("{maxval}\n"));
-    }
-    for y in 0..h {
-        for x in 0..w {
-            for c in 0..spp {
-                let v = if magic == b'1' {
-                    u32::from(px(x, y, 0) & 1)
-                } else {
-                    u32::from(px(x, y, c)) * maxval / 255
-                };
-                s.push_str(&format!("{v} "));
-            }
-        }
-        s.push('\n');
-    }
-    s.into_bytes()
-}
 
 #[test]
 fn pnm_binary_and_plain_match_image_crate() {
@@ -192,87 +138,6 @@ fn wide_raw_image_spans_several_bands_and_column_windows() {
 }
 
 // ---------------------------------------------------------------- BMP
-
-struct Bmp {
-    bpp: u16,
-    compression: u32,
-    top_down: bool,
-    masks: Option<[u32; 4]>,
-    v5: bool,
-    palette: Vec<[u8; 3]>,
-}
-
-fn bmp_file(spec: &Bmp, w: u32, h: u32, pixels: &[Vec<u8>]) -> Vec<u8> {
-    // pixels: stored rows in file order (already packed/encoded).
-    let dib = if spec.v5 { 124 } else { 40 };
-    let extra_masks = if spec.masks.is_some() && !spec.v5 {
-        12
-    } else {
-        0
-    };
-    let pal_bytes = spec.palette.len() * 4;
-    let data: Vec<u8> = pixels.concat();
-    let off = 14 + dib + extra_masks + pal_bytes;
-    let mut f = Vec::new();
-    f.extend_from_slice(b"BM");
-    f.extend_from_slice(&((off + data.len()) as u32).to_le_bytes());
-    f.extend_from_slice(&[0; 4]);
-    f.extend_from_slice(&(off as u32).to_le_bytes());
-    let mut d = vec![0u8; dib];
-    d[0..4].copy_from_slice(&(dib as u32).to_le_bytes());
-    d[4..8].copy_from_slice(&(w as i32).to_le_bytes());
-    let hh = if spec.top_down { -(h as i32) } else { h as i32 };
-    d[8..12].copy_from_slice(&hh.to_le_bytes());
-    d[12..14].copy_from_slice(&1u16.to_le_bytes());
-    d[14..16].copy_from_slice(&spec.bpp.to_le_bytes());
-    d[16..20].copy_from_slice(&spec.compression.to_le_bytes());
-    d[20..24].copy_from_slice(&(data.len() as u32).to_le_bytes());
-    d[32..36].copy_from_slice(&(spec.palette.len() as u32).to_le_bytes());
-    if let (Some(m), true) = (spec.masks, spec.v5) {
-        for (i, v) in m.iter().enumerate() {
-            d[40 + i * 4..44 + i * 4].copy_from_slice(&v.to_le_bytes());
-        }
-        d[56..60].copy_from_slice(b"BGRs");
-    }
-    f.extend_from_slice(&d);
-    if let (Some(m), false) = (spec.masks, spec.v5) {
-        for v in &m[..3] {
-            f.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-    for c in &spec.palette {
-        f.extend_from_slice(&[c[2], c[1], c[0], 0]);
-    }
-    f.extend_from_slice(&data);
-    f
-}
-
-fn palette(n: usize) -> Vec<[u8; 3]> {
-    (0..n)
-        .map(|i| {
-            [
-                (i * 37) as u8,
-                (i * 91 + 7) as u8,
-                (255usize.wrapping_sub(i * 13)) as u8,
-            ]
-        })
-        .collect()
-}
-
-fn file_rows(h: u32, top_down: bool) -> Vec<u32> {
-    if top_down {
-        (0..h).collect()
-    } else {
-        (0..h).rev().collect()
-    }
-}
-
-fn pad4(mut row: Vec<u8>) -> Vec<u8> {
-    while !row.len().is_multiple_of(4) {
-        row.push(0);
-    }
-    row
-}
 
 #[test]
 fn bmp_variants_match_image_crate() {
@@ -447,55 +312,6 @@ fn bmp_rle_matches_image_crate() {
 }
 
 // ---------------------------------------------------------------- TIFF
-
-fn tiff_bytes(
-    spec: &TiffSpec,
-    sample: &dyn Fn(u32, u32, u32) -> u16,
-    comp: Option<u16>,
-) -> Vec<u8> {
-    let deflate = |b: &[u8]| {
-        use std::io::Write;
-        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(b).expect("deflate");
-        e.finish().expect("deflate")
-    };
-    let lzw = |b: &[u8]| {
-        weezl::encode::Encoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8)
-            .encode(b)
-            .expect("lzw")
-    };
-    let packbits = |b: &[u8]| {
-        // Literal runs of up to 128 bytes, and repeats where they pay.
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            let mut run = 1;
-            while i + run < b.len() && run < 128 && b[i + run] == b[i] {
-                run += 1;
-            }
-            if run >= 3 {
-                out.push((257 - run) as u8);
-                out.push(b[i]);
-                i += run;
-            } else {
-                let n = (b.len() - i).min(128);
-                out.push((n - 1) as u8);
-                out.extend_from_slice(&b[i..i + n]);
-                i += n;
-            }
-        }
-        out
-    };
-    let mut cur = Cursor::new(Vec::new());
-    let compressor: Option<crate::support::synth::Compressor<'_>> = match comp {
-        Some(8) => Some((8, &deflate)),
-        Some(5) => Some((5, &lzw)),
-        Some(32773) => Some((32773, &packbits)),
-        _ => None,
-    };
-    write_tiff(&mut cur, spec, sample, compressor).expect("tiff");
-    cur.into_inner()
-}
 
 fn s8(x: u32, y: u32, c: u32) -> u16 {
     u16::from(px(x, y, c))
@@ -713,118 +529,6 @@ fn tiff_pages_are_listed_and_rendered() {
 
 // ---------------------------------------------------------------- PNG
 
-/// A PNG written by hand (the `png` crate's encoder cannot interlace): filter type 0 rows,
-/// Adam7 passes when `interlaced`, zlib from flate2.
-fn png_bytes(
-    color: png::ColorType,
-    depth: png::BitDepth,
-    interlaced: bool,
-    trns: bool,
-    w: u32,
-    h: u32,
-) -> Vec<u8> {
-    use std::io::Write;
-    let bits = depth as u32;
-    let (code, spp) = match color {
-        png::ColorType::Grayscale => (0u8, 1u32),
-        png::ColorType::Rgb => (2, 3),
-        png::ColorType::Indexed => (3, 1),
-        png::ColorType::GrayscaleAlpha => (4, 2),
-        png::ColorType::Rgba => (6, 4),
-    };
-    let sample = |x: u32, y: u32, c: u32| -> u16 {
-        let v = (u16::from(px(x, y, c)) * 257).saturating_add((x % 5) as u16);
-        if bits == 16 {
-            v
-        } else {
-            (v >> 8) >> (8 - bits)
-        }
-    };
-    let row = |y: u32, xs: &[u32]| -> Vec<u8> {
-        let mut r = vec![0u8; 1 + (xs.len() as u32 * spp * bits).div_ceil(8) as usize];
-        let mut bit = 8usize;
-        for &x in xs {
-            for c in 0..spp {
-                let v = sample(x, y, c);
-                match bits {
-                    16 => r[bit / 8..bit / 8 + 2].copy_from_slice(&v.to_be_bytes()),
-                    8 => r[bit / 8] = v as u8,
-                    n => r[bit / 8] |= (v as u8) << (8 - n as usize - bit % 8),
-                }
-                bit += bits as usize;
-            }
-        }
-        r
-    };
-    let mut raw = Vec::new();
-    if interlaced {
-        for (x0, y0, dx, dy) in [
-            (0, 0, 8, 8),
-            (4, 0, 8, 8),
-            (0, 4, 4, 8),
-            (2, 0, 4, 4),
-            (0, 2, 2, 4),
-            (1, 0, 2, 2),
-            (0, 1, 1, 2),
-        ] {
-            let xs: Vec<u32> = (x0..w).step_by(dx).collect();
-            if xs.is_empty() {
-                continue;
-            }
-            for y in (y0..h).step_by(dy) {
-                raw.extend(row(y, &xs));
-            }
-        }
-    } else {
-        let xs: Vec<u32> = (0..w).collect();
-        for y in 0..h {
-            raw.extend(row(y, &xs));
-        }
-    }
-    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-    z.write_all(&raw).expect("zlib");
-    let idat = z.finish().expect("zlib");
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut chunk = |kind: &[u8], data: &[u8]| {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let mut crc = flate2::Crc::new();
-        crc.update(kind);
-        crc.update(data);
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        out.extend_from_slice(&crc.sum().to_be_bytes());
-    };
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[bits as u8, code, 0, 0, interlaced as u8]);
-    chunk(b"IHDR", &ihdr);
-    if code == 3 {
-        let n = 1usize << bits;
-        let plte: Vec<u8> = (0..n)
-            .flat_map(|i| [(i * 37) as u8, (i * 91) as u8, (i * 13 + 5) as u8])
-            .collect();
-        chunk(b"PLTE", &plte);
-        if trns {
-            chunk(
-                b"tRNS",
-                &(0..n).map(|i| (i * 53) as u8).collect::<Vec<u8>>(),
-            );
-        }
-    } else if trns && code == 0 {
-        chunk(b"tRNS", &sample(1, 1, 0).to_be_bytes());
-    } else if trns && code == 2 {
-        let k: Vec<u8> = (0..3).flat_map(|c| sample(2, 2, c).to_be_bytes()).collect();
-        chunk(b"tRNS", &k);
-    }
-    // Split the data over two IDAT chunks, as real encoders do.
-    let mid = idat.len() / 2;
-    chunk(b"IDAT", &idat[..mid]);
-    chunk(b"IDAT", &idat[mid..]);
-    chunk(b"IEND", &[]);
-    out
-}
-
 #[test]
 fn png_every_colour_type_and_depth_matches_image_crate() {
     use png::{BitDepth as D, ColorType as C};
@@ -907,38 +611,6 @@ fn png_tall_image_streams_bands() {
 }
 
 // ---------------------------------------------------------------- JPEG
-
-fn jpeg_bytes(components: u8, progressive: bool, subsample: bool, w: u32, h: u32) -> Vec<u8> {
-    let space = match components {
-        1 => mozjpeg::ColorSpace::JCS_GRAYSCALE,
-        4 => mozjpeg::ColorSpace::JCS_CMYK,
-        _ => mozjpeg::ColorSpace::JCS_RGB,
-    };
-    let mut c = mozjpeg::Compress::new(space);
-    c.set_size(w as usize, h as usize);
-    c.set_quality(95.0);
-    if progressive {
-        c.set_progressive_mode();
-    } else {
-        c.set_optimize_scans(false);
-        c.set_scan_optimization_mode(mozjpeg::ScanMode::AllComponentsTogether);
-    }
-    if components == 3 && !subsample {
-        for comp in c.components_mut() {
-            comp.h_samp_factor = 1;
-            comp.v_samp_factor = 1;
-        }
-    }
-    let mut started = c.start_compress(Vec::new()).expect("start");
-    let data: Vec<u8> = (0..h)
-        .flat_map(|y| {
-            (0..w)
-                .flat_map(move |x| (0..components).map(move |ch| px(x, y, u32::from(ch)) / 2 + 60))
-        })
-        .collect();
-    started.write_scanlines(&data).expect("write");
-    started.finish().expect("finish")
-}
 
 #[test]
 fn jpeg_gray_ycbcr_progressive_cmyk_close_to_image_crate() {

@@ -247,15 +247,10 @@ fn an_unreadable_file_shows_the_error_banner() {
 
 #[test]
 fn a_failing_descriptor_is_marked_and_reported() {
-    use std::io::Write;
     let dir = crate::support::tempdir();
     let p = dir.path().join("z.tif");
     let spec = TiffSpec::new(600, 500, 3, 8, 2).tiles(256, 256);
-    let deflate = |b: &[u8]| {
-        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(b).expect("deflate");
-        e.finish().expect("deflate")
-    };
+    let deflate = |b: &[u8]| crate::support::encode::zlib(b, flate2::Compression::default());
     let mut f = std::fs::File::create(&p).expect("create");
     write_tiff(
         &mut f,
@@ -420,12 +415,7 @@ fn keep_in(store: &Path) -> tessera::levels::LevelsConfig {
 /// A deflate-tiled TIFF with no levels of its own (and no subsampled preview: compressed).
 fn compressed(dir: &Path, w: u32, h: u32) -> std::path::PathBuf {
     let p = dir.join("deflate.tif");
-    let deflate = |b: &[u8]| {
-        use std::io::Write;
-        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(b).expect("deflate");
-        e.finish().expect("deflate")
-    };
+    let deflate = |b: &[u8]| crate::support::encode::zlib(b, flate2::Compression::fast());
     let spec = TiffSpec::new(w, h, 3, 8, 2).tiles(256, 256);
     let mut f = std::io::BufWriter::new(std::fs::File::create(&p).expect("create"));
     write_tiff(

@@ -66,11 +66,7 @@ fn fixtures(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     // A compressed TIFF, a PNG and a JPEG.
     let spec = TiffSpec::new(61, 43, 3, 8, 2).tiles(16, 16);
     let mut cur = std::io::Cursor::new(Vec::new());
-    let deflate = |b: &[u8]| {
-        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(b).expect("deflate");
-        e.finish().expect("deflate")
-    };
+    let deflate = |b: &[u8]| crate::support::encode::zlib(b, flate2::Compression::default());
     write_tiff(
         &mut cur,
         &spec,

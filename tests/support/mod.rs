@@ -1,6 +1,7 @@
 //! Shared test support: the fixture writers ([`synth`]), writing fixtures to a temp dir,
 //! rendering through the real engine, comparing with an independent decode, running the CLI.
 
+pub mod encode;
 pub mod synth;
 
 use std::path::{Path, PathBuf};
