@@ -59,100 +59,17 @@ pub fn parse(source: &Source, progress: &Progress) -> Result<Layout, FormatError
     }
 
     // Masks: inside V2+ headers, or right after a 40-byte header for (ALPHA)BITFIELDS.
-    let mut masks = [0u32; 4];
-    let mut after_header = 14 + dib;
-    if matches!(compression, 3 | 6) {
-        if dib >= 52 {
-            masks[..3].copy_from_slice(&[u32le(h, 40), u32le(h, 44), u32le(h, 48)]);
-            if dib >= 56 {
-                masks[3] = u32le(h, 52);
-            }
-        } else {
-            let count = if compression == 6 { 4 } else { 3 };
-            let mut m = [0u8; 16];
-            source.read_exact_at(after_header as u64, &mut m[..count * 4])?;
-            for (i, mask) in masks.iter_mut().take(count).enumerate() {
-                *mask = u32le(&m, i * 4);
-            }
-            after_header += count * 4;
-        }
-    } else if dib >= 56 && bpp == 32 {
-        // V4/V5 headers carry an alpha mask even for BI_RGB; honour it when set.
-        masks[3] = u32le(h, 52);
-    }
-
-    let (mode, raw, codec) = match (bpp, compression) {
-        (1 | 4 | 8, 0) => (
-            Mode::P,
-            RawFormat::new(PixelKind::Palette, bpp as u8),
-            Codec::Raw,
-        ),
-        (8, 1) => (
-            Mode::P,
-            RawFormat::new(PixelKind::Palette, 8),
-            Codec::BmpRle8,
-        ),
-        (4, 2) => (
-            Mode::P,
-            RawFormat::new(PixelKind::Palette, 8),
-            Codec::BmpRle4,
-        ),
-        (24, 0) => (Mode::Rgb, RawFormat::new(PixelKind::Bgr, 8), Codec::Raw),
-        (32, 0) if masks[3] == 0 => (
-            Mode::Rgb,
-            RawFormat::new(PixelKind::Bgr, 8).with_samples(4),
-            Codec::Raw,
-        ),
-        (32, 0) => (Mode::Rgba, RawFormat::new(PixelKind::Bgra, 8), Codec::Raw),
-        (16, 0) => (
-            Mode::Rgb,
-            bitfields(2, [0x7C00, 0x03E0, 0x001F, 0]),
-            Codec::Raw,
-        ),
-        (16 | 32, 3 | 6) => {
-            for m in masks {
-                if m != 0
-                    && (m >> m.trailing_zeros()).count_ones() + m.trailing_zeros() > bpp as u32
-                {
-                    return Err(FormatError::invalid(format!("BMP bit mask {m:#x}")));
-                }
-                if m != 0 && !(m >> m.trailing_zeros()).wrapping_add(1).is_power_of_two() {
-                    return Err(FormatError::invalid(format!(
-                        "BMP bit mask {m:#x} is not contiguous"
-                    )));
-                }
-            }
-            if masks[..3].iter().all(|&m| m == 0) {
-                return Err(FormatError::invalid("BMP bit masks are all zero"));
-            }
-            let mode = if masks[3] != 0 { Mode::Rgba } else { Mode::Rgb };
-            (mode, bitfields((bpp / 8) as u8, masks), Codec::Raw)
-        }
-        _ => {
-            return Err(FormatError::unsupported(format!(
-                "BMP with {bpp} bits per pixel and compression {compression}"
-            )));
-        }
-    };
-
+    let (masks, after_header) = masks(source, h, dib, bpp, compression)?;
+    let (mode, raw, codec) = pixel_format(bpp, compression, masks)?;
     let palette = if mode == Mode::P {
         let entry = if dib == 12 { 3 } else { 4 };
-        let max = 1usize << bpp.min(8);
-        let count = if colors_used == 0 {
-            max
-        } else {
-            (colors_used as usize).min(max)
-        };
-        let mut bytes = vec![0u8; count * entry];
-        source
-            .read_exact_at(after_header as u64, &mut bytes)
-            .map_err(|_| FormatError::truncated("BMP palette"))?;
-        let mut pal: Vec<[u8; 4]> = bytes
-            .chunks_exact(entry)
-            .map(|c| [c[2], c[1], c[0], 255])
-            .collect();
-        pal.resize(256, [0, 0, 0, 255]);
-        Some(Arc::new(pal))
+        Some(Arc::new(palette(
+            source,
+            after_header,
+            entry,
+            bpp,
+            colors_used,
+        )?))
     } else {
         None
     };
@@ -208,6 +125,126 @@ pub fn parse(source: &Source, progress: &Progress) -> Result<Layout, FormatError
         format: FileFormat::Bmp,
         pages: vec![page],
     })
+}
+
+/// The channel masks (R, G, B, A) and where the data after the header and masks starts.
+fn masks(
+    source: &Source,
+    h: &[u8],
+    dib: usize,
+    bpp: u16,
+    compression: u32,
+) -> Result<([u32; 4], usize), FormatError> {
+    let mut masks = [0u32; 4];
+    let mut after_header = 14 + dib;
+    if matches!(compression, 3 | 6) {
+        if dib >= 52 {
+            masks[..3].copy_from_slice(&[u32le(h, 40), u32le(h, 44), u32le(h, 48)]);
+            if dib >= 56 {
+                masks[3] = u32le(h, 52);
+            }
+        } else {
+            let count = if compression == 6 { 4 } else { 3 };
+            let mut m = [0u8; 16];
+            source.read_exact_at(after_header as u64, &mut m[..count * 4])?;
+            for (i, mask) in masks.iter_mut().take(count).enumerate() {
+                *mask = u32le(&m, i * 4);
+            }
+            after_header += count * 4;
+        }
+    } else if dib >= 56 && bpp == 32 {
+        // V4/V5 headers carry an alpha mask even for BI_RGB; honour it when set.
+        masks[3] = u32le(h, 52);
+    }
+    Ok((masks, after_header))
+}
+
+/// Mode, sample layout and codec of a bit depth and compression (`masks`: for bit fields).
+fn pixel_format(
+    bpp: u16,
+    compression: u32,
+    masks: [u32; 4],
+) -> Result<(Mode, RawFormat, Codec), FormatError> {
+    Ok(match (bpp, compression) {
+        (1 | 4 | 8, 0) => (
+            Mode::P,
+            RawFormat::new(PixelKind::Palette, bpp as u8),
+            Codec::Raw,
+        ),
+        (8, 1) => (
+            Mode::P,
+            RawFormat::new(PixelKind::Palette, 8),
+            Codec::BmpRle8,
+        ),
+        (4, 2) => (
+            Mode::P,
+            RawFormat::new(PixelKind::Palette, 8),
+            Codec::BmpRle4,
+        ),
+        (24, 0) => (Mode::Rgb, RawFormat::new(PixelKind::Bgr, 8), Codec::Raw),
+        (32, 0) if masks[3] == 0 => (
+            Mode::Rgb,
+            RawFormat::new(PixelKind::Bgr, 8).with_samples(4),
+            Codec::Raw,
+        ),
+        (32, 0) => (Mode::Rgba, RawFormat::new(PixelKind::Bgra, 8), Codec::Raw),
+        (16, 0) => (
+            Mode::Rgb,
+            bitfields(2, [0x7C00, 0x03E0, 0x001F, 0]),
+            Codec::Raw,
+        ),
+        (16 | 32, 3 | 6) => {
+            for m in masks {
+                if m != 0
+                    && (m >> m.trailing_zeros()).count_ones() + m.trailing_zeros() > bpp as u32
+                {
+                    return Err(FormatError::invalid(format!("BMP bit mask {m:#x}")));
+                }
+                if m != 0 && !(m >> m.trailing_zeros()).wrapping_add(1).is_power_of_two() {
+                    return Err(FormatError::invalid(format!(
+                        "BMP bit mask {m:#x} is not contiguous"
+                    )));
+                }
+            }
+            if masks[..3].iter().all(|&m| m == 0) {
+                return Err(FormatError::invalid("BMP bit masks are all zero"));
+            }
+            let mode = if masks[3] != 0 { Mode::Rgba } else { Mode::Rgb };
+            (mode, bitfields((bpp / 8) as u8, masks), Codec::Raw)
+        }
+        _ => {
+            return Err(FormatError::unsupported(format!(
+                "BMP with {bpp} bits per pixel and compression {compression}"
+            )));
+        }
+    })
+}
+
+/// The colour table at `at`: `colors_used` entries of `entry` bytes (BGR or BGRX), at most
+/// 2^bpp, padded to 256 opaque black entries.
+fn palette(
+    source: &Source,
+    at: usize,
+    entry: usize,
+    bpp: u16,
+    colors_used: u32,
+) -> Result<Vec<[u8; 4]>, FormatError> {
+    let max = 1usize << bpp.min(8);
+    let count = if colors_used == 0 {
+        max
+    } else {
+        (colors_used as usize).min(max)
+    };
+    let mut bytes = vec![0u8; count * entry];
+    source
+        .read_exact_at(at as u64, &mut bytes)
+        .map_err(|_| FormatError::truncated("BMP palette"))?;
+    let mut pal: Vec<[u8; 4]> = bytes
+        .chunks_exact(entry)
+        .map(|c| [c[2], c[1], c[0], 255])
+        .collect();
+    pal.resize(256, [0, 0, 0, 255]);
+    Ok(pal)
 }
 
 fn bitfields(bytes: u8, masks: [u32; 4]) -> RawFormat {
@@ -354,5 +391,35 @@ impl<'a> RleStream<'a> {
             }
             (n, v) => RleCommand::Run { count: n, value: v },
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bit_depths_and_compressions_map_to_formats() {
+        let mode = |bpp, c, m| pixel_format(bpp, c, m).map(|(mode, _, codec)| (mode, codec));
+        let none = [0; 4];
+        assert_eq!(mode(8, 1, none).ok(), Some((Mode::P, Codec::BmpRle8)));
+        assert_eq!(mode(4, 2, none).ok(), Some((Mode::P, Codec::BmpRle4)));
+        assert_eq!(mode(24, 0, none).ok(), Some((Mode::Rgb, Codec::Raw)));
+        assert_eq!(
+            mode(32, 0, [0, 0, 0, 0xFF00_0000]).ok(),
+            Some((Mode::Rgba, Codec::Raw))
+        );
+        let rgb565 = [0xF800, 0x07E0, 0x001F, 0];
+        assert_eq!(mode(16, 3, rgb565).ok(), Some((Mode::Rgb, Codec::Raw)));
+        assert!(
+            mode(16, 3, [0xF0F0, 0, 0, 0]).is_err(),
+            "a mask with a hole"
+        );
+        assert!(
+            mode(16, 3, [0x1_0000, 0, 0, 0]).is_err(),
+            "a mask wider than the pixel"
+        );
+        assert!(mode(16, 3, none).is_err(), "all masks zero");
+        assert!(mode(8, 2, none).is_err(), "RLE4 on 8 bits");
     }
 }
