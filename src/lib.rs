@@ -6,30 +6,38 @@
 //! LRU cache.
 //!
 //! ```text
-//! path ─▶ source::Source (pread | mmap, SIGBUS-safe)
+//! path ─▶ source::Source (pread | mmap, SIGBUS-safe; every unsafe block lives in `sys`)
 //!            │
 //!            ▼
-//!        format::parse ─▶ Layout { pages: [Page { grid, storage, raw format }] }, levels
+//!        format::parse ─▶ Layout { pages: [Page { grid, storage, raw format }] }
 //!            │
-//! view / render region ─▶ level for the zoom ─▶ units in region ─▶ cache hit? ─▶ compose
-//!                                                                    │ miss
-//!                                                                    ▼
+//!            ▼
+//!        image::OpenImage (+ built levels, stream index) ─▶ pyramid::Pyramid
+//!            │                                               (file pages, built levels,
+//!            │                                                subsampled previews)
+//! view ─▶ view::plan (pure) │ render region ─▶ Pyramid::for_scale
+//!            ▼
+//!        pieces (source, unit, column window) ─▶ cache hit? ─▶ compose / upload
+//!                                                   │ miss
+//!                                                   ▼
 //!                      loader (named workers, newest first, stale requests dropped)
-//!                      read bytes ─▶ decode (raw | TIFF chunk | indexed band | stream |
-//!                      subsampled preview) ─▶ cache ─▶ bounded result channel
+//!                      read bytes ─▶ decode (raw | TIFF chunk | indexed band | stream by
+//!                      kind | subsampled preview) ─▶ cache ─▶ bounded result channel
 //! ```
 //!
 //! PNG and JPEG streams get an `index::StreamIndex`: checkpoints recorded by the first pass,
-//! so that later bands decode from the nearest one instead of from the start.
+//! so that later bands decode from the nearest one instead of from the start; how a stream's
+//! bands are reached is its `format::StreamKind`.
 //!
-//! Zoomed out, views and scaled renders read resolution levels: a TIFF's reduced pages, or
-//! levels `levels` builds in one box-filtering pass into a sidecar BigTIFF that is opened as an
-//! image of its own and attached to the file's [`OpenImage`].
+//! Zoomed out, views and scaled renders read the levels of the page's [`pyramid::Pyramid`]:
+//! a TIFF's reduced pages, or levels `levels` builds in one box-filtering pass into a sidecar
+//! BigTIFF (laid out by `sidecar`, kept in `store`) that is opened as an image of its own and
+//! attached to the file's [`OpenImage`].
 //!
-//! The window (`app`) owns a `session::Session` per open image: each frame it drains loader
-//! results, asks for the pieces the `view::viewport::Viewport` shows, uploads at most a few MB of
-//! textures into `textures::TextureCache` and paints (`ui::canvas`); the UI thread never
-//! reads the file or decodes. Panels return `ui::Command`s that the app applies once a frame.
+//! The window (`app`) owns a `session::Session` per open image: each frame it plans the view
+//! (`view::plan`), drains loader results, uploads at most a few MB of textures into
+//! `textures::TextureCache` and paints (`ui::canvas`); the UI thread never reads the file or
+//! decodes. Panels return `ui::Command`s that the app applies once a frame.
 
 pub mod app;
 pub mod bench_view;
