@@ -5,12 +5,8 @@
 //! maxval). Raw units are read here directly; codecs live in the submodules.
 
 pub mod indexed;
-pub mod jpeg_bands;
-pub mod jpeg_scan;
 pub mod libjpeg;
-pub mod png_rows;
 
-pub mod read_ahead;
 pub mod stream;
 pub mod subsample;
 pub mod tiff;

@@ -1,6 +1,6 @@
 //! JPEG: markers walked up to the first scan (no entropy decoding). A baseline scan with
 //! restart markers is cut into bands of whole restart intervals, found by scanning for the
-//! markers (`decode::jpeg_bands`); other scans decode only from their start.
+//! markers (`decode::stream::jpeg_restart`); other scans decode only from their start.
 
 use super::{
     Codec, FileFormat, Grid, Layout, Mode, Page, Restart, ScanLayout, Storage, check_dimensions,

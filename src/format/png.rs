@@ -1,6 +1,6 @@
 //! PNG: header parsed by the `png` crate (CRC-checked); the pixel data is one zlib stream.
 //! Each band is a descriptor; the first pass records a checkpoint per band (see `index` and
-//! `decode::png_rows`), after which a band decodes from its own checkpoint.
+//! `decode::stream::png`), after which a band decodes from its own checkpoint.
 
 use std::sync::Arc;
 

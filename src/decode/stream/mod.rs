@@ -1,9 +1,22 @@
 //! Streams that decode only from their start: PNG (zlib) and JPEG (entropy-coded scan).
 //!
-//! Decoding band `k` decodes every row above it. Rows stream through a few MB of decoder
-//! state; each finished band is handed to `emit` (the loader caches it), so memory never holds
-//! more than one band plus what the cache's byte budget allows. Random access into these
-//! streams (checkpoints, restart markers) is a later issue.
+//! This module dispatches by [`StreamKind`]; each kind lives in its own file: `png` (own IDAT
+//! walk, inflater checkpoints), `jpeg_restart` (bands of restart intervals), `jpeg_scan`
+//! (entropy checkpoints), interlaced PNG here; `jpeg` is what the JPEG kinds share (libjpeg
+//! row decoding, bands from checkpoints), `bands` the band assembly and the sink every kind
+//! feeds, `read_ahead` the reader thread. Rows stream through a few MB of decoder state; each
+//! finished band goes to the sink as soon as it is complete.
+
+mod bands;
+mod jpeg;
+mod jpeg_restart;
+mod jpeg_scan;
+mod png;
+mod read_ahead;
+
+pub use bands::BandSink;
+use jpeg::jpeg_rows;
+pub use jpeg::{ScaledRow, jpeg_scaled_rows};
 
 use std::io::BufReader;
 use std::ops::RangeInclusive;
@@ -15,7 +28,6 @@ use crate::format::Storage;
 use crate::format::png::{png_error, row_transform};
 use crate::format::{Page, StreamKind};
 use crate::index::StreamIndex;
-use crate::sample::RawFormat;
 use crate::source::{Source, SourceReader};
 
 /// Adam7 passes: (x0, y0, dx, dy).
@@ -28,13 +40,6 @@ const ADAM7: [(u32, u32, u32, u32); 7] = [
     (1, 0, 2, 2),
     (0, 1, 1, 2),
 ];
-
-/// Where decoded bands go: `wants(band)` says which to keep, `emit` gets each kept band as
-/// soon as it is complete.
-pub struct BandSink<'a> {
-    pub wants: &'a mut dyn FnMut(u64) -> bool,
-    pub emit: &'a mut dyn FnMut(u64, Piece),
-}
 
 /// Decode bands `bands` of a stream page (rows above them are decoded but not kept), each
 /// kind of stream its own way (see [`StreamKind`]). `cancelled()` is polled between rows.
@@ -66,15 +71,15 @@ pub fn decode_bands(
         StreamKind::PngInterlaced => png_interlaced(source, page, last, &mut keep, emit, cancelled),
         StreamKind::Png => {
             let sink = BandSink { wants, emit };
-            super::png_rows::decode_bands(source, page, index, bands, sink, cancelled)
+            png::decode_bands(source, page, index, bands, sink, cancelled)
         }
         StreamKind::JpegRestart(r) => {
             let sink = BandSink { wants, emit };
-            super::jpeg_bands::decode_bands(source, page, &r, index, bands, sink, cancelled)
+            jpeg_restart::decode_bands(source, page, &r, index, bands, sink, cancelled)
         }
         StreamKind::JpegScanned(l) => {
             let sink = BandSink { wants, emit };
-            super::jpeg_scan::decode_bands(source, page, &l, index, bands, sink, cancelled)
+            jpeg_scan::decode_bands(source, page, &l, index, bands, sink, cancelled)
         }
         StreamKind::JpegWhole | StreamKind::JpegProgressive => {
             jpeg_rows(source, page, last, &mut keep, emit, cancelled)
@@ -84,55 +89,14 @@ pub fn decode_bands(
 
 fn png_reader(
     source: &Source,
-) -> Result<png::Reader<BufReader<SourceReader<&Source>>>, FormatError> {
-    let mut decoder = png::Decoder::new(BufReader::with_capacity(
+) -> Result<::png::Reader<BufReader<SourceReader<&Source>>>, FormatError> {
+    let mut decoder = ::png::Decoder::new(BufReader::with_capacity(
         256 << 10,
         SourceReader::new(source, 0),
     ));
     decoder.set_ignore_text_chunk(true);
     decoder.set_transformations(row_transform());
     decoder.read_info().map_err(png_error)
-}
-
-/// Band-by-band assembly of rows arriving top to bottom.
-pub(super) struct Bands<'a> {
-    page: &'a Page,
-    raw: RawFormat,
-    current: Option<(u64, Piece)>,
-}
-
-impl<'a> Bands<'a> {
-    pub(super) fn new(page: &'a Page) -> Self {
-        Self {
-            page,
-            raw: page.raw,
-            current: None,
-        }
-    }
-
-    /// Put stored row `y`; returns a finished band when `y` is its last row.
-    pub(super) fn row(
-        &mut self,
-        y: u32,
-        data: &[u8],
-        wanted: &mut dyn FnMut(u64) -> bool,
-    ) -> Option<(u64, Piece)> {
-        let band = self.page.grid.unit_row_of(y);
-        let extent = self.page.grid.unit_extent(band);
-        if self.current.as_ref().is_none_or(|(b, _)| *b != band) {
-            self.current = wanted(band).then(|| (band, Piece::new(extent, &self.raw)));
-        }
-        let (_, piece) = self.current.as_mut()?;
-        let palette = self.page.palette.as_deref().map(Vec::as_slice);
-        let (rgba, native) = piece.row_mut((y - extent.y0) as usize);
-        self.raw
-            .unpack_row(data, extent.width() as usize, palette, rgba, native);
-        if y + 1 == extent.y1 {
-            self.current.take()
-        } else {
-            None
-        }
-    }
 }
 
 /// Adam7: every band needs all seven passes, so the whole stream is read once and the pass
@@ -206,176 +170,6 @@ fn copy_pixel(src: &Piece, sx: u32, sy: u32, dst: &mut Piece, x: u32, y: u32) {
     }
 }
 
-fn jpeg_rows(
-    source: &Source,
-    page: &Page,
-    last: u64,
-    wanted: &mut dyn FnMut(u64) -> bool,
-    emit: &mut dyn FnMut(u64, Piece),
-    cancelled: &dyn Fn() -> bool,
-) -> Result<(), FormatError> {
-    if page.stream_kind() == Some(StreamKind::JpegProgressive) {
-        // libjpeg keeps every DCT coefficient of a progressive scan in memory (2 bytes per
-        // sample at most): refuse what would not fit comfortably instead of swapping.
-        let need = u64::from(page.width) * u64::from(page.height) * u64::from(page.raw.samples) * 2;
-        let limit = crate::stats::total_ram_bytes() / 4;
-        if need > limit {
-            return Err(FormatError::too_large(format!(
-                "progressive JPEG: decoding it needs up to {:.1} GB of memory (libjpeg keeps \
-                 every DCT coefficient), over a quarter of this machine's RAM; convert it to \
-                 baseline first (jpegtran -copy all in.jpg > out.jpg)",
-                need as f64 / 1e9
-            )));
-        }
-    }
-    let reader = BufReader::with_capacity(256 << 10, SourceReader::new(source, 0));
-    let end_row = page.grid.unit_extent(last).y1;
-    jpeg_decode(
-        reader,
-        page,
-        0,
-        (0, page.height),
-        end_row,
-        wanted,
-        emit,
-        cancelled,
-    )
-}
-
-/// Decode a JPEG from `reader` whose rows, after `skip` rows to drop, are image rows
-/// `y0..y0 + height` (a whole file, or a band cut out of one), up to image row `end_row`,
-/// into bands.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn jpeg_decode<R: std::io::BufRead>(
-    reader: R,
-    page: &Page,
-    skip: u32,
-    (y0, height): (u32, u32),
-    end_row: u32,
-    wanted: &mut dyn FnMut(u64) -> bool,
-    emit: &mut dyn FnMut(u64, Piece),
-    cancelled: &dyn Fn() -> bool,
-) -> Result<(), FormatError> {
-    super::libjpeg::guarded(|| {
-        let mut d = super::libjpeg::start(reader, page, 1)?;
-        if d.width() != page.width as usize || d.height() != (skip + height) as usize {
-            return Err(FormatError::invalid("JPEG size differs from its header"));
-        }
-        let comps = usize::from(page.raw.samples);
-        let row_len = page.width as usize * comps;
-        let mut bands = Bands::new(page);
-        let mut row = vec![0u8; row_len];
-        for _ in 0..skip {
-            d.read_scanlines_into(&mut row)
-                .map_err(|e| FormatError::truncated(format!("JPEG scan: {e}")))?;
-        }
-        for y in y0..end_row.min(y0 + height) {
-            if y % 64 == 0 && cancelled() {
-                return Err(FormatError::Cancelled);
-            }
-            d.read_scanlines_into(&mut row)
-                .map_err(|e| FormatError::truncated(format!("JPEG scan at row {y}: {e}")))?;
-            if let Some((band, piece)) = bands.row(y, &row, wanted) {
-                emit(band, piece);
-            }
-        }
-        // Stop early without finishing the scan: dropping the decompressor aborts it.
-        Ok(())
-    })
-}
-
-/// Receives each scaled row (its index, RGBA); an error stops the decode.
-pub type ScaledRow<'a> = dyn FnMut(u32, &[u8]) -> Result<(), FormatError> + 'a;
-
-/// Decode a baseline JPEG at `1/denom` scale (2, 4 or 8) through libjpeg's DCT scaling: the
-/// inverse DCT runs on a corner of each block, which costs a fraction of a full decode. Each
-/// scaled row goes to `on_row` as RGBA.
-pub fn jpeg_scaled_rows(
-    source: &Source,
-    page: &Page,
-    denom: u8,
-    on_row: &mut ScaledRow,
-    cancelled: &dyn Fn() -> bool,
-) -> Result<(), FormatError> {
-    super::libjpeg::guarded(|| {
-        let reader = BufReader::with_capacity(1 << 20, SourceReader::new(source, 0));
-        let mut d = super::libjpeg::start(reader, page, denom)?;
-        let (w, h) = (d.width(), d.height());
-        let (want_w, want_h) = (
-            page.width.div_ceil(u32::from(denom)),
-            page.height.div_ceil(u32::from(denom)),
-        );
-        if (w, h) != (want_w as usize, want_h as usize) {
-            return Err(FormatError::invalid(
-                "JPEG scaled size differs from its header",
-            ));
-        }
-        let palette = page.palette.as_deref().map(Vec::as_slice);
-        let mut row = vec![0u8; w * usize::from(page.raw.samples)];
-        let mut piece = Piece::new(crate::format::Extent::new(0, 0, want_w, 1), &page.raw);
-        for y in 0..want_h {
-            if y % 64 == 0 && cancelled() {
-                return Err(FormatError::Cancelled);
-            }
-            d.read_scanlines_into(&mut row)
-                .map_err(|e| FormatError::truncated(format!("JPEG scan at scaled row {y}: {e}")))?;
-            let (rgba, native) = piece.row_mut(0);
-            page.raw.unpack_row(&row, w, palette, rgba, native);
-            on_row(y, &piece.rgba)?;
-        }
-        Ok(())
-    })
-}
-
-/// A band cut out of a JPEG as a small JPEG of its own, and where its rows go.
-pub(super) struct BandJpeg {
-    pub bytes: Vec<u8>,
-    /// Rows to drop at its top (a synthetic row), the image row of the next one, and rows.
-    pub skip: u32,
-    pub y0: u32,
-    pub rows: u32,
-}
-
-/// Decode JPEG bands `first..=last` each from its own small JPEG: the checkpoint comes from
-/// `index` (running `pass`, or waiting for the pass running, when none has reached the band),
-/// and `band_file` cuts the band out of the file from it.
-pub(super) fn jpeg_bands_from_checkpoints(
-    page: &Page,
-    index: &StreamIndex,
-    bands: RangeInclusive<u64>,
-    pass: &dyn Fn() -> Result<(), FormatError>,
-    band_file: &dyn Fn(u64, &crate::index::Checkpoint) -> Result<BandJpeg, FormatError>,
-    sink: BandSink<'_>,
-    cancelled: &dyn Fn() -> bool,
-) -> Result<(), FormatError> {
-    let BandSink {
-        wants: wanted,
-        emit,
-    } = sink;
-    let last = (*bands.end()).min(page.grid.unit_rows().saturating_sub(1));
-    for band in *bands.start()..=last {
-        if !wanted(band) {
-            continue;
-        }
-        let point = index
-            .checkpoint_or_pass(band, pass, cancelled)?
-            .ok_or_else(|| FormatError::invalid(format!("JPEG band {band} has no checkpoint")))?;
-        let b = band_file(band, &point)?;
-        let mut keep = |k: u64| k == band;
-        jpeg_decode(
-            &b.bytes[..],
-            page,
-            b.skip,
-            (b.y0, b.rows),
-            page.grid.unit_extent(band).y1,
-            &mut keep,
-            emit,
-            cancelled,
-        )?;
-    }
-    Ok(())
-}
-
 /// One pass over a stream page that records every band's checkpoint in `index` (the `index`
 /// command): JPEG's marker scan or entropy pass, or PNG's decode (keeping no rows).
 pub fn index_pass(
@@ -413,11 +207,9 @@ pub fn index_jpeg(
         return Ok(());
     }
     match page.stream_kind() {
-        Some(StreamKind::JpegRestart(r)) => {
-            super::jpeg_bands::scan(source, page, &r, index, cancelled)
-        }
+        Some(StreamKind::JpegRestart(r)) => jpeg_restart::scan(source, page, &r, index, cancelled),
         Some(StreamKind::JpegScanned(l)) => {
-            super::jpeg_scan::index_pass(source, page, &l, index, cancelled)
+            jpeg_scan::index_pass(source, page, &l, index, cancelled)
         }
         _ => Ok(()),
     }

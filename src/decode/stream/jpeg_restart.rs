@@ -4,7 +4,8 @@
 //! patched to the band's rows, the band's intervals with their markers renumbered from RST0,
 //! and an EOI.
 
-use super::stream::{BandJpeg, BandSink, jpeg_bands_from_checkpoints};
+use super::bands::BandSink;
+use super::jpeg::{BandJpeg, jpeg_bands_from_checkpoints};
 use crate::error::FormatError;
 use crate::format::{Page, Restart};
 use crate::index::{Checkpoint, JpegCheckpoint, StreamIndex};

@@ -17,9 +17,9 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use miniz_oxide::inflate::TINFLStatus;
 use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
 
-use super::Piece;
+use super::bands::{BandSink, Bands};
 use super::read_ahead::{Blocks, Feed, READ_BLOCK, Window, read_ahead};
-use super::stream::{BandSink, Bands};
+use crate::decode::Piece;
 use crate::error::FormatError;
 use crate::format::{Page, Storage};
 use crate::index::{Checkpoint, PngCheckpoint, PngState, StreamIndex};

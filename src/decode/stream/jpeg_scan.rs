@@ -11,8 +11,9 @@
 //! row above and below the band are decoded too, so chroma upsampling at the band's edges sees
 //! the same neighbours as in a whole decode.
 
+use super::bands::BandSink;
+use super::jpeg::{BandJpeg, jpeg_bands_from_checkpoints};
 use super::read_ahead::{Feed, Window};
-use super::stream::{BandJpeg, BandSink, jpeg_bands_from_checkpoints};
 use crate::error::FormatError;
 use crate::format::{Page, ScanLayout};
 use crate::index::{Checkpoint, JpegRowsCheckpoint, ScanPoint, StreamIndex};
