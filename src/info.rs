@@ -6,7 +6,6 @@ use crate::format::{Layout, Page, TileDescriptor};
 use crate::image::OpenImage;
 use crate::index::StreamIndex;
 use crate::levels::BuiltLevels;
-use crate::pieces::LevelSource;
 use crate::pyramid::Pyramid;
 
 /// Descriptor `i` of `page`, with its checkpoint when `index` covers the page.
@@ -100,14 +99,6 @@ fn facts(image: &OpenImage, page_index: usize) -> std::io::Result<Facts<'_>> {
     })
 }
 
-/// The levels that are pages of the file, as (page, factor), the page itself first.
-fn file_levels(pyramid: &Pyramid) -> impl Iterator<Item = (u32, u32)> + '_ {
-    pyramid.levels().iter().filter_map(|l| match l.source {
-        LevelSource::Page(p) => Some((p, l.factor)),
-        _ => None,
-    })
-}
-
 /// Write the JSON form for page `page`.
 pub fn write_json(
     out: &mut impl Write,
@@ -144,7 +135,7 @@ pub fn write_json(
         )?;
     }
     write!(out, "],\"levels\":[")?;
-    for (i, (p, factor)) in file_levels(&pyramid).enumerate() {
+    for (i, (p, factor)) in pyramid.file_levels().enumerate() {
         write!(
             out,
             "{}{{\"page\":{},\"factor\":{}}}",
@@ -241,7 +232,7 @@ pub fn write_table(
             page_summary(p)
         )?;
     }
-    let levels: Vec<(u32, u32)> = file_levels(&pyramid).collect();
+    let levels: Vec<(u32, u32)> = pyramid.file_levels().collect();
     if levels.len() > 1 {
         let list: Vec<String> = levels
             .iter()

@@ -146,6 +146,14 @@ impl Pyramid {
         self.levels.len().saturating_sub(1)
     }
 
+    /// The levels that are pages of the file, as (page, factor), the page itself first.
+    pub fn file_levels(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.levels.iter().filter_map(|l| match l.source {
+            LevelSource::Page(p) => Some((p, l.factor)),
+            _ => None,
+        })
+    }
+
     /// Levels other than the page itself (file pages and built levels, no previews).
     pub fn filtered_levels(&self) -> impl Iterator<Item = &Level> {
         self.levels.iter().filter(|l| l.is_filtered())

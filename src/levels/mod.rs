@@ -67,9 +67,14 @@ pub fn wanted(image: &OpenImage, min_pixels: u64) -> bool {
     let Some(page) = image.layout.pages.first() else {
         return false;
     };
-    image.layout.reductions(0).len() == 1
+    own_levels(image) == 1
         && !plan::factors(page.width, page.height).is_empty()
         && u64::from(page.width) * u64::from(page.height) >= min_pixels
+}
+
+/// Levels of page 0 that are pages of the file (the page itself included), from its pyramid.
+fn own_levels(image: &OpenImage) -> usize {
+    crate::pyramid::Pyramid::of(image, 0).map_or(0, |p| p.file_levels().count())
 }
 
 /// What `tessera levels` (or a render that wants levels) finds for an image.
@@ -87,7 +92,7 @@ pub enum Need {
 /// Decide whether `image` (page 0) needs levels built, attach kept ones (`rebuild`: delete
 /// them first), and prepare the build when one is needed.
 pub fn prepare(image: &Arc<OpenImage>, cfg: &LevelsConfig, rebuild: bool) -> Result<Need, Error> {
-    let own = image.layout.reductions(0).len();
+    let own = own_levels(image);
     if own > 1 {
         return Ok(Need::OwnLevels(own - 1));
     }
