@@ -119,11 +119,12 @@ pub fn prepare(
     req: &RenderRequest,
     cfg: &crate::levels::LevelsConfig,
 ) -> Result<Option<crate::levels::BuildJob>, Error> {
-    // A kept checkpoint index lets a PNG/JPEG render start near its region.
-    if let Some(dir) = &cfg.dir {
-        image.attach_index(dir);
-    }
+    // A kept checkpoint index lets a PNG/JPEG render start near its region; attaching kept
+    // levels attaches it too, so it is read once either way.
     if req.scale < 2 || req.page != 0 {
+        if let Some(dir) = &cfg.dir {
+            image.attach_index(dir);
+        }
         return Ok(None);
     }
     crate::levels::attach_existing(image, cfg);
@@ -346,7 +347,8 @@ impl Compositor {
 
     fn add(&mut self, piece: &Piece) {
         let t = self.target;
-        let Some(common) = piece.extent.intersect(&t.level_region()) else {
+        let lr = t.level_region();
+        let Some(common) = piece.extent.intersect(&lr) else {
             return;
         };
         let pw = piece.extent.width() as usize;
@@ -362,7 +364,6 @@ impl Compositor {
                 ((y - piece.extent.y0) as usize * pw + (common.x0 - piece.extent.x0) as usize) * 4;
             let src = &piece.rgba[src_start..src_start + cols * 4];
             if copy {
-                let lr = t.level_region();
                 let ry = (y - lr.y0) as usize;
                 let rx = (common.x0 - lr.x0) as usize;
                 let d = (ry * self.out_w + rx) * 4;

@@ -18,6 +18,16 @@ fn base(x: u32, y: u32, c: u32) -> u16 {
     u16::from(pattern(x, y, c))
 }
 
+/// The base image's pixel as RGBA.
+fn base_rgba(x: u32, y: u32) -> [u8; 4] {
+    [
+        base(x, y, 0) as u8,
+        base(x, y, 1) as u8,
+        base(x, y, 2) as u8,
+        255,
+    ]
+}
+
 /// Box average of the base over the f x f block at level pixel (x, y), like a pyramid writer.
 fn boxed(f: u32) -> impl Fn(u32, u32, u32) -> u16 {
     move |x, y, c| {
@@ -107,18 +117,7 @@ fn scaled_render_uses_the_coarsest_exact_level() {
             RenderRequest::new(0, Extent::new(x, y, x + w, y + h), scale),
         )
         .expect("render");
-        let want = crop_scaled(
-            &|x, y| {
-                [
-                    base(x, y, 0) as u8,
-                    base(x, y, 1) as u8,
-                    base(x, y, 2) as u8,
-                    255,
-                ]
-            },
-            region,
-            scale,
-        );
+        let want = crop_scaled(&base_rgba, region, scale);
         let (max, mean) = diff(&got.data, &want);
         // Box of boxes vs one box: rounding differs by at most a level or two.
         assert!(
@@ -154,18 +153,7 @@ fn any_scale_reads_the_coarsest_level_at_most_the_scale() {
         )
         .expect("render");
         assert_eq!(stats.factor, want_factor, "scale {scale}");
-        let want = crop_scaled(
-            &|x, y| {
-                [
-                    base(x, y, 0) as u8,
-                    base(x, y, 1) as u8,
-                    base(x, y, 2) as u8,
-                    255,
-                ]
-            },
-            (0, 0, W, H),
-            scale,
-        );
+        let want = crop_scaled(&base_rgba, (0, 0, W, H), scale);
         // The pattern is smooth but for its sawtooth wraps: level pixels cut by an output
         // pixel's edge only differ there.
         let (_, mean) = diff(&got.data, &want);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use tessera::OpenImage;
-use tessera::levels::{self, BuiltLevels, Need};
+use tessera::levels::{self, BuildJob, BuildSummary, BuiltLevels, Need};
 
 use super::LevelArgs;
 
@@ -43,13 +43,7 @@ pub fn run(a: LevelsArgs) -> Result<()> {
         }
         Need::Build(job) => job,
     };
-    // Nothing else reads the file in this process: let the kernel read ahead of the pass.
-    image.source.advise_sequential();
-    let status = job.status.clone();
-    let summary =
-        super::progress_bar::with_bar("levels", &status.progress, image.source.len(), || {
-            job.run(&|| false, &|| ())
-        })?;
+    let summary = run_with_bar(&image, job)?;
     let built = image
         .built_levels()
         .ok_or_else(|| anyhow::anyhow!("internal: levels not attached"))?;
@@ -68,6 +62,17 @@ pub fn run(a: LevelsArgs) -> Result<()> {
     );
     println!("  {}", describe(built));
     Ok(())
+}
+
+/// Run a level build in the foreground with a progress bar (`levels`, and a render that
+/// builds levels first).
+pub fn run_with_bar(image: &OpenImage, job: BuildJob) -> Result<BuildSummary, tessera::Error> {
+    // Nothing else reads the file in this process: let the kernel read ahead of the pass.
+    image.source.advise_sequential();
+    let status = job.status.clone();
+    super::progress_bar::with_bar("levels", &status.progress, image.source.len(), || {
+        job.run(&|| false, &|| ())
+    })
 }
 
 fn describe(built: &BuiltLevels) -> String {

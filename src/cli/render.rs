@@ -67,12 +67,7 @@ pub fn run(a: RenderArgs) -> Result<()> {
     let mut req = RenderRequest::new(a.page, region, a.scale);
     req.fast = a.fast;
     if let Some(job) = render::prepare(&image, &req, &a.levels.config())? {
-        // Nothing else reads the file in this process: let the kernel read ahead.
-        image.source.advise_sequential();
-        let status = job.status.clone();
-        super::progress_bar::with_bar("levels", &status.progress, image.source.len(), || {
-            job.run(&|| false, &|| ())
-        })?;
+        super::levels::run_with_bar(&image, job)?;
     }
     let budget = a.cache_mb.map_or_else(
         || default_budget().min(RENDER_CACHE_BYTES),

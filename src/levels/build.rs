@@ -20,7 +20,6 @@ use crate::decode::{self, tiff::DecoderCache};
 use crate::error::{Error, FormatError};
 use crate::format::{Extent, Page, Storage, StreamKind};
 use crate::image::OpenImage;
-use crate::store as sidecar;
 
 /// Unit rows each producer asks the kernel for ahead of the one it decodes: deep for a
 /// command-line pass, shallow in the viewer, where a view's reads must not queue behind
@@ -114,7 +113,7 @@ impl BuildJob {
                     });
                 }
                 if let Some(f) = &self.final_path {
-                    sidecar::touch(f);
+                    crate::store::touch(f);
                 }
                 status.set_state(BuildState::Complete);
                 notify();

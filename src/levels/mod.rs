@@ -17,7 +17,6 @@ use crate::error::Error;
 use crate::format::{Mode, Page};
 use crate::image::OpenImage;
 pub use crate::image::{BuildState, BuiltLevels, LevelStatus};
-use crate::sidecar as plan;
 pub use crate::sidecar::LevelPlan;
 pub use build::{BuildJob, BuildSummary};
 
@@ -68,7 +67,7 @@ pub fn wanted(image: &OpenImage, min_pixels: u64) -> bool {
         return false;
     };
     own_levels(image) == 1
-        && !plan::factors(page.width, page.height).is_empty()
+        && !crate::sidecar::factors(page.width, page.height).is_empty()
         && u64::from(page.width) * u64::from(page.height) >= min_pixels
 }
 
@@ -101,7 +100,7 @@ pub fn prepare(image: &Arc<OpenImage>, cfg: &LevelsConfig, rebuild: bool) -> Res
         .pages
         .first()
         .map_or((0, 0), |p| (p.width, p.height));
-    if plan::factors(width, height).is_empty() {
+    if crate::sidecar::factors(width, height).is_empty() {
         return Ok(Need::TooSmall { width, height });
     }
     if rebuild && let Some(dir) = &cfg.dir {
@@ -139,7 +138,7 @@ pub fn attach_existing(image: &OpenImage, cfg: &LevelsConfig) -> bool {
     let Ok(identity) = crate::store::identity(image.path(), 0) else {
         return false;
     };
-    let valid = plan::stored_identity(&path).is_some_and(|s| s == identity);
+    let valid = crate::sidecar::stored_identity(&path).is_some_and(|s| s == identity);
     let opened = valid.then(|| open_sidecar(image, &path)).flatten();
     let Some((levels_image, plan)) = opened else {
         // Built from another version of the file, or damaged: build again.

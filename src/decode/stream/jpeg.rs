@@ -12,12 +12,13 @@ use crate::format::{Page, StreamKind};
 use crate::index::StreamIndex;
 use crate::source::{Source, SourceReader};
 
+/// Bands `bands` of a JPEG decoded from the start of its scan (progressive, or a baseline scan
+/// that cannot be cut).
 pub(super) fn jpeg_rows(
     source: &Source,
     page: &Page,
-    last: u64,
-    wanted: &mut dyn FnMut(u64) -> bool,
-    emit: &mut dyn FnMut(u64, Piece),
+    bands: RangeInclusive<u64>,
+    sink: BandSink<'_>,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
     if page.stream_kind() == Some(StreamKind::JpegProgressive) {
@@ -35,33 +36,32 @@ pub(super) fn jpeg_rows(
         }
     }
     let reader = BufReader::with_capacity(256 << 10, SourceReader::new(source, 0));
-    let end_row = page.grid.unit_extent(last).y1;
-    jpeg_decode(
-        reader,
-        page,
-        0,
-        (0, page.height),
-        end_row,
-        wanted,
+    let end_row = page.grid.unit_extent(*bands.end()).y1;
+    let BandSink { wants, emit } = sink;
+    let first = *bands.start();
+    let sink = BandSink {
+        wants: &mut |b| b >= first && wants(b),
         emit,
-        cancelled,
-    )
+    };
+    jpeg_decode(reader, page, 0, (0, page.height), end_row, sink, cancelled)
 }
 
 /// Decode a JPEG from `reader` whose rows, after `skip` rows to drop, are image rows
 /// `y0..y0 + height` (a whole file, or a band cut out of one), up to image row `end_row`,
 /// into bands.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn jpeg_decode<R: std::io::BufRead>(
     reader: R,
     page: &Page,
     skip: u32,
     (y0, height): (u32, u32),
     end_row: u32,
-    wanted: &mut dyn FnMut(u64) -> bool,
-    emit: &mut dyn FnMut(u64, Piece),
+    sink: BandSink<'_>,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
+    let BandSink {
+        wants: wanted,
+        emit,
+    } = sink;
     crate::decode::libjpeg::guarded(|| {
         let mut d = crate::decode::libjpeg::start(reader, page, 1)?;
         if d.width() != page.width as usize || d.height() != (skip + height) as usize {
@@ -167,15 +167,18 @@ pub(super) fn jpeg_bands_from_checkpoints(
             .checkpoint_or_pass(band, pass, cancelled)?
             .ok_or_else(|| FormatError::invalid(format!("JPEG band {band} has no checkpoint")))?;
         let b = band_file(band, &point)?;
-        let mut keep = |k: u64| k == band;
+        let sink = BandSink {
+            wants: &mut |k| k == band,
+            emit: &mut *emit,
+        };
+        let end_row = page.grid.unit_extent(band).y1;
         jpeg_decode(
             &b.bytes[..],
             page,
             b.skip,
             (b.y0, b.rows),
-            page.grid.unit_extent(band).y1,
-            &mut keep,
-            emit,
+            end_row,
+            sink,
             cancelled,
         )?;
     }

@@ -56,9 +56,6 @@ pub fn decode_bands(
     let Some(kind) = page.stream_kind() else {
         return Err(FormatError::invalid("internal: not a stream page"));
     };
-    let (first, last) = (*bands.start(), *bands.end());
-    let BandSink { wants, emit } = sink;
-    let mut keep = |b: u64| b >= first && wants(b);
     let own;
     let index = match index {
         Some(ix) => ix,
@@ -68,21 +65,16 @@ pub fn decode_bands(
         }
     };
     match kind {
-        StreamKind::PngInterlaced => png_interlaced(source, page, last, &mut keep, emit, cancelled),
-        StreamKind::Png => {
-            let sink = BandSink { wants, emit };
-            png::decode_bands(source, page, index, bands, sink, cancelled)
-        }
+        StreamKind::PngInterlaced => png_interlaced(source, page, bands, sink, cancelled),
+        StreamKind::Png => png::decode_bands(source, page, index, bands, sink, cancelled),
         StreamKind::JpegRestart(r) => {
-            let sink = BandSink { wants, emit };
             jpeg_restart::decode_bands(source, page, &r, index, bands, sink, cancelled)
         }
         StreamKind::JpegScanned(l) => {
-            let sink = BandSink { wants, emit };
             jpeg_scan::decode_bands(source, page, &l, index, bands, sink, cancelled)
         }
         StreamKind::JpegWhole | StreamKind::JpegProgressive => {
-            jpeg_rows(source, page, last, &mut keep, emit, cancelled)
+            jpeg_rows(source, page, bands, sink, cancelled)
         }
     }
 }
@@ -104,16 +96,16 @@ fn png_reader(
 fn png_interlaced(
     source: &Source,
     page: &Page,
-    last: u64,
-    wanted: &mut dyn FnMut(u64) -> bool,
-    emit: &mut dyn FnMut(u64, Piece),
+    bands: RangeInclusive<u64>,
+    sink: BandSink<'_>,
     cancelled: &dyn Fn() -> bool,
 ) -> Result<(), FormatError> {
+    let BandSink { wants, emit } = sink;
     let mut reader = png_reader(source)?;
     let raw = page.raw;
     let grid = &page.grid;
-    let mut pieces: Vec<(u64, Piece)> = (0..=last)
-        .filter(|&b| wanted(b))
+    let mut pieces: Vec<(u64, Piece)> = bands
+        .filter(|&b| wants(b))
         .map(|b| (b, Piece::new(grid.unit_extent(b), &raw)))
         .collect();
     let palette = page.palette.as_deref().map(Vec::as_slice);
