@@ -114,7 +114,7 @@ pub fn write_json(
     } = facts(image, page_index)?;
     write!(
         out,
-        "{{\"format\":{},\"width\":{},\"height\":{},\"mode\":{},\"pages\":{},\"page\":{},\"page_list\":[",
+        "{{\"format\":{},\"width\":{},\"height\":{},\"mode\":{},\"pages\":{},\"page\":{},",
         json_str(layout.format.name()),
         page.width,
         page.height,
@@ -122,6 +122,20 @@ pub fn write_json(
         layout.pages.len(),
         page_index
     )?;
+    if let Some(d) = &page.data {
+        let names: Vec<String> = d.names.iter().map(|n| json_str(n)).collect();
+        write!(
+            out,
+            "\"samples\":{{\"type\":{},\"channels\":[{}],\"nodata\":{},\"scale\":{},\"unit\":{}}},",
+            json_str(d.sample.name()),
+            names.join(","),
+            d.nodata.map_or("null".to_string(), |v| format!("{v}")),
+            d.scale
+                .map_or("null".to_string(), |(s, o)| format!("[{s},{o}]")),
+            d.unit.as_deref().map_or("null".to_string(), json_str)
+        )?;
+    }
+    write!(out, "\"page_list\":[")?;
     for (i, p) in layout.pages.iter().enumerate() {
         write!(
             out,
@@ -223,6 +237,15 @@ pub fn write_table(
     writeln!(out, "format:  {}", layout.format.name())?;
     writeln!(out, "size:    {}x{}", page.width, page.height)?;
     writeln!(out, "mode:    {}", page.mode)?;
+    if let Some(d) = &page.data {
+        writeln!(out, "samples: {}", d.describe())?;
+        let unit = d
+            .unit
+            .as_deref()
+            .map(|u| format!(" ({u})"))
+            .unwrap_or_default();
+        writeln!(out, "channels: {}{unit}", d.names.join(", "))?;
+    }
     writeln!(out, "pages:   {}", layout.pages.len())?;
     for (i, p) in layout.pages.iter().enumerate() {
         writeln!(

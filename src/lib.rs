@@ -42,7 +42,9 @@
 pub mod app;
 pub mod bench_view;
 pub mod cache;
+pub mod data;
 pub mod decode;
+pub mod display;
 pub mod error;
 pub mod format;
 pub mod image;

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::data::stats::Stats;
 use crate::decode::Piece;
+use crate::display::{Compiled, Mapping, Percentiles};
 use crate::error::Error;
 use crate::format::Extent;
 use crate::image::OpenImage;
@@ -149,10 +151,152 @@ pub fn prepare(
     crate::levels::prepare_build(image, cfg).map(Some)
 }
 
-/// Render `req` with `loader`. Blocks until every piece has arrived (or one failed). A scaled
-/// render reads the coarsest level of the page's pyramid whose factor is at most the scale
-/// (see [`Pyramid::for_scale`]) and box-filters the rest of the way.
+/// Render `req` with `loader`; a data page is shown as the viewer opens it (auto contrast, see
+/// [`default_display`]).
 pub fn render(loader: &Loader, req: RenderRequest) -> Result<(Rgba, RenderStats), Error> {
+    let image = loader.image().clone();
+    let compiled = match &image.page(req.page)?.data {
+        Some(info) => {
+            let mapping = default_display(loader, &req, Percentiles::default())?;
+            Some(mapping.compile(info))
+        }
+        None => None,
+    };
+    render_mapped(loader, req, compiled.as_ref())
+}
+
+/// The mapping a data page opens with, its windows from auto contrast at percentiles `p`
+/// (see [`auto_stats`]).
+pub fn default_display(
+    loader: &Loader,
+    req: &RenderRequest,
+    p: Percentiles,
+) -> Result<Mapping, Error> {
+    let image = loader.image().clone();
+    let page = image.page(req.page)?;
+    let Some(info) = page.data.clone() else {
+        return Err(Error::Request {
+            path: image.path().to_path_buf(),
+            msg: "not a data page".into(),
+        });
+    };
+    let mut mapping = Mapping::for_data(&info);
+    let (mut stats, _) = auto_stats(loader, req)?;
+    mapping.auto(&mut stats, p, mapping.single.is_none() && info.rgb);
+    Ok(mapping)
+}
+
+/// Coarsest-level pixels that auto contrast reads whole; above this it reads the region.
+pub const AUTO_LEVEL_PIXELS: u64 = 16 << 20;
+
+/// Statistics for auto contrast: from the coarsest level of the page's pyramid (a reduced
+/// page, a built level or a subsampled preview) when it is small, as the viewer does; else
+/// from the region being rendered, at the level the render reads.
+/// Returns the statistics and the level they come from.
+pub fn auto_stats(
+    loader: &Loader,
+    req: &RenderRequest,
+) -> Result<(Stats, crate::pyramid::Level), Error> {
+    let image = loader.image().clone();
+    let base = image.page(req.page)?;
+    let info = base.data.clone().ok_or_else(|| Error::Request {
+        path: image.path().to_path_buf(),
+        msg: "not a data page".into(),
+    })?;
+    let pyramid = Pyramid::of(&image, req.page).ok_or_else(|| Error::Request {
+        path: image.path().to_path_buf(),
+        msg: format!("page {} does not exist", req.page),
+    })?;
+    let ready = pyramid.ready_rows(&image);
+    let coarsest = pyramid.for_scale(u32::MAX, &ready, true);
+    let (level, region) = match pyramid.get(coarsest) {
+        Some(l) if u64::from(l.width) * u64::from(l.height) <= AUTO_LEVEL_PIXELS => {
+            (*l, Extent::new(0, 0, l.width, l.height))
+        }
+        _ => {
+            let l = *pyramid
+                .get(pyramid.for_scale(req.scale, &ready, req.fast))
+                .ok_or_else(|| Error::Request {
+                    path: image.path().to_path_buf(),
+                    msg: "the page has no levels".into(),
+                })?;
+            let e = scale_down(&req.region, l.factor, base.width, base.height);
+            (
+                l,
+                Extent::new(e.x0, e.y0, e.x1.min(l.width), e.y1.min(l.height)),
+            )
+        }
+    };
+    let keys = if region.is_empty() {
+        Vec::new()
+    } else {
+        level.geometry.keys_exact(level.source, &region)
+    };
+    let mut stats = Stats::new(info.channels);
+    fetch(loader, &keys, |piece, _| {
+        if let Some((buf, _)) = piece.samples() {
+            stats.add(&info, buf, piece.extent.pixels() as usize, false);
+        }
+    })?;
+    Ok((stats, level))
+}
+
+/// Ask `loader` for `keys` and hand each piece to `each` as it arrives (with whether it came
+/// from the cache). Blocks until every piece has arrived, or one failed.
+fn fetch(
+    loader: &Loader,
+    keys: &[PieceKey],
+    mut each: impl FnMut(&Piece, bool),
+) -> Result<(), Error> {
+    let image = loader.image().clone();
+    // Keep a bounded number of requests in flight; feed more as results come back.
+    let window = 64;
+    let mut next = 0;
+    let mut outstanding: HashSet<PieceKey> = HashSet::new();
+    while next < keys.len() || !outstanding.is_empty() {
+        if next < keys.len() && outstanding.len() < window {
+            let batch = &keys[next..keys.len().min(next + window - outstanding.len())];
+            outstanding.extend(batch.iter().copied());
+            loader.request(batch.iter().copied());
+            next += batch.len();
+        }
+        let loaded = match loader.results().recv_timeout(Duration::from_secs(1)) {
+            Ok(l) => l,
+            Err(_) => {
+                // Re-ask for anything that was dropped (e.g. by a full queue).
+                let lost: Vec<PieceKey> = outstanding
+                    .iter()
+                    .filter(|k| !loader.is_pending(k))
+                    .copied()
+                    .collect();
+                loader.request(lost);
+                continue;
+            }
+        };
+        if !outstanding.remove(&loaded.key) {
+            continue;
+        }
+        let piece = loaded.result.map_err(|e| match Arc::try_unwrap(e) {
+            Ok(e) => e,
+            Err(e) => Error::Request {
+                path: image.path().to_path_buf(),
+                msg: e.to_string(),
+            },
+        })?;
+        each(&piece, loaded.cached);
+    }
+    Ok(())
+}
+
+/// Render `req` with `loader`, a data page's samples coloured by `mapping` (required for data
+/// pages). Blocks until every piece has arrived (or one failed). A scaled render reads the
+/// coarsest level of the page's pyramid whose factor is at most the scale (see
+/// [`Pyramid::for_scale`]) and box-filters the rest of the way.
+pub fn render_mapped(
+    loader: &Loader,
+    req: RenderRequest,
+    mapping: Option<&Compiled>,
+) -> Result<(Rgba, RenderStats), Error> {
     let image = loader.image().clone();
     let base = image.page(req.page)?;
     let r = req.region;
@@ -209,47 +353,30 @@ pub fn render(loader: &Loader, req: RenderRequest) -> Result<(Rgba, RenderStats)
         source: Some(level.source),
         ..RenderStats::default()
     };
-    // Keep a bounded number of requests in flight; feed more as results come back.
-    let window = 64;
-    let mut next = 0;
-    let mut outstanding: HashSet<PieceKey> = HashSet::new();
-    while next < keys.len() || !outstanding.is_empty() {
-        if next < keys.len() && outstanding.len() < window {
-            let batch = &keys[next..keys.len().min(next + window - outstanding.len())];
-            outstanding.extend(batch.iter().copied());
-            loader.request(batch.iter().copied());
-            next += batch.len();
-        }
-        let loaded = match loader.results().recv_timeout(Duration::from_secs(1)) {
-            Ok(l) => l,
-            Err(_) => {
-                // Re-ask for anything that was dropped (e.g. by a full queue).
-                let lost: Vec<PieceKey> = outstanding
-                    .iter()
-                    .filter(|k| !loader.is_pending(k))
-                    .copied()
-                    .collect();
-                loader.request(lost);
-                continue;
-            }
-        };
-        if !outstanding.remove(&loaded.key) {
-            continue;
-        }
-        let piece = loaded.result.map_err(|e| match Arc::try_unwrap(e) {
-            Ok(e) => e,
-            Err(e) => Error::Request {
-                path: image.path().to_path_buf(),
-                msg: e.to_string(),
-            },
-        })?;
-        if loaded.cached {
+    if base.data.is_some() && mapping.is_none() {
+        return Err(Error::Request {
+            path: image.path().to_path_buf(),
+            msg: "internal: a data page renders through a display mapping".into(),
+        });
+    }
+    fetch(loader, &keys, |piece, cached| {
+        if cached {
             stats.from_cache += 1;
         } else {
             stats.descriptors += planes;
         }
-        out.add(&piece);
-    }
+        match (mapping, piece.samples()) {
+            (Some(m), Some((buf, _))) => {
+                let n = piece.extent.pixels() as usize;
+                out.add(&Piece {
+                    extent: piece.extent,
+                    rgba: m.map(buf, n),
+                    native: crate::decode::Native::Derived,
+                });
+            }
+            _ => out.add(piece),
+        }
+    })?;
     Ok((out.finish(), stats))
 }
 

@@ -6,6 +6,8 @@
 
 use std::fmt::Write as _;
 
+use crate::data::{SampleBuf, SampleType};
+
 /// What the samples of a pixel mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PixelKind {
@@ -32,6 +34,9 @@ pub enum PixelKind {
     },
     /// YCbCr (JFIF, full range), as some decoders hand JPEG-in-TIFF back.
     YCbCr,
+    /// Scientific samples of one numeric type, `samples` channels: kept native (no RGBA),
+    /// coloured by the display mapping.
+    Data(SampleType),
 }
 
 /// How packed samples map to pixels: the layout of one stored row.
@@ -50,6 +55,9 @@ pub struct RawFormat {
     pub premultiplied: bool,
     /// PNG tRNS colour key: pixels whose gray/RGB samples equal it are transparent.
     pub color_key: Option<[u32; 3]>,
+    /// Data samples stored signed with the sign bit offset (FITS BZERO = 2^(n−1)): flip the
+    /// top bit to read them as unsigned.
+    pub flip_sign: bool,
 }
 
 impl RawFormat {
@@ -60,6 +68,7 @@ impl RawFormat {
             PixelKind::Rgb | PixelKind::Bgr | PixelKind::YCbCr => 3,
             PixelKind::Rgba | PixelKind::Bgra | PixelKind::Cmyk { .. } => 4,
             PixelKind::Bitfields { bytes, .. } => bytes,
+            PixelKind::Data(_) => 1,
         };
         Self {
             kind,
@@ -73,6 +82,7 @@ impl RawFormat {
             },
             premultiplied: false,
             color_key: None,
+            flip_sign: false,
         }
     }
 
@@ -125,6 +135,15 @@ impl RawFormat {
             PixelKind::Rgba | PixelKind::Bgra => 4,
             PixelKind::Cmyk { .. } => (self.samples as usize).min(5),
             PixelKind::Bitfields { .. } => 4,
+            PixelKind::Data(_) => self.samples as usize,
+        }
+    }
+
+    /// The sample type of a data page.
+    pub fn data_type(&self) -> Option<SampleType> {
+        match self.kind {
+            PixelKind::Data(t) => Some(t),
+            _ => None,
         }
     }
 
@@ -157,6 +176,7 @@ impl RawFormat {
             PixelKind::Cmyk { .. } => Some((channels, self.bits == 16)),
             PixelKind::YCbCr => Some((3, false)),
             PixelKind::Bitfields { .. } => None,
+            PixelKind::Data(_) => None,
             _ if self.bits == 16 => Some((channels, true)),
             _ if scaled || self.premultiplied => Some((channels, true)),
             PixelKind::Gray {
@@ -206,6 +226,7 @@ impl RawFormat {
                 s
             }
             PixelKind::YCbCr => "YCbCr".to_string(),
+            PixelKind::Data(t) => data_rawmode(t, self.big_endian, self.samples),
             PixelKind::Bitfields { bytes, masks } => {
                 let mut s = format!("BGR;{}", bytes * 8);
                 let _ = write!(
@@ -219,13 +240,15 @@ impl RawFormat {
         if self.samples > self.colour_channels() as u8
             && !matches!(
                 self.kind,
-                PixelKind::Rgb | PixelKind::Bgr | PixelKind::Bitfields { .. }
+                PixelKind::Rgb | PixelKind::Bgr | PixelKind::Bitfields { .. } | PixelKind::Data(_)
             )
         {
             let _ = write!(name, "+{}X", self.samples as usize - self.colour_channels());
         }
         let default_max = (1u32 << self.bits.min(31)) - 1;
-        if self.maxval != default_max && !matches!(self.kind, PixelKind::Bitfields { .. }) {
+        if self.maxval != default_max
+            && !matches!(self.kind, PixelKind::Bitfields { .. } | PixelKind::Data(_))
+        {
             let _ = write!(name, ";max={}", self.maxval);
         }
         name
@@ -233,6 +256,9 @@ impl RawFormat {
 
     /// Rawmode of one plane of a planar TIFF (PIL names planes by channel).
     pub fn plane_rawmode(&self, plane: u32) -> String {
+        if let PixelKind::Data(t) = self.kind {
+            return format!("{}[{plane}]", data_rawmode(t, self.big_endian, 1));
+        }
         let names: &[&str] = match self.kind {
             PixelKind::Rgb | PixelKind::Rgba => &["R", "G", "B", "A"],
             PixelKind::Cmyk { .. } => &["C", "M", "Y", "K", "A"],
@@ -257,6 +283,22 @@ impl RawFormat {
         rgba: &mut [u8],
         mut native: NativeRow<'_>,
     ) {
+        if let PixelKind::Data(t) = self.kind {
+            if let NativeRow::Data { buf, at } = native {
+                let n = width * self.samples as usize;
+                if self.flip_sign {
+                    let mut flipped = src.to_vec();
+                    let top = if self.big_endian { 0 } else { t.bytes() - 1 };
+                    for s in flipped.chunks_exact_mut(t.bytes()) {
+                        s[top] ^= 0x80;
+                    }
+                    buf.fill_from_bytes(at, &flipped, n, t, self.big_endian);
+                } else {
+                    buf.fill_from_bytes(at, src, n, t, self.big_endian);
+                }
+            }
+            return;
+        }
         let rgba = &mut rgba[..width * 4];
         if self.unpack_fast(src, width, rgba) {
             return;
@@ -426,6 +468,7 @@ impl RawFormat {
                 ]
             }
             PixelKind::YCbCr => ycbcr_to_rgb(px[0] as u8, px[1] as u8, px[2] as u8),
+            PixelKind::Data(_) => [0, 0, 0, 0],
             PixelKind::Bitfields { masks, .. } => {
                 let word = px[0];
                 let ch = |i: usize, absent: u8| {
@@ -523,18 +566,40 @@ pub fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 4] {
     ]
 }
 
+/// PIL-style rawmode of data samples: `I;16B`, `I;32S`, `F;32BF`, `F;64F`, with `xN` for N
+/// channels.
+fn data_rawmode(t: SampleType, big_endian: bool, samples: u8) -> String {
+    let e = if big_endian { "B" } else { "" };
+    let mut s = match t {
+        SampleType::U8 => "L".to_string(),
+        SampleType::I8 => "L;8S".to_string(),
+        SampleType::F16 | SampleType::F32 | SampleType::F64 => format!("F;{}{e}F", t.bits()),
+        SampleType::U16 | SampleType::U32 | SampleType::U64 => format!("I;{}{e}", t.bits()),
+        SampleType::I16 | SampleType::I32 | SampleType::I64 => format!("I;{}{e}S", t.bits()),
+    };
+    if samples > 1 {
+        let _ = write!(s, "x{samples}");
+    }
+    s
+}
+
 /// Where native values of one row go.
 pub enum NativeRow<'a> {
     None,
     U8(&'a mut [u8]),
     U16(&'a mut [u16]),
+    /// Typed samples of a data page, from sample index `at`.
+    Data {
+        buf: &'a mut SampleBuf,
+        at: usize,
+    },
 }
 
 impl NativeRow<'_> {
     fn put(&mut self, x: usize, values: &[u32]) {
         let n = values.len();
         match self {
-            NativeRow::None => {}
+            NativeRow::None | NativeRow::Data { .. } => {}
             NativeRow::U8(d) => {
                 for (slot, &v) in d.iter_mut().skip(x * n).zip(values) {
                     *slot = v as u8;

@@ -20,6 +20,8 @@ pub const TEXTURE_OPTIONS: egui::TextureOptions = egui::TextureOptions {
 pub struct PieceTextures {
     pub parts: Vec<(egui::TextureHandle, Extent)>,
     pub bytes: usize,
+    /// The display mapping's generation the pixels were mapped with (0 for pictures).
+    pub generation: u64,
 }
 
 pub struct TextureCache {
@@ -54,6 +56,13 @@ impl TextureCache {
         self.lru.contains(key)
     }
 
+    /// Whether the textures of `key` exist and were mapped with `generation`.
+    pub fn is_current(&self, key: &PieceKey, generation: u64) -> bool {
+        self.lru
+            .peek(key)
+            .is_some_and(|t| t.generation == generation)
+    }
+
     /// Upload `piece` (split to fit `max_side`); returns the bytes uploaded. `opaque` pieces
     /// skip premultiplication (it is the identity when alpha is 255).
     pub fn upload(
@@ -64,7 +73,26 @@ impl TextureCache {
         max_side: usize,
         opaque: bool,
     ) -> usize {
-        let e = piece.extent;
+        self.upload_rgba(ctx, key, piece.extent, &piece.rgba, max_side, opaque, 0)
+    }
+
+    /// Upload RGBA pixels of `e` (a data piece mapped with display `generation`). Textures
+    /// already there for `key` with the same parts are updated in place.
+    #[allow(clippy::too_many_arguments)] // reason: two call sites, plain values
+    pub fn upload_rgba(
+        &mut self,
+        ctx: &egui::Context,
+        key: PieceKey,
+        e: Extent,
+        rgba: &[u8],
+        max_side: usize,
+        opaque: bool,
+        generation: u64,
+    ) -> usize {
+        let mut old = self.lru.pop(&key);
+        if let Some(o) = &old {
+            self.bytes -= o.bytes;
+        }
         let side = max_side.clamp(64, 16384) as u32;
         let mut parts = Vec::new();
         let mut bytes = 0;
@@ -79,7 +107,7 @@ impl TextureCache {
                 let mut pixels = Vec::with_capacity(w * h);
                 for row in (y - e.y0) as usize..(y1 - e.y0) as usize {
                     let start = (row * pw + (x - e.x0) as usize) * 4;
-                    let src = piece.rgba[start..start + w * 4].chunks_exact(4);
+                    let src = rgba[start..start + w * 4].chunks_exact(4);
                     if opaque {
                         pixels.extend(src.map(|p| egui::Color32::from_rgb(p[0], p[1], p[2])));
                     } else {
@@ -89,19 +117,30 @@ impl TextureCache {
                     }
                 }
                 let image = egui::ColorImage::new([w, h], pixels);
-                let name = format!("piece-{:?}-{}-{}-{x}-{y}", key.source, key.unit, key.x0);
-                parts.push((
-                    ctx.load_texture(name, image, TEXTURE_OPTIONS),
-                    Extent::new(x, y, x1, y1),
-                ));
+                let part = Extent::new(x, y, x1, y1);
+                // Same part as before (a re-map): update the texture in place.
+                let reuse = old.as_mut().and_then(|o| {
+                    let i = o.parts.iter().position(|(_, e)| *e == part)?;
+                    Some(o.parts.swap_remove(i).0)
+                });
+                let handle = match reuse {
+                    Some(mut handle) => {
+                        handle.set(image, TEXTURE_OPTIONS);
+                        handle
+                    }
+                    None => {
+                        let name =
+                            format!("piece-{:?}-{}-{}-{x}-{y}", key.source, key.unit, key.x0);
+                        ctx.load_texture(name, image, TEXTURE_OPTIONS)
+                    }
+                };
+                parts.push((handle, part));
                 bytes += w * h * 4;
                 x = x1;
             }
             y = y1;
         }
-        if let Some(old) = self.lru.pop(&key) {
-            self.bytes -= old.bytes;
-        }
+        drop(old);
         while self.bytes + bytes > self.budget {
             match self.lru.pop_lru() {
                 Some((_, old)) => self.bytes -= old.bytes,
@@ -109,7 +148,14 @@ impl TextureCache {
             }
         }
         self.bytes += bytes;
-        self.lru.put(key, PieceTextures { parts, bytes });
+        self.lru.put(
+            key,
+            PieceTextures {
+                parts,
+                bytes,
+                generation,
+            },
+        );
         bytes
     }
 

@@ -10,4 +10,5 @@ mod formats;
 mod gui;
 mod levels;
 mod malformed;
+mod scientific;
 mod stream_index;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tessera::cache::{PieceCache, default_budget};
+use tessera::display::{Colormap, Mapping, Percentiles, Transfer, WindowArg};
 use tessera::loader::Loader;
 use tessera::render::{self, RenderRequest, region_extent, write_png};
 use tessera::{OpenImage, stats};
@@ -41,6 +42,24 @@ pub struct RenderArgs {
     /// Print descriptors and bytes read, time and peak memory to stderr
     #[arg(long)]
     stats: bool,
+    /// Black and white points of data pages (16-bit, signed, float, many channels): LO,HI in
+    /// the file's values, or auto[:P_LO,P_HI] percentiles [default: auto:0.1,99.9]
+    #[arg(long, value_name = "LO,HI|auto", value_parser = WindowArg::parse)]
+    window: Option<WindowArg>,
+    /// Transfer function of data pages: linear, gamma[:G], log, sqrt, asinh
+    #[arg(long, value_name = "F", value_parser = Transfer::parse)]
+    transfer: Option<Transfer>,
+    /// Colormap of a single channel: gray, viridis, magma, inferno, plasma, cividis, turbo,
+    /// bluered, spectral
+    #[arg(long, value_name = "NAME", value_parser = Colormap::parse)]
+    colormap: Option<Colormap>,
+    /// Channels of a data page to show: one (through the colormap), or several added up in
+    /// red, green, blue, white, cyan, magenta, yellow (0,1,2 is RGB)
+    #[arg(long, value_name = "C,C,...", value_delimiter = ',')]
+    channels: Option<Vec<usize>>,
+    /// Invert the data mapping (white for low values)
+    #[arg(long)]
+    invert: bool,
     /// The PNG to write
     #[arg(short = 'o', long = "output", value_name = "OUT.png")]
     output: PathBuf,
@@ -63,7 +82,30 @@ pub fn run(a: RenderArgs) -> Result<()> {
     }
     let p = image.page(a.page)?;
     let region = region_extent(&a.file, a.region, p.width, p.height)?;
-    let alpha = p.mode.has_alpha();
+    let data = p.data.clone();
+    let alpha = p.mode.has_alpha() || data.as_ref().is_some_and(|d| d.may_have_holes());
+    if data.is_none()
+        && (a.window.is_some()
+            || a.transfer.is_some()
+            || a.colormap.is_some()
+            || a.channels.is_some()
+            || a.invert)
+    {
+        bail!(
+            "{}: --window, --transfer, --colormap, --channels and --invert apply to data pages (16-bit, signed, float, many channels); this page is {}",
+            a.file.display(),
+            p.mode
+        );
+    }
+    if let (Some(d), Some(list)) = (&data, &a.channels)
+        && let Some(bad) = list.iter().find(|&&c| c >= d.channels)
+    {
+        bail!(
+            "{}: channel {bad} does not exist (the page has {} channels)",
+            a.file.display(),
+            d.channels
+        );
+    }
     let mut req = RenderRequest::new(a.page, region, a.scale);
     req.fast = a.fast;
     if let Some(job) = render::prepare(&image, &req, &a.levels.config())? {
@@ -76,7 +118,48 @@ pub fn run(a: RenderArgs) -> Result<()> {
     let cache = Arc::new(Mutex::new(PieceCache::new(budget)));
     let workers = a.workers.unwrap_or_else(Loader::default_workers);
     let loader = Loader::new(image.clone(), cache, workers, 4096);
-    let (img, rstats) = render::render(&loader, req)?;
+    let compiled = match &data {
+        Some(info) => {
+            let mut mapping = Mapping::for_data(info);
+            if let Some(list) = &a.channels {
+                mapping.set_channels(list);
+            }
+            match a.window.unwrap_or(WindowArg::Auto(Percentiles::default())) {
+                WindowArg::Fixed(lo, hi) => mapping.set_window(lo, hi),
+                WindowArg::Auto(p) => {
+                    let (mut st, _) = render::auto_stats(&loader, &req)?;
+                    let joint = mapping.single.is_none() && info.rgb;
+                    mapping.auto(&mut st, p, joint);
+                }
+            }
+            if let Some(t) = a.transfer {
+                mapping.set_transfer(t);
+            }
+            if let Some(c) = a.colormap {
+                mapping.colormap = c;
+            }
+            if a.invert {
+                for ch in &mut mapping.channels {
+                    ch.invert = true;
+                }
+            }
+            if a.stats {
+                for c in mapping.shown() {
+                    let ch = &mapping.channels[c];
+                    eprintln!(
+                        "window {}: {} .. {} ({})",
+                        info.names[c],
+                        tessera::data::format_value(ch.lo),
+                        tessera::data::format_value(ch.hi),
+                        ch.transfer.name()
+                    );
+                }
+            }
+            Some(mapping.compile(info))
+        }
+        None => None,
+    };
+    let (img, rstats) = render::render_mapped(&loader, req, compiled.as_ref())?;
     write_png(&a.output, &img, alpha).with_context(|| format!("writing {}", a.output.display()))?;
     if a.stats {
         eprintln!(

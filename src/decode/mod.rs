@@ -11,6 +11,7 @@ pub mod stream;
 pub mod subsample;
 pub mod tiff;
 
+use crate::data::SampleBuf;
 use crate::error::FormatError;
 use crate::format::{Extent, Page, Storage};
 use crate::sample::{self, NativeRow};
@@ -29,6 +30,12 @@ pub enum Native {
         channels: usize,
         data: Vec<u16>,
     },
+    /// A data page's samples in their own type: the piece has no RGBA (the display mapping
+    /// colours it).
+    Data {
+        channels: usize,
+        data: SampleBuf,
+    },
 }
 
 /// A decoded rectangle of an image.
@@ -43,6 +50,17 @@ impl Piece {
     /// A zeroed piece for `extent`, with native storage as `format` needs.
     pub fn new(extent: Extent, format: &sample::RawFormat) -> Self {
         let n = extent.pixels() as usize;
+        if let Some(t) = format.data_type() {
+            let channels = usize::from(format.samples);
+            return Self {
+                extent,
+                rgba: Vec::new(),
+                native: Native::Data {
+                    channels,
+                    data: SampleBuf::zeroed(t, n * channels),
+                },
+            };
+        }
         let native = match format.native_layout() {
             None => Native::Derived,
             Some((channels, false)) => Native::U8 {
@@ -68,6 +86,7 @@ impl Piece {
                 Native::Derived => 0,
                 Native::U8 { data, .. } => data.len(),
                 Native::U16 { data, .. } => data.len() * 2,
+                Native::Data { data, .. } => data.byte_size(),
             }
             + std::mem::size_of::<Self>()
     }
@@ -75,8 +94,15 @@ impl Piece {
     /// The RGBA row `y` (relative to the piece) and where its native values go.
     pub fn row_mut(&mut self, y: usize) -> (&mut [u8], NativeRow<'_>) {
         let w = self.extent.width() as usize;
-        let rgba = &mut self.rgba[y * w * 4..(y + 1) * w * 4];
+        let rgba = self
+            .rgba
+            .get_mut(y * w * 4..(y + 1) * w * 4)
+            .unwrap_or_default();
         let native = match &mut self.native {
+            Native::Data { channels, data } => NativeRow::Data {
+                buf: data,
+                at: y * w * *channels,
+            },
             Native::Derived => NativeRow::None,
             Native::U8 { channels, data } => {
                 NativeRow::U8(&mut data[y * w * *channels..(y + 1) * w * *channels])
@@ -116,10 +142,19 @@ impl Piece {
                 channels: *channels,
                 data: crop(data, *channels, dims),
             },
+            Native::Data { channels, data } => Native::Data {
+                channels: *channels,
+                data: crate::with_samples!(data, v => SampleBuf::from(crop(v, *channels, dims))),
+            },
+        };
+        let rgba = if self.rgba.is_empty() {
+            Vec::new()
+        } else {
+            crop(&self.rgba, 4, dims)
         };
         Piece {
             extent: Extent::new(x0, e.y0, x1, e.y1),
-            rgba: crop(&self.rgba, 4, dims),
+            rgba,
             native,
         }
     }
@@ -135,12 +170,27 @@ impl Piece {
         self.rgba.get(i..i + 4).map(|p| [p[0], p[1], p[2], p[3]])
     }
 
-    /// Native values of image pixel (x, y) in the mode's channel order.
-    pub fn native_at(&self, x: u32, y: u32, mode: crate::format::Mode) -> Option<Vec<u32>> {
-        let px = self.rgba_at(x, y)?;
+    /// The data samples of a data piece, and their channel count.
+    pub fn samples(&self) -> Option<(&SampleBuf, usize)> {
+        match &self.native {
+            Native::Data { channels, data } => Some((data, *channels)),
+            _ => None,
+        }
+    }
+
+    /// Native values of image pixel (x, y) in the mode's channel order (stored values; a
+    /// data page's NaN stays NaN).
+    pub fn native_at(&self, x: u32, y: u32, mode: crate::format::Mode) -> Option<Vec<f64>> {
+        if !self.extent.contains(x, y) {
+            return None;
+        }
         let i = (y - self.extent.y0) as usize * self.extent.width() as usize
             + (x - self.extent.x0) as usize;
-        Some(match &self.native {
+        if let Native::Data { channels, data } = &self.native {
+            return Some((0..*channels).map(|c| data.get(i * channels + c)).collect());
+        }
+        let px = self.rgba_at(x, y)?;
+        let values: Vec<u32> = match &self.native {
             Native::Derived => {
                 let n = mode.channel_names().len();
                 match mode {
@@ -158,7 +208,9 @@ impl Piece {
                 .iter()
                 .map(|&v| u32::from(v))
                 .collect(),
-        })
+            Native::Data { .. } => Vec::new(),
+        };
+        Some(values.into_iter().map(f64::from).collect())
     }
 }
 
@@ -196,9 +248,17 @@ fn read_raw(source: &Source, page: &Page, unit: u64, extent: Extent) -> Result<P
             base,
             stride,
             bottom_up,
+            planes,
+            plane_stride,
         } => {
-            let skip = raw.column_byte(extent.x0);
-            let width_bytes = raw.row_bytes(extent.x1) - skip;
+            let planes = (*planes).max(1) as usize;
+            let plane_raw = if planes > 1 {
+                sample::RawFormat { samples: 1, ..raw }
+            } else {
+                raw
+            };
+            let skip = plane_raw.column_byte(extent.x0);
+            let width_bytes = plane_raw.row_bytes(extent.x1) - skip;
             let width_bytes = width_bytes.min(stride - skip) as usize;
             // Stored rows in file order: top-down from y0, or bottom-up from y1-1.
             let first = if *bottom_up {
@@ -206,16 +266,26 @@ fn read_raw(source: &Source, page: &Page, unit: u64, extent: Extent) -> Result<P
             } else {
                 u64::from(extent.y0)
             };
-            let mut buf = vec![0u8; h * width_bytes];
-            source.read_rows(
-                base + first * stride,
-                *stride,
-                h,
-                skip,
-                width_bytes,
-                &mut buf,
-            )?;
-            for (i, src) in buf.chunks_exact(width_bytes).enumerate() {
+            let mut bufs = Vec::with_capacity(planes);
+            for p in 0..planes as u64 {
+                let mut buf = vec![0u8; h * width_bytes];
+                source.read_rows(
+                    base + p * plane_stride + first * stride,
+                    *stride,
+                    h,
+                    skip,
+                    width_bytes,
+                    &mut buf,
+                )?;
+                bufs.push(buf);
+            }
+            let (data, row_len) = if planes == 1 {
+                (bufs.pop().unwrap_or_default(), width_bytes)
+            } else {
+                let rows = interleave_planes(&bufs, width_bytes, raw.bits, w);
+                (rows, width_bytes * planes)
+            };
+            for (i, src) in data.chunks_exact(row_len.max(1)).enumerate().take(h) {
                 let y = if *bottom_up { h - 1 - i } else { i };
                 let (rgba, native) = piece.row_mut(y);
                 raw.unpack_row(src, w, palette, rgba, native);

@@ -104,13 +104,15 @@ pub fn decode(
     if !supported(page) {
         return Err(FormatError::unsupported("preview of a compressed layout"));
     }
-    let (base, stride, bottom_up) = match &page.storage {
+    let (base, stride, bottom_up, planes, plane_stride) = match &page.storage {
         Storage::Raw {
             base,
             stride,
             bottom_up,
-        } => (*base, *stride, *bottom_up),
-        _ => (0, page.raw.row_bytes(page.width), false),
+            planes,
+            plane_stride,
+        } => (*base, *stride, *bottom_up, (*planes).max(1), *plane_stride),
+        _ => (0, page.raw.row_bytes(page.width), false, 1, 0),
     };
     let (base, stride, bottom_up) = (&base, &stride, &bottom_up);
     let g = crate::pieces::Geometry::preview(page, k).grid;
@@ -118,6 +120,12 @@ pub fn decode(
     let extent = Extent::new(x0.max(band.x0), band.y0, x1.min(band.x1), band.y1);
     let raw = page.raw;
     let mut piece = Piece::new(extent, &raw);
+    // A planar raw block (a FITS cube) is read one plane at a time, as one-sample pixels.
+    let plane_raw = if planes > 1 {
+        crate::sample::RawFormat { samples: 1, ..raw }
+    } else {
+        raw
+    };
     let (w, h) = (extent.width() as usize, extent.height() as usize);
     if w == 0 || h == 0 {
         return Ok(piece);
@@ -125,14 +133,14 @@ pub fn decode(
     // Base columns covered, aligned to whole bytes for sub-byte formats.
     let bx0 = extent.x0 * k;
     let bx1 = ((extent.x1 - 1) * k + 1).min(page.width);
-    let bpp = raw.bits_per_pixel();
+    let bpp = plane_raw.bits_per_pixel();
     let ax0 = if bpp.is_multiple_of(8) {
         bx0
     } else {
         bx0 / 8 * 8
     };
-    let skip = raw.column_byte(ax0);
-    let width_bytes = (raw.row_bytes(bx1) - skip).min(stride - skip) as usize;
+    let skip = plane_raw.column_byte(ax0);
+    let width_bytes = (plane_raw.row_bytes(bx1) - skip).min(stride - skip) as usize;
     let span_px = (bx1 - ax0) as usize;
     // Stored rows of the level rows, in file order.
     let first_image_row = u64::from(extent.y0) * u64::from(k);
@@ -146,6 +154,37 @@ pub fn decode(
         (first_image_row, stride * u64::from(k))
     };
     let mut buf = vec![0u8; h * width_bytes];
+    if planes > 1 {
+        let px_bytes = (bpp / 8) as usize;
+        let mut bufs = Vec::with_capacity(planes as usize);
+        for p in 0..u64::from(planes) {
+            let mut b = vec![0u8; h * width_bytes];
+            source.read_rows(
+                base + p * plane_stride + first_file_row * stride,
+                row_step,
+                h,
+                skip,
+                width_bytes,
+                &mut b,
+            )?;
+            bufs.push(b);
+        }
+        let n = planes as usize;
+        let mut row = vec![0u8; w * px_bytes * n];
+        for i in 0..h {
+            let y = if *bottom_up { h - 1 - i } else { i };
+            for x in 0..w {
+                let s = ((extent.x0 + x as u32) * k - ax0) as usize * px_bytes + i * width_bytes;
+                for (p, b) in bufs.iter().enumerate() {
+                    let d = (x * n + p) * px_bytes;
+                    row[d..d + px_bytes].copy_from_slice(&b[s..s + px_bytes]);
+                }
+            }
+            let (rgba, native) = piece.row_mut(y);
+            raw.unpack_row(&row, w, None, rgba, native);
+        }
+        return Ok(piece);
+    }
     if matches!(page.storage, Storage::Raw { .. }) {
         source.read_rows(
             base + first_file_row * stride,

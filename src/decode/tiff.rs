@@ -48,13 +48,25 @@ impl DecoderCache {
     }
 }
 
-/// Stored row bytes of a decoded chunk (16-bit samples as big-endian bytes).
+/// Stored row bytes of a decoded chunk (wider samples as big-endian bytes, half floats as
+/// their bits).
 fn result_bytes(result: DecodingResult) -> Result<Vec<u8>, FormatError> {
-    match result {
-        DecodingResult::U8(v) => Ok(v),
-        DecodingResult::U16(v) => Ok(v.iter().flat_map(|s| s.to_be_bytes()).collect()),
-        _ => Err(FormatError::unsupported("TIFF sample type")),
+    fn be<T, const N: usize>(v: &[T], f: impl Fn(&T) -> [u8; N]) -> Vec<u8> {
+        v.iter().flat_map(f).collect()
     }
+    Ok(match result {
+        DecodingResult::U8(v) => v,
+        DecodingResult::U16(v) => be(&v, |s| s.to_be_bytes()),
+        DecodingResult::U32(v) => be(&v, |s| s.to_be_bytes()),
+        DecodingResult::U64(v) => be(&v, |s| s.to_be_bytes()),
+        DecodingResult::I8(v) => v.iter().map(|&s| s as u8).collect(),
+        DecodingResult::I16(v) => be(&v, |s| s.to_be_bytes()),
+        DecodingResult::I32(v) => be(&v, |s| s.to_be_bytes()),
+        DecodingResult::I64(v) => be(&v, |s| s.to_be_bytes()),
+        DecodingResult::F16(v) => be(&v, |s| s.to_bits().to_be_bytes()),
+        DecodingResult::F32(v) => be(&v, |s| s.to_be_bytes()),
+        DecodingResult::F64(v) => be(&v, |s| s.to_be_bytes()),
+    })
 }
 
 /// Decompress every plane of `unit` and unpack it.

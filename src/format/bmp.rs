@@ -83,6 +83,7 @@ pub fn parse(source: &Source, progress: &Progress) -> Result<Layout, FormatError
         grid,
         storage,
         reduced: false,
+        data: None,
     };
     let page = if codec == Codec::Raw {
         let stride = (u64::from(width) * u64::from(bpp)).div_ceil(32) * 4;
@@ -99,6 +100,8 @@ pub fn parse(source: &Source, progress: &Progress) -> Result<Layout, FormatError
                 base: pixel_offset,
                 stride,
                 bottom_up: !top_down,
+                planes: 1,
+                plane_stride: 0,
             },
         )
     } else {

@@ -187,6 +187,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
                 scan,
             },
             reduced: false,
+            data: None,
         }],
     })
 }

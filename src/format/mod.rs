@@ -11,6 +11,7 @@
 //! split into equal row bands so that no unit needs more than a few MB.
 
 pub mod bmp;
+pub mod fits;
 pub mod jpeg;
 pub mod png;
 pub mod pnm;
@@ -19,6 +20,7 @@ pub mod tiff;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::data::DataInfo;
 use crate::error::FormatError;
 use crate::sample::RawFormat;
 use crate::source::Source;
@@ -45,6 +47,7 @@ pub enum FileFormat {
     Tiff,
     Png,
     Jpeg,
+    Fits,
 }
 
 impl FileFormat {
@@ -55,6 +58,7 @@ impl FileFormat {
             FileFormat::Tiff => "TIFF",
             FileFormat::Png => "PNG",
             FileFormat::Jpeg => "JPEG",
+            FileFormat::Fits => "FITS",
         }
     }
 }
@@ -76,6 +80,8 @@ pub enum Mode {
     Rgb16,
     Rgba16,
     Cmyk16,
+    /// Scientific samples (see the page's [`DataInfo`]): shown through the display mapping.
+    Data,
 }
 
 impl Mode {
@@ -95,6 +101,7 @@ impl Mode {
             Mode::Rgb16 => "RGB;16",
             Mode::Rgba16 => "RGBA;16",
             Mode::Cmyk16 => "CMYK;16",
+            Mode::Data => "data",
         }
     }
 
@@ -116,6 +123,7 @@ impl Mode {
             Mode::Rgba | Mode::Rgba16 => &["R", "G", "B", "A"],
             Mode::Cmyk | Mode::Cmyk16 => &["C", "M", "Y", "K"],
             Mode::Cmyka => &["C", "M", "Y", "K", "A"],
+            Mode::Data => &[],
         }
     }
 }
@@ -347,11 +355,14 @@ impl Grid {
 /// Where a page's pixel bytes are and how they are coded.
 #[derive(Debug, Clone)]
 pub enum Storage {
-    /// One uncompressed block: rows `stride` bytes apart from `base`, bottom-up when `bottom_up`.
+    /// One uncompressed block: rows `stride` bytes apart from `base`, bottom-up when `bottom_up`;
+    /// `planes` such blocks `plane_stride` bytes apart for planar data (a FITS cube's channels).
     Raw {
         base: u64,
         stride: u64,
         bottom_up: bool,
+        planes: u32,
+        plane_stride: u64,
     },
     /// TIFF strips or tiles, one offset/length per chunk and plane (plane-major, like TIFF).
     Chunks {
@@ -476,6 +487,8 @@ pub struct Page {
     pub storage: Storage,
     /// TIFF NewSubfileType bit 0: a reduced-resolution copy of another page.
     pub reduced: bool,
+    /// What a data page's channels are ([`Mode::Data`] pages only).
+    pub data: Option<Arc<DataInfo>>,
 }
 
 /// A tile descriptor, materialised for display.
@@ -495,13 +508,26 @@ impl Page {
         Extent::new(0, 0, self.width, self.height)
     }
 
+    /// Names of the native channels, for the pixel inspector.
+    pub fn channel_names(&self) -> Vec<String> {
+        match &self.data {
+            Some(d) => d.names.clone(),
+            None => self
+                .mode
+                .channel_names()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+
     pub fn unit_count(&self) -> u64 {
         self.grid.unit_count()
     }
 
-    fn planes(&self) -> u32 {
+    pub fn planes(&self) -> u32 {
         match &self.storage {
-            Storage::Chunks { planes, .. } => *planes,
+            Storage::Chunks { planes, .. } | Storage::Raw { planes, .. } => *planes,
             _ => 1,
         }
     }
@@ -578,13 +604,18 @@ impl Page {
                 base,
                 stride,
                 bottom_up,
+                plane_stride,
+                ..
             } => {
                 let first_row = if *bottom_up {
                     u64::from(self.height - ext.y1)
                 } else {
                     u64::from(ext.y0)
                 };
-                (base + first_row * stride, u64::from(ext.height()) * stride)
+                (
+                    base + u64::from(plane) * plane_stride + first_row * stride,
+                    u64::from(ext.height()) * stride,
+                )
             }
             Storage::Chunks {
                 offsets,
@@ -628,12 +659,19 @@ impl Page {
         let access = self.access();
         let (decoder, args) = match &self.storage {
             Storage::Raw {
-                stride, bottom_up, ..
+                stride,
+                bottom_up,
+                planes,
+                ..
             } => (
                 Codec::Raw.decoder_name(),
                 format!(
                     "('{}', {}, {})",
-                    self.raw.rawmode(),
+                    if *planes > 1 {
+                        self.raw.plane_rawmode(plane)
+                    } else {
+                        self.raw.rawmode()
+                    },
                     stride,
                     if *bottom_up { -1 } else { 1 }
                 ),
@@ -786,6 +824,7 @@ pub fn parse_with_progress(
     progress: &crate::progress::Progress,
 ) -> Result<Layout, FormatError> {
     let mut magic = [0u8; 12];
+    // FITS starts with a card: `SIMPLE  =`.
     let n = source.read_some(0, &mut magic)?;
     let magic = &magic[..n];
     if n == 0 {
@@ -801,6 +840,8 @@ pub fn parse_with_progress(
         || magic.starts_with(b"MM\0+")
     {
         tiff::parse(source)
+    } else if fits::sniff(magic) {
+        fits::parse(source)
     } else if magic.starts_with(b"BM") {
         bmp::parse(source, progress)
     } else if magic.len() >= 2 && magic[0] == b'P' && (b'1'..=b'7').contains(&magic[1]) {

@@ -161,6 +161,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
                 scan: None,
             },
             reduced: false,
+            data: None,
         }],
     })
 }

@@ -284,8 +284,11 @@ fn raw_layout(
                 base: data,
                 stride,
                 bottom_up: false,
+                planes: 1,
+                plane_stride: 0,
             },
             reduced: false,
+            data: None,
         }],
     })
 }
@@ -343,6 +346,7 @@ fn index_plain(
                 codec: super::Codec::PnmPlain,
             },
             reduced: false,
+            data: None,
         }],
     })
 }

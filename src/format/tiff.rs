@@ -12,6 +12,7 @@ use tiff::tags::Tag;
 use super::{
     Codec, FileFormat, Grid, Layout, Mode, Page, Storage, check_dimensions, raw_band_rows,
 };
+use crate::data::{DataInfo, SampleType};
 use crate::error::FormatError;
 use crate::sample::{PixelKind, RawFormat};
 use crate::source::{Source, SourceReader};
@@ -98,20 +99,27 @@ fn parse_page(d: &mut TiffDecoder, ifd_index: usize) -> Result<Page, FormatError
         .find_tag_unsigned::<u16>(Tag::PhotometricInterpretation)
         .map_err(tiff_error)?
         .ok_or_else(|| FormatError::invalid("TIFF page has no PhotometricInterpretation"))?;
-    let Samples { per_pixel, bits } = samples(d)?;
+    let Samples {
+        per_pixel,
+        bits,
+        format,
+    } = samples(d)?;
     let planar = tag_u16(d, Tag::PlanarConfiguration, 1)? == 2 && per_pixel > 1;
     let predictor = tag_u16(d, Tag::Predictor, 1)?;
-    let alpha = d
+    let extras = d
         .find_tag_unsigned_vec::<u16>(Tag::ExtraSamples)
         .map_err(tiff_error)?
-        .unwrap_or_default()
-        .first()
-        .copied();
+        .unwrap_or_default();
+    let alpha = extras.first().copied();
     let subfile = d
         .find_tag_unsigned::<u32>(Tag::NewSubfileType)
         .map_err(tiff_error)?
         .unwrap_or(0);
-    let (mode, kind, premultiplied) = pixel_kind(photometric, per_pixel, alpha, bits, compression)?;
+    let data = data_type(photometric, per_pixel, alpha, bits, format)?;
+    let (mode, kind, premultiplied) = match data {
+        Some(t) => (Mode::Data, PixelKind::Data(t), false),
+        None => pixel_kind(photometric, per_pixel, alpha, bits, compression)?,
+    };
     if planar && bits < 8 {
         return Err(FormatError::unsupported(
             "planar TIFF with sub-byte samples",
@@ -123,6 +131,10 @@ fn parse_page(d: &mut TiffDecoder, ifd_index: usize) -> Result<Page, FormatError
     if d.byte_order() == tiff::tags::ByteOrder::LittleEndian {
         raw = raw.little_endian();
     }
+    let data = match data {
+        Some(t) => Some(Arc::new(data_info(d, t, per_pixel, photometric)?)),
+        None => None,
+    };
     let palette = if kind == PixelKind::Palette {
         Some(Arc::new(palette(d, bits)?))
     } else {
@@ -193,14 +205,75 @@ fn parse_page(d: &mut TiffDecoder, ifd_index: usize) -> Result<Page, FormatError
             ifd_index,
         },
         reduced: subfile & 1 == 1,
+        data,
     })
 }
 
-/// Samples per pixel and bits per sample, checked: one bit depth for every sample, unsigned
-/// integers only.
+/// The sample type when a page is scientific data rather than a picture: signed or float
+/// samples, 32 or 64 bits, 16-bit gray or RGB, or gray with extra channels that are not alpha.
+/// 8-bit (and smaller) pictures stay pictures.
+fn data_type(
+    photometric: u16,
+    samples: u16,
+    alpha: Option<u16>,
+    bits: u16,
+    format: u16,
+) -> Result<Option<SampleType>, FormatError> {
+    let has_alpha = matches!(alpha, Some(1 | 2));
+    let data = format != 1
+        || bits >= 32
+        || (bits == 16 && matches!(photometric, 0..=2) && !has_alpha)
+        || (matches!(photometric, 0 | 1) && samples > 1 && !has_alpha && bits >= 8);
+    if !data {
+        return Ok(None);
+    }
+    if !matches!(photometric, 0..=2) {
+        return Err(FormatError::unsupported(format!(
+            "TIFF photometric interpretation {photometric} with {bits}-bit samples of format {format}"
+        )));
+    }
+    SampleType::from_tiff(format, bits)
+        .map(Some)
+        .ok_or_else(|| {
+            FormatError::unsupported(format!(
+                "TIFF sample format {format} with {bits} bits per sample"
+            ))
+        })
+}
+
+/// Channel names (OME-XML in ImageDescription), the GDAL no-data value, RGB-ness.
+fn data_info(
+    d: &mut TiffDecoder,
+    sample: SampleType,
+    channels: u16,
+    photometric: u16,
+) -> Result<DataInfo, FormatError> {
+    let mut info = DataInfo::new(sample, usize::from(channels));
+    info.rgb = photometric == 2;
+    if let Ok(Some(v)) = d.find_tag(Tag::ImageDescription)
+        && let Ok(text) = v.into_string()
+        && text.contains("<OME")
+    {
+        info = info.with_names(crate::data::ome_channel_names(&text));
+    }
+    if let Ok(Some(v)) = d.find_tag(Tag::GdalNodata)
+        && let Ok(text) = v.into_string()
+    {
+        let t = text.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+        info.nodata = match t.to_ascii_lowercase().as_str() {
+            "nan" => None,
+            _ => t.parse::<f64>().ok().filter(|v| v.is_finite()),
+        };
+    }
+    Ok(info)
+}
+
+/// Samples per pixel, bits per sample and SampleFormat, checked: one bit depth and format for
+/// every sample.
 struct Samples {
     per_pixel: u16,
     bits: u16,
+    format: u16,
 }
 
 fn samples(d: &mut TiffDecoder) -> Result<Samples, FormatError> {
@@ -215,26 +288,38 @@ fn samples(d: &mut TiffDecoder) -> Result<Samples, FormatError> {
             "TIFF with mixed bits per sample {bits_list:?}"
         )));
     }
-    if !matches!(bits, 1 | 2 | 4 | 8 | 16) {
+    if !matches!(bits, 1 | 2 | 4 | 8 | 16 | 32 | 64) {
         return Err(FormatError::unsupported(format!(
             "TIFF with {bits} bits per sample"
         )));
     }
-    if let Some(formats) = d
+    let formats = d
         .find_tag_unsigned_vec::<u16>(Tag::SampleFormat)
         .map_err(tiff_error)?
-        && formats.iter().any(|&f| f != 1)
-    {
+        .unwrap_or_else(|| vec![1]);
+    let format = formats.first().copied().unwrap_or(1);
+    if formats.iter().any(|&f| f != format) {
         return Err(FormatError::unsupported(format!(
-            "TIFF sample format {formats:?} (only unsigned integers)"
+            "TIFF with mixed sample formats {formats:?}"
         )));
     }
-    if per_pixel == 0 || per_pixel > 16 {
+    // 4 (undefined) reads as unsigned, as libtiff does.
+    let format = if format == 4 { 1 } else { format };
+    if !matches!(format, 1..=3) {
+        return Err(FormatError::unsupported(format!(
+            "TIFF sample format {format} (complex or unknown)"
+        )));
+    }
+    if per_pixel == 0 || per_pixel > 255 {
         return Err(FormatError::invalid(format!(
-            "TIFF SamplesPerPixel {per_pixel}"
+            "TIFF SamplesPerPixel {per_pixel} (1 to 255 supported)"
         )));
     }
-    Ok(Samples { per_pixel, bits })
+    Ok(Samples {
+        per_pixel,
+        bits,
+        format,
+    })
 }
 
 /// The mode and pixel kind of a photometric interpretation with `samples` samples (`alpha`:

@@ -4,6 +4,7 @@
 //! reads the file or decodes.
 
 pub mod build;
+pub mod display;
 pub mod states;
 
 use std::collections::VecDeque;
@@ -23,6 +24,7 @@ use crate::textures::TextureCache;
 use crate::view::plan::{self, Levels, Plan, ViewMode};
 use crate::view::viewport::Viewport;
 pub use build::LevelBuild;
+pub use display::DisplayState;
 pub use states::{DescriptorStates, UnitInfo, UnitState};
 
 pub struct Session {
@@ -46,8 +48,14 @@ pub struct Session {
     asked: Arc<AtomicBool>,
     /// New errors for the banner (drained by the app).
     pub new_errors: Vec<String>,
+    /// The display mapping of a data page (none for pictures).
+    pub display: Option<DisplayState>,
     pub opened_at: Instant,
 }
+
+/// Time one frame may spend mapping and uploading pieces: a display change re-maps the
+/// screen over a few frames, centre first, instead of stalling one.
+pub const UPLOAD_TIME: std::time::Duration = std::time::Duration::from_millis(6);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -66,7 +74,12 @@ impl Session {
         let page = 0;
         let pyramid = pyramid_of(&image, page);
         let ready = pyramid.ready_rows(&image);
+        let display = image.layout.pages[page as usize]
+            .data
+            .clone()
+            .map(DisplayState::new);
         Self {
+            display,
             build: None,
             panel_level: 0,
             asked: Arc::new(AtomicBool::new(false)),
@@ -181,6 +194,9 @@ impl Session {
                 Ok(piece) => {
                     let decoded = (!loaded.cached).then_some(loaded.elapsed);
                     self.states.loaded(&key, decoded);
+                    if let Some(d) = &mut self.display {
+                        d.add_piece(&key, &piece);
+                    }
                     if self.plan.wanted.contains(&key) {
                         self.uploads.push_back((key, piece));
                     }
@@ -210,10 +226,12 @@ impl Session {
         let budget = lock(&self.cache).budget() as u64;
         self.plan = plan::plan(self.levels(), view, motion, budget);
         let mut missing = Vec::new();
+        let generation = self.generation();
         {
             let mut cache = lock(&self.cache);
             for key in &self.plan.wanted {
-                if self.textures.contains(key) {
+                // A texture of an older display mapping stays on screen until re-mapped.
+                if self.textures.is_current(key, generation) {
                     continue;
                 }
                 match cache.get(key) {
@@ -237,18 +255,70 @@ impl Session {
         self.uploads.retain(|(k, _)| wanted.contains(k));
     }
 
-    /// Upload queued pieces, at most `budget_bytes` (but at least one piece) this frame.
+    /// The display mapping's generation (0 for pictures): textures remember it.
+    pub fn generation(&self) -> u64 {
+        self.display.as_ref().map_or(0, DisplayState::generation)
+    }
+
+    /// Upload queued pieces, at most `budget_bytes` and [`UPLOAD_TIME`] (but at least one
+    /// piece) this frame. Data pieces are mapped to colours here, from their native samples.
     pub fn upload(&mut self, ctx: &egui::Context, budget_bytes: usize) -> usize {
         let max_side = ctx.input(|i| i.max_texture_side);
         let opaque = !self.page().mode.has_alpha();
+        let started = Instant::now();
         let mut done = 0;
         while let Some((key, piece)) = self.uploads.pop_front() {
-            done += self.textures.upload(ctx, key, &piece, max_side, opaque);
-            if done >= budget_bytes {
+            match (&self.display, piece.samples()) {
+                (Some(d), Some((buf, _))) => {
+                    let rgba = d.compiled().map(buf, piece.extent.pixels() as usize);
+                    done += self.textures.upload_rgba(
+                        ctx,
+                        key,
+                        piece.extent,
+                        &rgba,
+                        max_side,
+                        !d.info.may_have_holes(),
+                        d.generation(),
+                    );
+                }
+                _ => done += self.textures.upload(ctx, key, &piece, max_side, opaque),
+            }
+            if done >= budget_bytes || started.elapsed() >= UPLOAD_TIME {
                 break;
             }
         }
         done
+    }
+
+    /// Change the display mapping by hand (the panel); textures are re-mapped from the cache.
+    pub fn edit_display(&mut self, m: crate::display::Mapping) {
+        if let Some(d) = &mut self.display {
+            d.edit(m);
+        }
+    }
+
+    /// Auto contrast from the statistics of what has arrived.
+    pub fn auto_contrast(&mut self) {
+        if let Some(d) = &mut self.display {
+            d.auto_now();
+        }
+    }
+
+    /// Windows from the pieces on screen now.
+    pub fn fit_contrast_to_view(&mut self) {
+        let level = self.plan.level;
+        let pieces: Vec<Arc<Piece>> = {
+            let mut cache = lock(&self.cache);
+            self.plan
+                .wanted
+                .iter()
+                .filter(|k| self.pyramid.index_of(k.source) == Some(level))
+                .filter_map(|k| cache.get(k))
+                .collect()
+        };
+        if let Some(d) = &mut self.display {
+            d.fit_to(pieces.iter().map(|p| p.as_ref()));
+        }
     }
 
     /// Textures of the coarsest level on the GPU, with their extents in image pixels (the
@@ -276,9 +346,14 @@ impl Session {
 
     /// Every piece of the view's level is on the GPU.
     pub fn is_sharp(&self) -> bool {
+        let generation = self.generation();
         self.plan.mode == ViewMode::Sharp
             && self.plan.unbuilt.is_none()
-            && self.plan.sharp.iter().all(|k| self.textures.contains(k))
+            && self
+                .plan
+                .sharp
+                .iter()
+                .all(|k| self.textures.is_current(k, generation))
     }
 
     pub fn pending_uploads(&self) -> usize {
@@ -321,7 +396,7 @@ impl Session {
     }
 
     /// Native values at image pixel (x, y), if its piece is in the CPU cache.
-    pub fn native_at(&self, x: u32, y: u32) -> Option<Vec<u32>> {
+    pub fn native_at(&self, x: u32, y: u32) -> Option<Vec<f64>> {
         let page = self.page();
         let keys = Geometry::of_page(page).keys_on_grid(
             LevelSource::Page(self.page),

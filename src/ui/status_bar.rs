@@ -22,14 +22,7 @@ pub fn status_bar_ui(
         match hover {
             Some((x, y)) => {
                 let value = match s.native_at(x, y) {
-                    Some(values) => page
-                        .mode
-                        .channel_names()
-                        .iter()
-                        .zip(values)
-                        .map(|(n, v)| format!("{n} {v}"))
-                        .collect::<Vec<_>>()
-                        .join(" "),
+                    Some(values) => describe_values(page, &values),
                     None => "not loaded".to_string(),
                 };
                 ui.label(format!("x {x}  y {y}  {}: {value}", page.mode));
@@ -57,4 +50,28 @@ pub fn status_bar_ui(
             ui.spinner();
         }
     });
+}
+
+/// Native values under the cursor: `name value` per channel; a data page's floats with
+/// sensible precision, its NaN and no-data values named, physical values where the file
+/// scales them.
+pub fn describe_values(page: &crate::format::Page, values: &[f64]) -> String {
+    let names = page.channel_names();
+    values
+        .iter()
+        .enumerate()
+        .map(|(c, &v)| {
+            let name = names.get(c).cloned().unwrap_or_else(|| format!("{c}"));
+            let shown = match &page.data {
+                Some(info) => match info.value(v) {
+                    Some(x) => crate::data::format_value(x),
+                    None if v.is_nan() => "NaN (no data)".to_string(),
+                    None => format!("no data ({})", crate::data::format_value(v)),
+                },
+                None => crate::data::format_value(v),
+            };
+            format!("{name} {shown}")
+        })
+        .collect::<Vec<_>>()
+        .join("  ")
 }

@@ -30,18 +30,34 @@ pub fn render_region(
 pub fn render_page(
     path: &Path,
     page: u32,
-    (x, y, w, h): (u32, u32, u32, u32),
+    region: (u32, u32, u32, u32),
     scale: u32,
 ) -> Result<Rgba, String> {
+    render_page_window(path, page, region, scale, None)
+}
+
+/// [`render_page`], a data page through a linear `window` (or auto contrast when `None`).
+pub fn render_page_window(
+    path: &Path,
+    page: u32,
+    (x, y, w, h): (u32, u32, u32, u32),
+    scale: u32,
+    window: Option<(f64, f64)>,
+) -> Result<Rgba, String> {
     let image = OpenImage::open(path).map_err(|e| e.to_string())?;
+    let data = image.page(page).map_err(|e| e.to_string())?.data.clone();
     let cache = Arc::new(Mutex::new(PieceCache::new(8 << 20)));
     let loader = Loader::new(image, cache, 2, 1024);
-    render(
-        &loader,
-        RenderRequest::new(page, Extent::new(x, y, x + w, y + h), scale),
-    )
-    .map(|(img, _)| img)
-    .map_err(|e| e.to_string())
+    let req = RenderRequest::new(page, Extent::new(x, y, x + w, y + h), scale);
+    let result = match (data, window) {
+        (Some(info), Some((lo, hi))) => {
+            let mut m = tessera::display::Mapping::for_data(&info);
+            m.set_window(lo, hi);
+            tessera::render::render_mapped(&loader, req, Some(&m.compile(&info)))
+        }
+        _ => render(&loader, req),
+    };
+    result.map(|(img, _)| img).map_err(|e| e.to_string())
 }
 
 /// The image crate's decode of the whole file, as RGBA8.
@@ -122,9 +138,21 @@ pub fn check_against(
     max_tolerance: u8,
     mean_tolerance: f64,
 ) {
+    check_against_window(path, (w, h), reference, max_tolerance, mean_tolerance, None);
+}
+
+/// [`check_against`], a data page shown through a linear `window`.
+pub fn check_against_window(
+    path: &Path,
+    (w, h): (u32, u32),
+    reference: &dyn Fn(u32, u32) -> [u8; 4],
+    max_tolerance: u8,
+    mean_tolerance: f64,
+    window: Option<(f64, f64)>,
+) {
     for region in regions(w, h) {
         for scale in [1, 3] {
-            let got = render_region(path, region, scale)
+            let got = render_page_window(path, 0, region, scale, window)
                 .unwrap_or_else(|e| panic!("{}: render {region:?}: {e}", path.display()));
             let want = crop_scaled(reference, region, scale);
             let (max, mean) = diff(&got.data, &want);

@@ -116,6 +116,12 @@ pub struct TiffSpec {
     pub colormap: Vec<u16>,
     /// Extra pages (reduced resolution): each written after the first with NewSubfileType 1.
     pub subfile_type: u32,
+    /// SampleFormat: 1 unsigned, 2 signed, 3 IEEE float (written when not 1).
+    pub sample_format: u16,
+    /// GDAL_NODATA (42113) text.
+    pub nodata: Option<String>,
+    /// ImageDescription text (OME-XML, say).
+    pub description: Option<String>,
 }
 
 impl TiffSpec {
@@ -135,6 +141,9 @@ impl TiffSpec {
             extra_samples: Vec::new(),
             colormap: Vec::new(),
             subfile_type: 0,
+            sample_format: 1,
+            nodata: None,
+            description: None,
         }
     }
     pub fn strips(mut self, rows: u32) -> Self {
@@ -180,6 +189,32 @@ impl<W: Write + Seek> Out<'_, W> {
     }
 }
 
+/// Stored bytes of value `v` as a sample of `spec`'s type (big- or little-endian).
+fn sample_bytes(spec: &TiffSpec, v: f64, big_endian: bool) -> Vec<u8> {
+    macro_rules! b {
+        ($x:expr) => {
+            if big_endian {
+                $x.to_be_bytes().to_vec()
+            } else {
+                $x.to_le_bytes().to_vec()
+            }
+        };
+    }
+    match (spec.sample_format, spec.bits) {
+        (3, 16) => b!(half::f16::from_f64(v).to_bits()),
+        (3, 32) => b!(v as f32),
+        (3, _) => b!(v),
+        (2, 8) => vec![v as i8 as u8],
+        (2, 16) => b!(v as i16),
+        (2, 32) => b!(v as i32),
+        (2, _) => b!(v as i64),
+        (_, 8) => vec![v as u8],
+        (_, 16) => b!(v as u16),
+        (_, 32) => b!(v as u32),
+        (_, _) => b!(v as u64),
+    }
+}
+
 /// Pack samples of one chunk row-major (planar: one plane) into stored bytes.
 fn chunk_bytes(
     spec: &TiffSpec,
@@ -188,48 +223,71 @@ fn chunk_bytes(
     cw: u32,
     ch: u32,
     plane: Option<u16>,
-    sample: &dyn Fn(u32, u32, u32) -> u16,
+    sample: &dyn Fn(u32, u32, u32) -> f64,
 ) -> Vec<u8> {
     let spp = if plane.is_some() { 1 } else { spec.samples };
     let bits = u64::from(spec.bits);
     let row_bytes = (u64::from(cw) * u64::from(spp) * bits).div_ceil(8) as usize;
     let mut out = vec![0u8; row_bytes * ch as usize];
+    let bytes = (spec.bits / 8).max(1) as usize;
     for r in 0..ch {
         let row = &mut out[r as usize * row_bytes..(r as usize + 1) * row_bytes];
         let mut bit = 0usize;
         // Previous sample values per channel, for the horizontal predictor.
-        let mut prev = [0u16; 16];
+        let mut prev = vec![0u64; spp as usize];
+        let mask = if bits >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        };
         for c in 0..cw {
             for s in 0..spp {
                 let (x, y) = (x0 + c, y0 + r);
                 let ch_index = plane.unwrap_or(s);
                 let inside = x < spec.width && y < spec.height;
-                let mut v = if inside {
+                let v = if inside {
                     sample(x, y, u32::from(ch_index))
                 } else {
-                    0
+                    0.0
                 };
-                if spec.predictor == 2 {
-                    let d = v.wrapping_sub(prev[s as usize]);
-                    prev[s as usize] = v;
-                    v = if spec.bits == 8 { d & 0xFF } else { d };
-                }
-                match spec.bits {
-                    16 => {
-                        let b = if spec.big_endian {
-                            v.to_be_bytes()
-                        } else {
-                            v.to_le_bytes()
-                        };
-                        row[bit / 8..bit / 8 + 2].copy_from_slice(&b);
+                if spec.bits >= 8 {
+                    // Predictor 3 works on big-endian bytes; everything else in file order.
+                    let be = spec.big_endian || spec.predictor == 3;
+                    let mut b = sample_bytes(spec, v, be);
+                    if spec.predictor == 2 {
+                        let mut w = [0u8; 8];
+                        w[8 - bytes..].copy_from_slice(&sample_bytes(spec, v, true));
+                        let cur = u64::from_be_bytes(w);
+                        let d = cur.wrapping_sub(prev[s as usize]) & mask;
+                        prev[s as usize] = cur;
+                        let db = d.to_be_bytes();
+                        b = db[8 - bytes..].to_vec();
+                        if !spec.big_endian {
+                            b.reverse();
+                        }
                     }
-                    8 => row[bit / 8] = v as u8,
-                    n => {
-                        let shift = 8 - (bit % 8) - n as usize;
-                        row[bit / 8] |= ((v as u8) & ((1 << n) - 1)) << shift;
-                    }
+                    row[bit / 8..bit / 8 + bytes].copy_from_slice(&b);
+                } else {
+                    let n = spec.bits as usize;
+                    let shift = 8 - (bit % 8) - n;
+                    row[bit / 8] |= ((v as u8) & ((1 << n) - 1)) << shift;
                 }
                 bit += spec.bits as usize;
+            }
+        }
+        if spec.predictor == 3 {
+            // libtiff's fpDiff: bytes regrouped most significant first, then differenced
+            // with a stride of one pixel.
+            let n = row.len() / bytes;
+            let tmp = row.to_vec();
+            for i in 0..n {
+                for k in 0..bytes {
+                    row[k * n + i] = tmp[i * bytes + k];
+                }
+            }
+            let stride = spp as usize;
+            for i in (stride..row.len()).rev() {
+                row[i] = row[i].wrapping_sub(row[i - stride]);
             }
         }
     }
@@ -246,11 +304,39 @@ pub fn write_tiff<W: Write + Seek>(
     write_tiff_pages(w, std::slice::from_ref(spec), &[sample], compress)
 }
 
+/// Write a one-page TIFF of any sample type: `sample(x, y, channel)` as `f64`, converted to
+/// the spec's `sample_format` and `bits`.
+pub fn write_tiff_data<W: Write + Seek>(
+    w: &mut W,
+    spec: &TiffSpec,
+    sample: &dyn Fn(u32, u32, u32) -> f64,
+    compress: Option<Compressor<'_>>,
+) -> std::io::Result<()> {
+    write_tiff_pages_data(w, std::slice::from_ref(spec), &[sample], compress)
+}
+
 /// Write several pages (e.g. a pyramid) into one TIFF.
 pub fn write_tiff_pages<W: Write + Seek>(
     w: &mut W,
     specs: &[TiffSpec],
     samples: &[&dyn Fn(u32, u32, u32) -> u16],
+    compress: Option<Compressor<'_>>,
+) -> std::io::Result<()> {
+    let wrapped: Vec<Box<dyn Fn(u32, u32, u32) -> f64 + '_>> = samples
+        .iter()
+        .map(|f| {
+            Box::new(move |x, y, c| f64::from(f(x, y, c))) as Box<dyn Fn(u32, u32, u32) -> f64>
+        })
+        .collect();
+    let refs: Vec<&dyn Fn(u32, u32, u32) -> f64> = wrapped.iter().map(|b| b.as_ref()).collect();
+    write_tiff_pages_data(w, specs, &refs, compress)
+}
+
+/// [`write_tiff_pages`] with samples of any type.
+pub fn write_tiff_pages_data<W: Write + Seek>(
+    w: &mut W,
+    specs: &[TiffSpec],
+    samples: &[&dyn Fn(u32, u32, u32) -> f64],
     compress: Option<Compressor<'_>>,
 ) -> std::io::Result<()> {
     let first = &specs[0];
@@ -303,6 +389,7 @@ pub fn write_tiff_pages<W: Write + Seek>(
         }
         // Out-of-line values.
         let mut entries: Vec<(u16, u16, Vec<u64>)> = Vec::new(); // tag, type, values
+        const ASCII: u16 = 2;
         const SHORT: u16 = 3;
         const LONG: u16 = 4;
         const LONG8: u16 = 16;
@@ -323,6 +410,20 @@ pub fn write_tiff_pages<W: Write + Seek>(
             vec![u64::from(compress.as_ref().map_or(1, |c| c.0))],
         ));
         entries.push((262, SHORT, vec![u64::from(spec.photometric)]));
+        let ascii = |t: &str| t.bytes().chain([0]).map(u64::from).collect::<Vec<u64>>();
+        if let Some(d) = &spec.description {
+            entries.push((270, ASCII, ascii(d)));
+        }
+        if spec.sample_format != 1 {
+            entries.push((
+                339,
+                SHORT,
+                vec![u64::from(spec.sample_format); spec.samples as usize],
+            ));
+        }
+        if let Some(n) = &spec.nodata {
+            entries.push((42113, ASCII, ascii(n)));
+        }
         if spec.tiles.is_none() {
             entries.push((273, off_type, offsets.clone()));
         }
@@ -357,6 +458,7 @@ pub fn write_tiff_pages<W: Write + Seek>(
         }
         entries.sort_by_key(|e| e.0);
         let size_of = |t: u16| match t {
+            ASCII => 1,
             SHORT => 2,
             LONG => 4,
             _ => 8,
@@ -372,6 +474,7 @@ pub fn write_tiff_pages<W: Write + Seek>(
                 where_.push(Some(o.w.stream_position()?));
                 for &v in vals {
                     match *t {
+                        ASCII => o.w.write_all(&[v as u8])?,
                         SHORT => o.u16(v as u16)?,
                         LONG => o.u32(v as u32)?,
                         _ => o.u64(v)?,
@@ -427,6 +530,7 @@ pub fn write_tiff_pages<W: Write + Seek>(
                 None => {
                     for &v in vals {
                         match *t {
+                            ASCII => field.push(v as u8),
                             SHORT => field.extend_from_slice(&if be {
                                 (v as u16).to_be_bytes()
                             } else {

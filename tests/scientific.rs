@@ -1,0 +1,437 @@
+//! Scientific samples: every TIFF sample type (chunky and planar, predictors 2 and 3, many
+//! channels, no-data), FITS (BZERO/BSCALE/BLANK, cubes, bottom-up rows), decoded exactly
+//! against the values the fixtures were written from; the display mapping on the command line.
+
+use std::path::{Path, PathBuf};
+
+use tessera::OpenImage;
+use tessera::decode::{Native, decode_piece, tiff::DecoderCache};
+
+use crate::support::synth::{TiffSpec, write_tiff_data};
+use crate::support::{self, encode::zlib, run, tempdir};
+
+/// Every native sample of page `page`, row-major, channels interleaved.
+fn native(path: &Path, page: u32) -> (u32, u32, usize, Vec<f64>) {
+    let image = OpenImage::open(path).expect("open");
+    let p = image.page(page).expect("page").clone();
+    let channels = p.data.as_ref().map_or(1, |d| d.channels);
+    let (w, h) = (p.width, p.height);
+    let mut out = vec![f64::NAN; w as usize * h as usize * channels];
+    let mut cache = DecoderCache::default();
+    cache.set_source(&image.source);
+    for unit in 0..p.unit_count() {
+        let e = p.grid.unit_extent(unit);
+        let piece = decode_piece(&image.source, &p, unit, e, &mut cache).expect("decode");
+        let Native::Data { data, channels: c } = &piece.native else {
+            panic!("{} is not decoded as data", path.display());
+        };
+        assert_eq!(*c, channels);
+        for y in e.y0..e.y1 {
+            for x in e.x0..e.x1 {
+                let i = ((y - e.y0) * e.width() + (x - e.x0)) as usize;
+                for k in 0..channels {
+                    out[(y as usize * w as usize + x as usize) * channels + k] =
+                        data.get(i * channels + k);
+                }
+            }
+        }
+    }
+    (w, h, channels, out)
+}
+
+/// A value of type (format, bits) at (x, y, c): spans the type's range, negative for signed,
+/// fractional for floats.
+fn value(format: u16, bits: u16, x: u32, y: u32, c: u32) -> f64 {
+    let t = f64::from((x * 7 + y * 13 + c * 31) % 97) / 96.0;
+    match (format, bits) {
+        (3, 16) => (t - 0.5) * 1000.0,
+        (3, _) => (t - 0.5) * 1.0e6 + f64::from(x) * 1e-3,
+        (2, b) => {
+            let m = 2f64.powi(i32::from(b) - 1);
+            ((t * 2.0 - 1.0) * (m - 1.0)).round()
+        }
+        (_, 64) => (t * 1.8e19).floor(),
+        (_, b) => (t * (2f64.powi(i32::from(b)) - 1.0)).round(),
+    }
+}
+
+fn expected(format: u16, bits: u16, w: u32, h: u32, ch: u32) -> Vec<f64> {
+    let mut out = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..ch {
+                let v = value(format, bits, x, y, c);
+                out.push(match (format, bits) {
+                    (3, 16) => f64::from(half::f16::from_f64(v).to_f32()),
+                    (3, 32) => f64::from(v as f32),
+                    (1, 64) => v as u64 as f64,
+                    (2, 64) => v as i64 as f64,
+                    _ => v,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn write(dir: &Path, name: &str, spec: &TiffSpec, deflate: bool) -> PathBuf {
+    let path = dir.join(name);
+    let mut f = std::fs::File::create(&path).expect("create");
+    let (fmt, bits) = (spec.sample_format, spec.bits);
+    let sample = move |x, y, c| value(fmt, bits, x, y, c);
+    let z = |b: &[u8]| zlib(b, flate2::Compression::fast());
+    write_tiff_data(
+        &mut f,
+        spec,
+        &sample,
+        deflate.then_some((8, &z as &dyn Fn(&[u8]) -> Vec<u8>)),
+    )
+    .expect("write");
+    path
+}
+
+#[test]
+fn every_tiff_sample_type_decodes_exactly() {
+    let dir = tempdir();
+    let types = [
+        (1, 16),
+        (1, 32),
+        (1, 64),
+        (2, 8),
+        (2, 16),
+        (2, 32),
+        (2, 64),
+        (3, 16),
+        (3, 32),
+        (3, 64),
+    ];
+    let (w, h) = (37, 29);
+    for (fmt, bits) in types {
+        for (samples, planar, tiled, predictor, be) in [
+            (1, false, false, 1, false),
+            (3, false, true, 1, true),
+            (3, true, false, 1, false),
+            (5, false, true, if fmt == 3 { 3 } else { 2 }, false),
+            (2, true, true, if fmt == 3 { 3 } else { 2 }, true),
+        ] {
+            let mut spec = TiffSpec::new(w, h, samples, bits, 1).strips(8);
+            if tiled {
+                spec = spec.tiles(16, 16);
+            }
+            spec.sample_format = fmt;
+            spec.planar = planar;
+            spec.big_endian = be;
+            spec.predictor = predictor;
+            spec.extra_samples = vec![0; samples as usize - 1];
+            let name = format!("t{fmt}-{bits}-{samples}-{planar}-{tiled}-{predictor}.tif");
+            let path = write(dir.path(), &name, &spec, predictor != 1 || tiled);
+            let (gw, gh, ch, got) = native(&path, 0);
+            assert_eq!((gw, gh, ch), (w, h, samples as usize), "{name}");
+            let want = expected(fmt, bits, w, h, u32::from(samples));
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(a == b, "{name}: sample {i}: {a} != {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn sixty_four_channels_and_names_and_nodata() {
+    let dir = tempdir();
+    let mut spec = TiffSpec::new(20, 10, 64, 16, 1).strips(4);
+    spec.planar = true;
+    spec.extra_samples = vec![0; 63];
+    let path = write(dir.path(), "c64.tif", &spec, true);
+    let (_, _, ch, got) = native(&path, 0);
+    assert_eq!(ch, 64);
+    assert_eq!(got, expected(1, 16, 20, 10, 64));
+
+    let mut spec = TiffSpec::new(16, 16, 2, 32, 1);
+    spec.sample_format = 3;
+    spec.extra_samples = vec![0];
+    spec.nodata = Some("-9999".into());
+    spec.description = Some(
+        r#"<?xml version="1.0"?><OME><Image><Pixels><Channel ID="Channel:0:0" Name="DAPI"/><Channel ID="Channel:0:1" Name="GFP"/></Pixels></Image></OME>"#.into(),
+    );
+    let path = write(dir.path(), "named.tif", &spec, false);
+    let image = OpenImage::open(&path).expect("open");
+    let info = image
+        .page(0)
+        .expect("page")
+        .data
+        .clone()
+        .expect("data page");
+    assert_eq!(info.names, vec!["DAPI", "GFP"]);
+    assert_eq!(info.nodata, Some(-9999.0));
+    let (code, out, err) = run(&["info", path.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("float32, 2 channels"), "{out}");
+    assert!(out.contains("DAPI") && out.contains("GFP"), "{out}");
+    assert!(out.contains("-9999"), "{out}");
+}
+
+#[test]
+fn eight_bit_pictures_stay_pictures() {
+    let dir = tempdir();
+    let spec = TiffSpec::new(16, 16, 3, 8, 2);
+    let path = write(dir.path(), "rgb8.tif", &spec, false);
+    let image = OpenImage::open(&path).expect("open");
+    assert!(image.page(0).expect("page").data.is_none());
+}
+
+/// A FITS file: header cards (padded to 2880), then big-endian data padded to 2880.
+pub fn fits(
+    cards: &[(&str, String)],
+    data: &[u8],
+    extensions: &[(Vec<(&str, String)>, Vec<u8>)],
+) -> Vec<u8> {
+    fn hdu(out: &mut Vec<u8>, cards: &[(&str, String)], data: &[u8]) {
+        let start = out.len();
+        for (k, v) in cards {
+            let card = format!("{k:<8}= {v:>20}");
+            out.extend_from_slice(format!("{card:<80}").as_bytes());
+        }
+        out.extend_from_slice(format!("{:<80}", "END").as_bytes());
+        while (out.len() - start) % 2880 != 0 {
+            out.push(b' ');
+        }
+        out.extend_from_slice(data);
+        while out.len() % 2880 != 0 {
+            out.push(0);
+        }
+    }
+    let mut out = Vec::new();
+    hdu(&mut out, cards, data);
+    for (c, d) in extensions {
+        hdu(&mut out, c, d);
+    }
+    out
+}
+
+fn card(k: &'static str, v: impl ToString) -> (&'static str, String) {
+    (k, v.to_string())
+}
+
+#[test]
+fn fits_conventions_decode_exactly() {
+    let dir = tempdir();
+    let (w, h) = (13u32, 7u32);
+    // uint16 by BZERO 32768, BLANK, stored bottom-up.
+    let mut data = Vec::new();
+    let val = |x: u32, y: u32| ((x * 5000 + y * 311) % 65536) as u16;
+    for fy in 0..h {
+        let y = h - 1 - fy; // FITS row 1 is the bottom of the picture
+        for x in 0..w {
+            let stored = (i32::from(val(x, y)) - 32768) as i16;
+            data.extend_from_slice(&stored.to_be_bytes());
+        }
+    }
+    let primary = vec![
+        card("SIMPLE", "T"),
+        card("BITPIX", 16),
+        card("NAXIS", 2),
+        card("NAXIS1", w),
+        card("NAXIS2", h),
+        card("BZERO", 32768),
+        card("BSCALE", 1),
+        card("BLANK", -32768),
+    ];
+    // An IMAGE extension: a float32 cube of 3 channels with NaN, and a BINTABLE to skip.
+    let mut cube = Vec::new();
+    for c in 0..3u32 {
+        for fy in 0..h {
+            let y = h - 1 - fy;
+            for x in 0..w {
+                let v = if x == 0 && y == 0 {
+                    f32::NAN
+                } else {
+                    (x as f32 - 3.5) * 0.25 + y as f32 * 10.0 + c as f32 * 1000.0
+                };
+                cube.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+    }
+    let ext = vec![
+        card("XTENSION", "'IMAGE   '"),
+        card("BITPIX", -32),
+        card("NAXIS", 3),
+        card("NAXIS1", w),
+        card("NAXIS2", h),
+        card("NAXIS3", 3),
+        card("PCOUNT", 0),
+        card("GCOUNT", 1),
+        card("CTYPE3", "'BAND'"),
+        card("BUNIT", "'Jy/beam'"),
+    ];
+    let table = vec![
+        card("XTENSION", "'BINTABLE'"),
+        card("BITPIX", 8),
+        card("NAXIS", 2),
+        card("NAXIS1", 4),
+        card("NAXIS2", 2),
+        card("PCOUNT", 0),
+        card("GCOUNT", 1),
+        card("TFIELDS", 1),
+    ];
+    // int16 scaled: physical = stored · 0.5 + 100.
+    let mut scaled = Vec::new();
+    for i in 0..(w * h) as i16 {
+        scaled.extend_from_slice(&(i - 20).to_be_bytes());
+    }
+    let ext2 = vec![
+        card("XTENSION", "'IMAGE   '"),
+        card("BITPIX", 16),
+        card("NAXIS", 2),
+        card("NAXIS1", w),
+        card("NAXIS2", h),
+        card("BSCALE", 0.5),
+        card("BZERO", 100),
+    ];
+    let bytes = fits(
+        &primary,
+        &data,
+        &[(ext, cube), (table, vec![0; 8]), (ext2, scaled)],
+    );
+    let path = support::write(dir.path(), "multi.fits", &bytes);
+    let image = OpenImage::open(&path).expect("open");
+    assert_eq!(image.layout.pages.len(), 3, "the BINTABLE is not a page");
+    let info0 = image.page(0).expect("page").data.clone().expect("data");
+    assert_eq!(info0.sample, tessera::data::SampleType::U16);
+    assert_eq!(info0.nodata, Some(0.0), "BLANK -32768 + BZERO");
+    let (_, _, _, got) = native(&path, 0);
+    for y in 0..h {
+        for x in 0..w {
+            assert_eq!(got[(y * w + x) as usize], f64::from(val(x, y)), "({x},{y})");
+        }
+    }
+    let (_, _, ch, got) = native(&path, 1);
+    assert_eq!(ch, 3);
+    assert!(got[0].is_nan());
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..3 {
+                if x == 0 && y == 0 {
+                    continue;
+                }
+                let want = (x as f32 - 3.5) * 0.25 + y as f32 * 10.0 + c as f32 * 1000.0;
+                assert_eq!(got[((y * w + x) * 3 + c) as usize], f64::from(want));
+            }
+        }
+    }
+    let info1 = image.page(1).expect("page").data.clone().expect("data");
+    assert_eq!(info1.names, vec!["BAND 1", "BAND 2", "BAND 3"]);
+    assert_eq!(info1.unit.as_deref(), Some("Jy/beam"));
+    let info2 = image.page(2).expect("page").data.clone().expect("data");
+    assert_eq!(info2.scale, Some((0.5, 100.0)));
+    let (_, _, _, got) = native(&path, 2);
+    // Stored row 0 is the bottom row; physical values through the scale.
+    let stored_first = got[((h - 1) * w) as usize];
+    assert_eq!(stored_first, -20.0);
+    assert_eq!(info2.value(stored_first), Some(90.0));
+
+    // A window on the command line maps the 16-bit page exactly.
+    let out = dir.path().join("w.png");
+    let (code, _, err) = run(&[
+        "render",
+        path.to_str().expect("utf8"),
+        "--region",
+        &format!("0,0,{w},{h}"),
+        "--window",
+        "0,65535",
+        "-o",
+        out.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let png = image::open(&out).expect("png").to_rgba8();
+    for y in 0..h {
+        for x in 0..w {
+            let v = f64::from(val(x, y));
+            let p = png.get_pixel(x, y).0;
+            if v == 0.0 {
+                assert_eq!(p[3], 0, "BLANK is transparent");
+                continue;
+            }
+            let want = (v / 65535.0 * 255.0).round();
+            assert!(
+                (f64::from(p[0]) - want).abs() <= 1.0,
+                "({x},{y}): {p:?} vs {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn twelve_bit_microscope_image_renders_visible_by_default() {
+    let dir = tempdir();
+    // Values 80..4000 in 16-bit samples: `value >> 8` would use 16 grey levels.
+    let mut spec = TiffSpec::new(64, 48, 1, 16, 1).tiles(16, 16);
+    spec.sample_format = 1;
+    let path = dir.path().join("12bit.tif");
+    let mut f = std::fs::File::create(&path).expect("create");
+    let sample = |x: u32, y: u32, _c: u32| 80.0 + f64::from((x * 61 + y * 17) % 3921);
+    write_tiff_data(&mut f, &spec, &sample, None).expect("write");
+    drop(f);
+    let out = dir.path().join("auto.png");
+    let (code, _, err) = run(&[
+        "render",
+        path.to_str().expect("utf8"),
+        "--region",
+        "0,0,64,48",
+        "--stats",
+        "-o",
+        out.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("window channel 0:"), "{err}");
+    let png = image::open(&out).expect("png").to_rgba8();
+    let mut levels = std::collections::HashSet::new();
+    for p in png.pixels() {
+        levels.insert(p.0[0]);
+    }
+    assert!(
+        levels.len() > 200,
+        "auto contrast uses {} grey levels",
+        levels.len()
+    );
+    // Explicit window, transfer and colormap: each pixel is the colormap at its value.
+    let (code, _, err) = run(&[
+        "render",
+        path.to_str().expect("utf8"),
+        "--region",
+        "0,0,64,48",
+        "--window",
+        "80,4000",
+        "--transfer",
+        "sqrt",
+        "--colormap",
+        "viridis",
+        "-o",
+        out.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let png = image::open(&out).expect("png").to_rgba8();
+    for (x, y, p) in png.enumerate_pixels() {
+        let v = sample(x, y, 0);
+        let t = ((v - 80.0) / 3920.0).clamp(0.0, 1.0).sqrt();
+        let want = tessera::display::Colormap::Viridis.eval(t);
+        for k in 0..3 {
+            assert!(p.0[k].abs_diff(want[k]) <= 2, "({x},{y}) {p:?} vs {want:?}");
+        }
+    }
+    // Options that only apply to data pages are refused on pictures, in one line.
+    let rgb = dir.path().join("rgb.tif");
+    let mut f = std::fs::File::create(&rgb).expect("create");
+    write_tiff_data(&mut f, &TiffSpec::new(8, 8, 3, 8, 2), &|_, _, _| 1.0, None).expect("w");
+    let (code, _, err) = run(&[
+        "render",
+        rgb.to_str().expect("utf8"),
+        "--region",
+        "0,0,8,8",
+        "--window",
+        "0,10",
+        "-o",
+        out.to_str().expect("utf8"),
+    ]);
+    assert_ne!(code, 0);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
