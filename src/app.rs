@@ -19,6 +19,7 @@ use crate::session::Session;
 use crate::ui::Command;
 use crate::ui::canvas::canvas_ui;
 use crate::ui::descriptor_panel::{StateFilter, descriptor_panel_ui};
+use crate::ui::display_panel::display_panel_ui;
 use crate::ui::navigator::navigator_ui;
 use crate::ui::status_bar::status_bar_ui;
 use crate::view::viewport::Viewport;
@@ -37,6 +38,8 @@ pub struct Settings {
     pub recent: Vec<PathBuf>,
     pub cache_mb: u64,
     pub show_panel: bool,
+    /// The display panel of data pages (histogram, window, colormap).
+    pub show_display: bool,
     pub show_overlay: bool,
     pub show_navigator: bool,
     pub filter: StateFilter,
@@ -54,6 +57,7 @@ impl Default for Settings {
             recent: Vec::new(),
             cache_mb: (default_budget() >> 20) as u64,
             show_panel: true,
+            show_display: true,
             show_overlay: false,
             show_navigator: true,
             filter: StateFilter::All,
@@ -383,6 +387,37 @@ impl TesseraApp {
             }
             Command::ToggleOverlay => self.settings.show_overlay = !self.settings.show_overlay,
             Command::TogglePanel => self.settings.show_panel = !self.settings.show_panel,
+            Command::ToggleDisplayPanel => {
+                self.settings.show_display = !self.settings.show_display;
+            }
+            Command::SetMapping(m) => {
+                if let Some(s) = &mut self.session {
+                    s.edit_display(m);
+                }
+            }
+            Command::AutoContrast => {
+                if let Some(s) = &mut self.session {
+                    s.auto_contrast();
+                }
+            }
+            Command::FitContrast => {
+                if let Some(s) = &mut self.session {
+                    s.fit_contrast_to_view();
+                }
+            }
+            Command::ResetContrast => {
+                if let Some(d) = self.session.as_mut().and_then(|s| s.display.as_mut()) {
+                    d.reset();
+                }
+            }
+            Command::SetPercentiles(p) => {
+                if let Some(d) = self.session.as_mut().and_then(|s| s.display.as_mut()) {
+                    d.percentiles = p;
+                    if d.auto {
+                        d.auto_now();
+                    }
+                }
+            }
             Command::DismissError => {
                 self.errors.clear();
             }
@@ -437,6 +472,16 @@ impl TesseraApp {
             if i.key_pressed(egui::Key::P) {
                 cmds.push(Command::TogglePanel);
             }
+            if i.key_pressed(egui::Key::H) {
+                cmds.push(Command::ToggleDisplayPanel);
+            }
+            if i.key_pressed(egui::Key::C) && !i.modifiers.command {
+                cmds.push(if i.modifiers.shift {
+                    Command::FitContrast
+                } else {
+                    Command::AutoContrast
+                });
+            }
             if i.modifiers.command && i.key_pressed(egui::Key::O) {
                 cmds.push(Command::OpenDialog);
             }
@@ -478,6 +523,7 @@ impl TesseraApp {
                 }
                 ui.separator();
                 ui.checkbox(&mut self.settings.show_panel, "Descriptor panel  (P)");
+                ui.checkbox(&mut self.settings.show_display, "Display panel  (H)");
                 ui.checkbox(
                     &mut self.settings.show_overlay,
                     "Descriptor boundaries  (B)",
@@ -674,6 +720,14 @@ impl eframe::App for TesseraApp {
                         &self.visible_units,
                     ));
                 });
+        }
+        if self.settings.show_display
+            && let Some(d) = self.session.as_ref().and_then(|s| s.display.as_ref())
+        {
+            egui::Panel::left("display")
+                .resizable(true)
+                .default_size(340.0)
+                .show(ui, |ui| cmds.extend(display_panel_ui(ui, d)));
         }
         egui::CentralPanel::no_frame().show(ui, |ui| {
             let canvas_rect = ui.available_rect_before_wrap();

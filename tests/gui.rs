@@ -611,3 +611,146 @@ fn png_checkpoints_are_recorded_shown_and_kept() {
     assert_eq!(d.access.name(), "checkpoint");
     assert!(d.args.contains("checkpoint zlib byte"), "{}", d.args);
 }
+
+/// Remembers the last pixels egui sent for every texture: what the window displays.
+#[derive(Clone, Default)]
+struct Recorder(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<egui::TextureId, Vec<u8>>>>,
+);
+
+impl egui_kittest::TestRenderer for Recorder {
+    fn handle_delta(&mut self, delta: &mut egui::TexturesDelta) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, deltas) in &delta.set {
+            for d in deltas {
+                if let (egui::ImageData::Color(img), None) = (&d.image, d.pos) {
+                    seen.insert(*id, img.pixels.iter().flat_map(|c| c.to_array()).collect());
+                }
+            }
+        }
+        for id in &delta.free {
+            seen.remove(id);
+        }
+        delta.clear();
+    }
+}
+
+impl Recorder {
+    /// Mean of every displayed channel value over the piece textures.
+    fn mean(&self, ids: &[egui::TextureId]) -> f64 {
+        let seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut sum, mut n) = (0u64, 0u64);
+        for id in ids {
+            if let Some(px) = seen.get(id) {
+                for p in px.chunks_exact(4) {
+                    sum += u64::from(p[0]) + u64::from(p[1]) + u64::from(p[2]);
+                    n += 3;
+                }
+            }
+        }
+        sum as f64 / n.max(1) as f64
+    }
+}
+
+#[test]
+fn dragging_the_white_point_remaps_without_reading_the_file() {
+    let dir = crate::support::tempdir();
+    let path = dir.path().join("12bit.tif");
+    let mut spec = TiffSpec::new(600, 400, 1, 16, 1).tiles(128, 128);
+    spec.sample_format = 1;
+    let mut f = std::fs::File::create(&path).expect("create");
+    crate::support::synth::write_tiff_data(
+        &mut f,
+        &spec,
+        &|x, y, _| 80.0 + f64::from((x * 7 + y * 3) % 3921),
+        None,
+    )
+    .expect("write");
+    drop(f);
+    let recorder = Recorder::default();
+    let start = StartOptions {
+        file: Some(path.clone()),
+        cache_mb: Some(64),
+        levels: Some(tessera::levels::LevelsConfig {
+            dir: None,
+            cap_bytes: 1 << 30,
+            auto_pixels: u64::MAX,
+        }),
+        ..StartOptions::default()
+    };
+    let mut h = Harness::builder()
+        .with_size(Vec2::new(1400.0, 900.0))
+        .renderer(recorder.clone())
+        .build_eframe(move |cc| TesseraApp::new(cc, start.clone()));
+    let sharp = |app: &TesseraApp| {
+        app.session
+            .as_ref()
+            .is_some_and(|s| s.is_sharp() && s.pending_uploads() == 0)
+    };
+    settle(&mut h, sharp);
+    let ids = |h: &Harness<'static, TesseraApp>| -> Vec<egui::TextureId> {
+        let s = h.state().session.as_ref().expect("session");
+        s.wanted()
+            .iter()
+            .filter_map(|k| s.textures.peek(k))
+            .flat_map(|t| t.parts.iter().map(|(t, _)| t.id()))
+            .collect()
+    };
+    let (hi_before, read_before) = {
+        let s = h.state().session.as_ref().expect("session");
+        let d = s
+            .display
+            .as_ref()
+            .expect("a 16-bit TIFF opens with the display mapping");
+        assert!(d.auto, "non-8-bit data opens with auto contrast");
+        (d.mapping().channels[0].hi, s.image.bytes_read())
+    };
+    assert!(
+        hi_before > 3900.0 && hi_before <= 4000.0,
+        "auto white point {hi_before}"
+    );
+    let mean_before = recorder.mean(&ids(&h));
+    // Drag the white point from the histogram's right end to its middle.
+    let r = h.get_by_label("histogram of channel 0").rect();
+    let (p0, p1) = (
+        Pos2::new(r.right() - 8.0, r.center().y),
+        Pos2::new(r.center().x, r.center().y),
+    );
+    h.event(Event::PointerMoved(p0));
+    h.event(Event::PointerButton {
+        pos: p0,
+        button: PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    for i in 1..=10 {
+        h.event(Event::PointerMoved(p0 + (p1 - p0) * (i as f32 / 10.0)));
+        h.step();
+    }
+    h.event(Event::PointerButton {
+        pos: p1,
+        button: PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    settle(&mut h, sharp);
+    let s = h.state().session.as_ref().expect("session");
+    let d = s.display.as_ref().expect("display");
+    let hi_after = d.mapping().channels[0].hi;
+    assert!(
+        hi_after < 0.7 * hi_before,
+        "white point {hi_before} → {hi_after}"
+    );
+    assert!(!d.auto, "a hand-set window stops auto contrast");
+    assert_eq!(
+        s.image.bytes_read(),
+        read_before,
+        "re-mapped from the cache"
+    );
+    let mean_after = recorder.mean(&ids(&h));
+    assert!(
+        mean_after > mean_before + 20.0,
+        "displayed pixels got brighter: {mean_before:.1} → {mean_after:.1}"
+    );
+}

@@ -435,3 +435,27 @@ fn twelve_bit_microscope_image_renders_visible_by_default() {
     assert_ne!(code, 0);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn the_benchmark_kinds_agree_with_each_other() {
+    use crate::support::synth::{Kind, elevation, write_file};
+    let dir = tempdir();
+    let (w, h) = (300, 200);
+    let tif = dir.path().join("dem.tif");
+    let fits = dir.path().join("dem.fits");
+    let t12 = dir.path().join("t12.tif");
+    write_file(Kind::DemTiff, w, h, &tif).expect("tiff");
+    write_file(Kind::DemFits, w, h, &fits).expect("fits");
+    write_file(Kind::Tiff12, w, h, &t12).expect("tiff12");
+    let (_, _, _, a) = native(&tif, 0);
+    let (_, _, _, b) = native(&fits, 0);
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        let want = f64::from(elevation(i as u32 % w, i as u32 / w, w, h));
+        assert!(
+            (x.is_nan() && y.is_nan() && want.is_nan()) || (x == y && *x == want),
+            "sample {i}: tiff {x} fits {y} want {want}"
+        );
+    }
+    let (_, _, _, c) = native(&t12, 0);
+    assert!(c.iter().all(|v| (80.0..=4000.0).contains(v)));
+}

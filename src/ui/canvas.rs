@@ -88,6 +88,15 @@ pub fn canvas_ui(
         placeholder(&painter, area, area.intersect(rect), &text);
     }
     if let Some(visible) = visible {
+        if session
+            .display
+            .as_ref()
+            .is_some_and(|d| d.info.may_have_holes())
+        {
+            // No-data pixels are transparent: a checkerboard shows through them.
+            let area = to_rect(view, origin, &page.extent()).intersect(rect);
+            checkerboard(ui.ctx(), &painter, area);
+        }
         paint_pieces(&painter, session, view, origin, &visible);
         // Descriptor boundaries, coloured by state.
         if overlay {
@@ -252,4 +261,30 @@ fn placeholder(painter: &egui::Painter, area: Rect, text_in: Rect, text: &str) {
             Color32::from_gray(200),
         );
     }
+}
+
+/// A 16-pixel grey checkerboard over `area` (one 2x2 texture, repeated).
+fn checkerboard(ctx: &egui::Context, painter: &egui::Painter, area: Rect) {
+    let id = egui::Id::unique("no-data-checkerboard");
+    let handle = match ctx.data(|d| d.get_temp::<egui::TextureHandle>(id)) {
+        Some(h) => h,
+        None => {
+            let (a, b) = (Color32::from_gray(70), Color32::from_gray(100));
+            let image = egui::ColorImage::new([2, 2], vec![a, b, b, a]);
+            let options = egui::TextureOptions {
+                magnification: egui::TextureFilter::Nearest,
+                minification: egui::TextureFilter::Nearest,
+                wrap_mode: egui::TextureWrapMode::Repeat,
+                mipmap_mode: None,
+            };
+            let h = ctx.load_texture("checkerboard", image, options);
+            ctx.data_mut(|d| d.insert_temp(id, h.clone()));
+            h
+        }
+    };
+    let uv = Rect::from_min_max(
+        Pos2::ZERO,
+        Pos2::new(area.width() / 32.0, area.height() / 32.0),
+    );
+    painter.image(handle.id(), area, uv, Color32::WHITE);
 }

@@ -3,6 +3,7 @@
 
 pub mod canvas;
 pub mod descriptor_panel;
+pub mod display_panel;
 pub mod navigator;
 pub mod status_bar;
 
@@ -32,6 +33,16 @@ pub enum Command {
     TogglePanel,
     DismissError,
     Quit,
+    /// Use this display mapping (a data page's panel).
+    SetMapping(crate::display::Mapping),
+    /// Auto contrast from the whole image's statistics.
+    AutoContrast,
+    /// Auto contrast from what is on screen.
+    FitContrast,
+    /// Windows over the full range of the values.
+    ResetContrast,
+    SetPercentiles(crate::display::Percentiles),
+    ToggleDisplayPanel,
 }
 
 /// Colours for descriptor states, shared by the overlay and the panel.

@@ -23,6 +23,35 @@ pub enum Kind {
     Bmp,
     TiffStrip,
     TiffTiledRgba,
+    /// float32 elevation model, 256² tiles, deflate + floating-point predictor, NaN holes.
+    DemTiff,
+    /// 12-bit values (80..4000) in uint16 samples, 256² tiles, deflate + predictor 2.
+    Tiff12,
+    /// float32 elevation model as FITS (bottom-up rows, NaN holes).
+    DemFits,
+}
+
+/// A smooth synthetic terrain in metres (with a NaN lake), for float benchmarks and the demo.
+pub fn elevation(x: u32, y: u32, w: u32, h: u32) -> f32 {
+    let (fx, fy) = (f64::from(x) / f64::from(w), f64::from(y) / f64::from(h));
+    let (dx, dy) = (fx - 0.62, fy - 0.35);
+    if dx * dx + dy * dy < 0.004 {
+        return f32::NAN;
+    }
+    let t = std::f64::consts::TAU;
+    let hsh = x.wrapping_mul(0x9E37_79B1) ^ y.wrapping_mul(0x85EB_CA77);
+    let noise = f64::from(hsh >> 24) / 255.0 - 0.5;
+    (1800.0 * (t * fx * 1.3).sin() * (t * fy * 0.9).cos()
+        + 500.0 * (t * (fx * 7.0 + fy * 4.0)).sin()
+        + 90.0 * (t * fx * 61.0).sin() * (t * fy * 47.0).sin()
+        + 2.0 * noise
+        + 2100.0) as f32
+}
+
+fn deflate(b: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = e.write_all(b);
+    e.finish().unwrap_or_default()
 }
 
 /// Write a benchmark image of `kind` with the [`pattern`].
@@ -75,6 +104,55 @@ pub fn write_file(kind: Kind, width: u32, height: u32, path: &Path) -> std::io::
         Kind::TiffStrip => {
             let spec = TiffSpec::new(width, height, 3, 8, 2).strips(16);
             write_tiff(&mut w, &spec, &|x, y, c| u16::from(pattern(x, y, c)), None)?;
+        }
+        Kind::DemTiff => {
+            let mut spec = TiffSpec::new(width, height, 1, 32, 1).tiles(256, 256);
+            spec.sample_format = 3;
+            spec.predictor = 3;
+            let f = move |x, y, _| f64::from(elevation(x, y, width, height));
+            write_tiff_data(&mut w, &spec, &f, Some((8, &deflate)))?;
+        }
+        Kind::Tiff12 => {
+            let mut spec = TiffSpec::new(width, height, 1, 16, 1).tiles(256, 256);
+            spec.predictor = 2;
+            let f = move |x, y, _| {
+                let e = f64::from(elevation(x, y, width, height));
+                if e.is_nan() {
+                    80.0
+                } else {
+                    (80.0 + (e + 400.0) * 0.85).clamp(80.0, 4000.0).round()
+                }
+            };
+            write_tiff_data(&mut w, &spec, &f, Some((8, &deflate)))?;
+        }
+        Kind::DemFits => {
+            let cards = [
+                format!("{:<8}= {:>20}", "SIMPLE", "T"),
+                format!("{:<8}= {:>20}", "BITPIX", -32),
+                format!("{:<8}= {:>20}", "NAXIS", 2),
+                format!("{:<8}= {:>20}", "NAXIS1", width),
+                format!("{:<8}= {:>20}", "NAXIS2", height),
+                format!("{:<8}= {:>20}", "BUNIT", "'m'"),
+                "END".to_string(),
+            ];
+            let mut header = Vec::new();
+            for c in cards {
+                header.extend_from_slice(format!("{c:<80}").as_bytes());
+            }
+            header.resize(header.len().div_ceil(2880) * 2880, b' ');
+            w.write_all(&header)?;
+            let mut row = vec![0u8; width as usize * 4];
+            for fy in 0..height {
+                let y = height - 1 - fy;
+                for x in 0..width {
+                    let v = elevation(x, y, width, height);
+                    row[x as usize * 4..x as usize * 4 + 4].copy_from_slice(&v.to_be_bytes());
+                }
+                w.write_all(&row)?;
+            }
+            let len = 2880 + u64::from(width) * u64::from(height) * 4;
+            let pad = (len.div_ceil(2880) * 2880 - len) as usize;
+            w.write_all(&vec![0u8; pad])?;
         }
         Kind::TiffTiledRgba => {
             let mut spec = TiffSpec::new(width, height, 4, 8, 2).tiles(256, 256);
