@@ -52,8 +52,12 @@ impl LevelGeom {
 pub struct LevelPlan {
     pub src_width: u32,
     pub src_height: u32,
-    /// Samples per pixel filtered: 1 (gray), 3 (RGB, stored as RGBX) or 4 (RGBA).
+    /// Samples per pixel filtered: 1 (gray), 3 (RGB, stored as RGBX) or 4 (RGBA); for data
+    /// pages (`float`), 1 to 4 channels.
     pub spp: u8,
+    /// Samples are 32-bit floats (levels of a data page: the mean of the valid samples, NaN
+    /// where a block has none), stored as they are (no padding).
+    pub float: bool,
     pub levels: Vec<LevelGeom>,
     /// Length of the whole sidecar file.
     pub file_len: u64,
@@ -81,18 +85,30 @@ pub fn factors(w: u32, h: u32) -> Vec<u32> {
 impl LevelPlan {
     /// Levels from factor `min_factor` (a power of two ≥ 2) down; `None` when there are none.
     pub fn new(w: u32, h: u32, spp: u8, min_factor: u32) -> Option<Self> {
+        Self::new_kind(w, h, spp, false, min_factor)
+    }
+
+    /// [`LevelPlan::new`] for 8-bit (`float` false) or 32-bit float samples.
+    pub fn new_kind(w: u32, h: u32, spp: u8, float: bool, min_factor: u32) -> Option<Self> {
         let fs: Vec<u32> = factors(w, h)
             .into_iter()
             .filter(|&f| f >= min_factor)
             .collect();
-        if fs.is_empty() || !matches!(spp, 1 | 3 | 4) {
+        let ok = if float {
+            (1..=4).contains(&spp)
+        } else {
+            matches!(spp, 1 | 3 | 4)
+        };
+        if fs.is_empty() || !ok {
             return None;
         }
+        let disk_samples = if float { spp } else { stored_samples(spp) };
+        let sample_bytes = if float { 4 } else { 1 };
         let mut levels: Vec<LevelGeom> = fs
             .iter()
             .map(|&f| {
                 let (lw, lh) = (w.div_ceil(f), h.div_ceil(f));
-                let stride = u64::from(lw) * u64::from(stored_samples(spp));
+                let stride = u64::from(lw) * u64::from(disk_samples) * sample_bytes;
                 let rows_per_strip = (STRIP_BYTES / stride).clamp(8, 1024) as u32;
                 LevelGeom {
                     factor: f,
@@ -107,7 +123,7 @@ impl LevelPlan {
         // Header, identity, then each IFD with its arrays; pixel data page-aligned after.
         let mut pos = 16 + IDENTITY_LEN as u64;
         for l in &levels {
-            pos += ifd_len(l, spp);
+            pos += ifd_len(l, spp, float);
         }
         for l in &mut levels {
             pos = pos.next_multiple_of(ALIGN);
@@ -118,6 +134,7 @@ impl LevelPlan {
             src_width: w,
             src_height: h,
             spp,
+            float,
             levels,
             file_len: pos,
         })
@@ -125,15 +142,24 @@ impl LevelPlan {
 
     /// The smallest plan (finest first level) whose file fits in `cap` bytes.
     pub fn within(w: u32, h: u32, spp: u8, cap: u64) -> Option<Self> {
+        Self::within_kind(w, h, spp, false, cap)
+    }
+
+    /// [`LevelPlan::within`] for 8-bit or float samples.
+    pub fn within_kind(w: u32, h: u32, spp: u8, float: bool, cap: u64) -> Option<Self> {
         factors(w, h)
             .into_iter()
-            .filter_map(|f| Self::new(w, h, spp, f))
+            .filter_map(|f| Self::new_kind(w, h, spp, float, f))
             .find(|p| p.file_len <= cap)
     }
 
     /// Samples per pixel on disk.
     pub fn stored_samples(&self) -> u8 {
-        stored_samples(self.spp)
+        if self.float {
+            self.spp
+        } else {
+            stored_samples(self.spp)
+        }
     }
 
     /// The file's first 16 + [`IDENTITY_LEN`] bytes and every IFD: everything but the pixels.
@@ -153,13 +179,14 @@ impl LevelPlan {
         let spp = self.spp;
         let mut pos = first_ifd;
         for (i, l) in self.levels.iter().enumerate() {
+            let float = self.float;
             let next = if i + 1 < self.levels.len() {
-                pos + ifd_len(l, spp)
+                pos + ifd_len(l, spp, float)
             } else {
                 0
             };
             let strips = u64::from(l.strips());
-            let entries = entry_count(self.spp);
+            let entries = entry_count(self.spp, float);
             let arrays = pos + 8 + 20 * entries + 8;
             let multi = strips > 1;
             let (off_at, len_at) = (arrays, arrays + 8 * strips);
@@ -171,10 +198,10 @@ impl LevelPlan {
                     258,
                     3,
                     u64::from(disk),
-                    packed_shorts(&vec![8; disk as usize]),
+                    packed_shorts(&vec![if float { 32 } else { 8 }; disk as usize]),
                 ),
                 (259, 3, 1, 1),
-                (262, 3, 1, if self.spp == 1 { 1 } else { 2 }),
+                (262, 3, 1, if self.spp == 1 || float { 1 } else { 2 }),
                 (270, 2, id_len as u64 + 1, 16),
                 (273, 16, strips, if multi { off_at } else { l.offset }),
                 (277, 3, 1, u64::from(disk)),
@@ -182,7 +209,19 @@ impl LevelPlan {
                 (279, 16, strips, if multi { len_at } else { l.bytes() }),
                 (284, 3, 1, 1),
             ];
-            if disk == 4 {
+            if float {
+                // Channels beyond the first are extra channels (not alpha); IEEE floats.
+                if disk > 1 {
+                    let extras = vec![0u16; disk as usize - 1];
+                    e.push((338, 3, u64::from(disk) - 1, packed_shorts(&extras)));
+                }
+                e.push((
+                    339,
+                    3,
+                    u64::from(disk),
+                    packed_shorts(&vec![3; disk as usize]),
+                ));
+            } else if disk == 4 {
                 // Unassociated alpha, or (RGBX) a pad byte with no meaning.
                 e.push((338, 3, 1, if self.spp == 4 { 2 } else { 0 }));
             }
@@ -205,7 +244,7 @@ impl LevelPlan {
                     out.extend_from_slice(&(u64::from(rows) * l.stride).to_le_bytes());
                 }
             }
-            pos += ifd_len(l, spp);
+            pos += ifd_len(l, spp, float);
             debug_assert_eq!(out.len() as u64, pos);
         }
         out
@@ -217,15 +256,21 @@ fn stored_samples(spp: u8) -> u8 {
     if spp == 3 { 4 } else { spp }
 }
 
-fn entry_count(spp: u8) -> u64 {
-    if stored_samples(spp) == 4 { 13 } else { 12 }
+fn entry_count(spp: u8, float: bool) -> u64 {
+    if float {
+        13 + u64::from(spp > 1)
+    } else if stored_samples(spp) == 4 {
+        13
+    } else {
+        12
+    }
 }
 
 /// Bytes of a level's IFD plus its out-of-line strip arrays.
-fn ifd_len(l: &LevelGeom, spp: u8) -> u64 {
+fn ifd_len(l: &LevelGeom, spp: u8, float: bool) -> u64 {
     let strips = u64::from(l.strips());
     let arrays = if strips > 1 { 16 * strips } else { 0 };
-    8 + 20 * entry_count(spp) + 8 + arrays
+    8 + 20 * entry_count(spp, float) + 8 + arrays
 }
 
 /// Up to four SHORTs packed into an inline 8-byte value.

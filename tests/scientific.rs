@@ -459,3 +459,88 @@ fn the_benchmark_kinds_agree_with_each_other() {
     let (_, _, _, c) = native(&t12, 0);
     assert!(c.iter().all(|v| (80.0..=4000.0).contains(v)));
 }
+
+#[test]
+fn data_levels_are_float_means_that_skip_no_data() {
+    let dir = tempdir();
+    let store = dir.path().join("levels");
+    let (w, h) = (1100u32, 700u32);
+    let mut spec = TiffSpec::new(w, h, 1, 16, 1).tiles(128, 128);
+    spec.sample_format = 2;
+    spec.nodata = Some("-32768".into());
+    let v = move |x: u32, y: u32| -> f64 {
+        if (300..340).contains(&x) && (200..260).contains(&y) {
+            -32768.0
+        } else {
+            f64::from((x * 13 + y * 7) % 2000) - 1000.0
+        }
+    };
+    let path = dir.path().join("i16.tif");
+    let mut f = std::fs::File::create(&path).expect("create");
+    let z = |b: &[u8]| zlib(b, flate2::Compression::fast());
+    write_tiff_data(&mut f, &spec, &move |x, y, _| v(x, y), Some((8, &z))).expect("write");
+    drop(f);
+    let (p, s) = (path.to_str().expect("utf8"), store.to_str().expect("utf8"));
+    let (code, out, err) = run(&["levels", p, "--levels-dir", s]);
+    assert_eq!(code, 0, "{out}{err}");
+    let image = OpenImage::open(&path).expect("open");
+    let cfg = tessera::levels::LevelsConfig {
+        dir: Some(store.clone()),
+        cap_bytes: 1 << 30,
+        auto_pixels: 0,
+    };
+    assert!(
+        tessera::levels::attach_existing(&image, &cfg),
+        "levels kept"
+    );
+    let built = image.built_levels().expect("built");
+    assert!(built.plan.float);
+    let level = &built.image.layout.pages[0];
+    let info = level.data.clone().expect("a float level is a data page");
+    assert_eq!(info.sample, tessera::data::SampleType::F32);
+    let factor = built.factor(0);
+    let (lw, lh, _, got) = native(built.image.path(), 0);
+    assert_eq!((lw, lh), (w.div_ceil(factor), h.div_ceil(factor)));
+    for ly in 0..lh {
+        for lx in 0..lw {
+            let (mut sum, mut n) = (0.0, 0);
+            for y in ly * factor..((ly + 1) * factor).min(h) {
+                for x in lx * factor..((lx + 1) * factor).min(w) {
+                    if v(x, y) != -32768.0 {
+                        sum += v(x, y);
+                        n += 1;
+                    }
+                }
+            }
+            let g = got[(ly * lw + lx) as usize];
+            if n == 0 {
+                assert!(g.is_nan(), "({lx},{ly}) is no-data");
+            } else {
+                let want = f64::from((sum / f64::from(n)) as f32);
+                assert!((g - want).abs() < 1e-3, "({lx},{ly}): {g} vs {want}");
+            }
+        }
+    }
+    // A scaled render reads the float level, and its no-data block is transparent.
+    let out_png = dir.path().join("s.png");
+    let (code, _, err) = run(&[
+        "render",
+        p,
+        "--region",
+        &format!("0,0,{w},{h}"),
+        "--scale",
+        "4",
+        "--window",
+        "-1000,1000",
+        "--levels-dir",
+        s,
+        "--stats",
+        "-o",
+        out_png.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("level: 1/4 (built level"), "{err}");
+    let png = image::open(&out_png).expect("png").to_rgba8();
+    assert_eq!(png.get_pixel(80, 57).0[3], 0, "the no-data block");
+    assert_eq!(png.get_pixel(10, 10).0[3], 255);
+}

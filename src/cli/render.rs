@@ -44,7 +44,7 @@ pub struct RenderArgs {
     stats: bool,
     /// Black and white points of data pages (16-bit, signed, float, many channels): LO,HI in
     /// the file's values, or auto[:P_LO,P_HI] percentiles [default: auto:0.1,99.9]
-    #[arg(long, value_name = "LO,HI|auto", value_parser = WindowArg::parse)]
+    #[arg(long, value_name = "LO,HI|auto", value_parser = WindowArg::parse, allow_hyphen_values = true)]
     window: Option<WindowArg>,
     /// Transfer function of data pages: linear, gamma[:G], log, sqrt, asinh
     #[arg(long, value_name = "F", value_parser = Transfer::parse)]

@@ -15,6 +15,7 @@ use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
 use super::boxfilter::{PairSums, PixelLayout, Pyramid, pair_sums};
+use super::floatfilter::FloatPyramid;
 use super::{BuildState, LevelPlan, LevelStatus};
 use crate::decode::{self, tiff::DecoderCache};
 use crate::error::{Error, FormatError};
@@ -175,7 +176,7 @@ impl BuildJob {
                 buf: Vec::with_capacity((l.stride * u64::from(l.rows_per_strip)) as usize),
             })
             .collect();
-        let pad = plan.spp == 3;
+        let pad = plan.spp == 3 && !plan.float;
         let push_writes = plan.file_len > PUSH_WRITES_ABOVE;
         let mut written = 0u64;
         // A failed write stops the pass at the next band (not after reading the whole file).
@@ -235,6 +236,38 @@ impl BuildJob {
             }
         };
         progress.update(0, u64::from(height))?;
+        if plan.float {
+            // Data pages: float levels, the mean of the valid samples of each block.
+            let mut fp = FloatPyramid::new(
+                page.width,
+                page.height,
+                usize::from(plan.spp),
+                last.trailing_zeros(),
+            );
+            let mut bytes = Vec::new();
+            let mut emit_f32 = |level: usize, y: u32, row: &[f32]| {
+                bytes.clear();
+                bytes.extend(row.iter().flat_map(|v| v.to_le_bytes()));
+                emit(level, y, &bytes);
+            };
+            self.data_rows(page, &wait, &mut |row| {
+                fp.push_row(row.iter().copied(), &mut emit_f32);
+                if let Some(e) = write_error.borrow_mut().take() {
+                    return Err(FormatError::Io {
+                        offset: 0,
+                        source: e,
+                    });
+                }
+                progress.update(u64::from(fp.rows_in()), u64::from(height))
+            })?;
+            if fp.rows_in() != height {
+                return Err(FormatError::truncated(format!(
+                    "the pass ended after {} of {height} rows",
+                    fp.rows_in()
+                )));
+            }
+            return Ok(written);
+        }
         let kind = page.stream_kind();
         match kind {
             Some(
@@ -358,6 +391,65 @@ impl BuildJob {
             return Err(e);
         }
         streamed?;
+        Ok(())
+    }
+
+    /// Every row of a data page, top to bottom, as stored values (`None`: no-data), decoded
+    /// unit row by unit row.
+    fn data_rows(
+        &self,
+        page: &Page,
+        wait: &dyn Fn(),
+        row_out: &mut dyn FnMut(&[Option<f64>]) -> Result<(), FormatError>,
+    ) -> Result<(), FormatError> {
+        let info = page
+            .data
+            .clone()
+            .ok_or_else(|| FormatError::invalid("internal: not a data page"))?;
+        let spp = info.channels;
+        let mut cache = DecoderCache::default();
+        cache.set_source(&self.image.source);
+        let across = u64::from(page.grid.across());
+        let mut row = vec![None; page.width as usize * spp];
+        let progress = &self.status.progress;
+        for r in 0..page.grid.unit_rows() {
+            if progress.is_cancelled() {
+                return Err(FormatError::Cancelled);
+            }
+            wait();
+            let (y0, y1) = page.grid.unit_row_span(r);
+            let mut pieces = Vec::with_capacity(across as usize);
+            for unit in r * across..(r + 1) * across {
+                let e = page.grid.unit_extent(unit);
+                pieces.push(decode::decode_piece(
+                    &self.image.source,
+                    page,
+                    unit,
+                    e,
+                    &mut cache,
+                )?);
+            }
+            for y in y0..y1 {
+                for p in &pieces {
+                    let Some((buf, _)) = p.samples() else {
+                        return Err(FormatError::invalid(
+                            "internal: a data piece without samples",
+                        ));
+                    };
+                    let e = p.extent;
+                    let start = ((y - e.y0) * e.width()) as usize * spp;
+                    for i in 0..e.width() as usize * spp {
+                        let v = buf.get(start + i);
+                        row[e.x0 as usize * spp + i] =
+                            (!v.is_nan() && info.nodata != Some(v)).then_some(v);
+                    }
+                }
+                row_out(&row)?;
+            }
+            if self.image.source.len() > crate::stats::total_ram_bytes() / 2 {
+                for_row_bytes(page, r, |off, len| self.image.source.drop_cached(off, len));
+            }
+        }
         Ok(())
     }
 

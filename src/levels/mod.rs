@@ -8,6 +8,7 @@
 
 pub mod boxfilter;
 pub mod build;
+pub mod floatfilter;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,7 @@ impl Default for LevelsConfig {
 pub fn samples_for(page: &Page) -> u8 {
     match page.mode {
         Mode::Bilevel | Mode::L | Mode::I16 => 1,
+        Mode::Data => page.data.as_ref().map_or(1, |d| d.channels.min(255) as u8),
         m if m.has_alpha() => 4,
         _ => 3,
     }
@@ -67,6 +69,7 @@ pub fn wanted(image: &OpenImage, min_pixels: u64) -> bool {
         return false;
     };
     own_levels(image) == 1
+        && page.data.as_ref().is_none_or(|d| d.channels <= 4)
         && !crate::sidecar::factors(page.width, page.height).is_empty()
         && u64::from(page.width) * u64::from(page.height) >= min_pixels
 }
@@ -164,7 +167,13 @@ fn open_sidecar(image: &OpenImage, path: &Path) -> Option<(Arc<OpenImage>, Level
     let sc = OpenImage::open(path).ok()?;
     let first = sc.layout.pages.first()?;
     let min_factor = page.width.div_ceil(first.width).next_power_of_two();
-    let plan = LevelPlan::new(page.width, page.height, samples_for(page), min_factor)?;
+    let plan = LevelPlan::new_kind(
+        page.width,
+        page.height,
+        samples_for(page),
+        page.data.is_some(),
+        min_factor,
+    )?;
     let matches = sc.layout.pages.len() == plan.levels.len()
         && sc.source.len() == plan.file_len
         && sc
@@ -199,14 +208,20 @@ pub fn prepare_build(image: &Arc<OpenImage>, cfg: &LevelsConfig) -> Result<Build
         .unwrap_or(u64::MAX)
         .saturating_sub(DISK_MARGIN);
     let cap = if keep { cfg.cap_bytes.min(free) } else { free };
-    let plan = LevelPlan::within(page.width, page.height, spp, cap).ok_or_else(|| {
-        request(format!(
-            "no room for levels in {} (cap {} MB, {} MB free)",
-            dir.display(),
-            cfg.cap_bytes >> 20,
-            free >> 20
-        ))
-    })?;
+    if page.data.is_some() && spp > 4 {
+        return Err(request(format!(
+            "levels of data with {spp} channels (1 to 4 are built)"
+        )));
+    }
+    let plan = LevelPlan::within_kind(page.width, page.height, spp, page.data.is_some(), cap)
+        .ok_or_else(|| {
+            request(format!(
+                "no room for levels in {} (cap {} MB, {} MB free)",
+                dir.display(),
+                cfg.cap_bytes >> 20,
+                free >> 20
+            ))
+        })?;
     let final_path = if keep {
         Some(crate::store::file_for(&dir, &path, 0))
     } else {
