@@ -779,7 +779,7 @@ impl eframe::App for TesseraApp {
             let before = self.view;
             bench.step(
                 &ctx,
-                self.session.as_ref(),
+                self.session.as_mut(),
                 &mut self.view,
                 self.opening.is_some(),
             );

@@ -2,8 +2,10 @@
 //! line of frame times, time to first frame, time until sharp after each jump, bytes read and
 //! peak RSS.
 //!
-//! Path: open → fit → 1:1 at five places (jumps) → a long pan at 1:1 → jumps to the four far
-//! corners. A jump is "sharp" when every piece the view wants is on the GPU.
+//! Path: open → fit → 1:1 at five places (jumps) → a long pan at 1:1 → (data pages) back to
+//! the centre, then the white point dragged down and back up over 120 frames → jumps to the
+//! four far corners. A jump is "sharp" when every piece the view wants is on the GPU. Frame
+//! and work times of the pan and of the white-point drag are also reported on their own.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -22,8 +24,28 @@ use crate::view::viewport::Viewport;
 
 #[derive(Debug, Clone, Copy)]
 enum Step {
-    Jump { fx: f64, fy: f64, zoom: Option<f64> },
-    Pan { dx: f64, dy: f64, frames: u32 },
+    Jump {
+        fx: f64,
+        fy: f64,
+        zoom: Option<f64>,
+    },
+    Pan {
+        dx: f64,
+        dy: f64,
+        frames: u32,
+    },
+    /// Drag the white point of a data page down to 30 % of its window and back.
+    Window {
+        frames: u32,
+    },
+}
+
+/// Which scripted motion the frame being timed belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Other,
+    Pan,
+    Window,
 }
 
 pub struct BenchView {
@@ -46,6 +68,15 @@ pub struct BenchView {
     /// From start until the first fit-to-window view was sharp.
     fit_sharp: Option<Duration>,
     pan_left: u32,
+    window_left: u32,
+    /// The window when the drag started: (black, white).
+    window_from: Option<(f64, f64)>,
+    phase: Phase,
+    /// Frame and work times (ms) of the pan and of the white-point drag.
+    pan_frames: Vec<f64>,
+    pan_work: Vec<f64>,
+    window_frames: Vec<f64>,
+    window_work: Vec<f64>,
     done: bool,
 }
 
@@ -79,6 +110,12 @@ impl BenchView {
             dy: 6.0,
             frames: 240,
         });
+        steps.push(Step::Jump {
+            fx: 0.5,
+            fy: 0.5,
+            zoom: Some(1.0),
+        });
+        steps.push(Step::Window { frames: 120 });
         for (fx, fy) in [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)] {
             steps.push(Step::Jump {
                 fx,
@@ -103,6 +140,13 @@ impl BenchView {
             sharp_times: Vec::new(),
             fit_sharp: None,
             pan_left: 0,
+            window_left: 0,
+            window_from: None,
+            phase: Phase::Other,
+            pan_frames: Vec::new(),
+            pan_work: Vec::new(),
+            window_frames: Vec::new(),
+            window_work: Vec::new(),
             done: false,
         }
     }
@@ -110,7 +154,13 @@ impl BenchView {
     /// The previous frame's cost as eframe measured it (seconds), once per frame.
     pub fn record_work(&mut self, cpu_seconds: Option<f32>) {
         if let Some(s) = cpu_seconds {
-            self.work_times.push(f64::from(s) * 1000.0);
+            let ms = f64::from(s) * 1000.0;
+            self.work_times.push(ms);
+            match self.phase {
+                Phase::Pan => self.pan_work.push(ms),
+                Phase::Window => self.window_work.push(ms),
+                Phase::Other => {}
+            }
         }
     }
 
@@ -118,14 +168,21 @@ impl BenchView {
     pub fn step(
         &mut self,
         ctx: &egui::Context,
-        session: Option<&Session>,
+        session: Option<&mut Session>,
         view: &mut Viewport,
         opening: bool,
     ) {
         let now = Instant::now();
         if let Some(last) = self.last_frame {
-            self.frame_times.push((now - last).as_secs_f64() * 1000.0);
+            let ms = (now - last).as_secs_f64() * 1000.0;
+            self.frame_times.push(ms);
+            match self.phase {
+                Phase::Pan => self.pan_frames.push(ms),
+                Phase::Window => self.window_frames.push(ms),
+                Phase::Other => {}
+            }
         }
+        self.phase = Phase::Other;
         self.last_frame = Some(now);
         if self.first_frame.is_none() {
             self.first_frame = Some(now - self.started);
@@ -162,6 +219,26 @@ impl BenchView {
             if let Some(Step::Pan { dx, dy, .. }) = self.steps.get(self.current - 1) {
                 view.pan_by_screen(-dx, -dy);
             }
+            self.phase = Phase::Pan;
+            return;
+        }
+        if self.window_left > 0 {
+            self.window_left -= 1;
+            if let (Some(Step::Window { frames }), Some((lo, hi)), Some(d)) = (
+                self.steps.get(self.current - 1).copied(),
+                self.window_from,
+                s.display.as_ref(),
+            ) {
+                // Down to 30 % of the window and back, like a hand on the handle.
+                let t = f64::from(frames - self.window_left) / f64::from(frames);
+                let depth = 0.7 * (1.0 - (2.0 * t - 1.0).abs());
+                let mut m = d.mapping().clone();
+                for ch in &mut m.channels {
+                    ch.hi = hi - (hi - lo) * depth;
+                }
+                s.edit_display(m);
+            }
+            self.phase = Phase::Window;
             return;
         }
         let Some(step) = self.steps.get(self.current).copied() else {
@@ -186,7 +263,18 @@ impl BenchView {
                 }
                 self.jump_at = Some(now);
             }
-            Step::Pan { frames, .. } => self.pan_left = frames,
+            Step::Pan { frames, .. } => {
+                self.pan_left = frames;
+                self.phase = Phase::Pan;
+            }
+            Step::Window { frames } => {
+                if let Some(d) = s.display.as_ref() {
+                    let ch = d.mapping().channels.first();
+                    self.window_from = ch.map(|c| (c.lo, c.hi));
+                    self.window_left = frames;
+                    self.phase = Phase::Window;
+                }
+            }
         }
     }
 
@@ -216,8 +304,21 @@ impl BenchView {
         let worst = sharp.last().copied().unwrap_or(0.0);
         let bytes = session.map_or(0, |s| s.image.source.bytes_read());
         let budget = session.map_or(0, |s| s.cache.lock().map(|c| c.budget()).unwrap_or(0));
+        let p99 = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            pct_of(&v, 0.99)
+        };
+        let motions = format!(
+            "\"pan_frame_ms_p99\":{:.2},\"pan_work_ms_p99\":{:.2},\"window_frames\":{},\"window_frame_ms_p99\":{:.2},\"window_work_ms_p99\":{:.2},",
+            p99(&self.pan_frames),
+            p99(&self.pan_work),
+            self.window_frames.len(),
+            p99(&self.window_frames),
+            p99(&self.window_work)
+        );
         println!(
-            "{{\"frames\":{},\"ui_ms_p99\":{:.2},\"work_ms_p50\":{:.2},\"work_ms_p99\":{:.2},\"work_ms_max\":{:.2},\"frame_ms_p50\":{:.2},\"frame_ms_p99\":{:.2},\"frame_ms_max\":{:.2},\"first_frame_ms\":{:.1},\"fit_sharp_ms\":{:.1},\"open_fit_ms\":{:.1},\"sharp_ms_median\":{:.1},\"sharp_ms_worst\":{:.1},\"jumps\":{},\"bytes_read\":{},\"peak_rss_mb\":{:.1},\"cache_budget_mb\":{:.1}}}",
+            "{{{motions}\"frames\":{},\"ui_ms_p99\":{:.2},\"work_ms_p50\":{:.2},\"work_ms_p99\":{:.2},\"work_ms_max\":{:.2},\"frame_ms_p50\":{:.2},\"frame_ms_p99\":{:.2},\"frame_ms_max\":{:.2},\"first_frame_ms\":{:.1},\"fit_sharp_ms\":{:.1},\"open_fit_ms\":{:.1},\"sharp_ms_median\":{:.1},\"sharp_ms_worst\":{:.1},\"jumps\":{},\"bytes_read\":{},\"peak_rss_mb\":{:.1},\"cache_budget_mb\":{:.1}}}",
             t.len() + 1,
             ui_p99,
             pct_of(&work, 0.5),

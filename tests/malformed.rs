@@ -58,6 +58,9 @@ fn fixtures(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
         (Kind::Bmp, "a.bmp"),
         (Kind::TiffStrip, "a.tif"),
         (Kind::TiffTiledRgba, "t.tif"),
+        (Kind::DemTiff, "f32.tif"),
+        (Kind::Tiff12, "u16.tif"),
+        (Kind::DemFits, "f32.fits"),
     ] {
         let p = dir.join(name);
         write_file(kind, 61, 43, &p).expect("fixture");

@@ -544,3 +544,45 @@ fn data_levels_are_float_means_that_skip_no_data() {
     assert_eq!(png.get_pixel(80, 57).0[3], 0, "the no-data block");
     assert_eq!(png.get_pixel(10, 10).0[3], 255);
 }
+
+#[test]
+fn lying_fits_headers_get_one_line_errors() {
+    let dir = tempdir();
+    let base = |w: &str, bitpix: &str| {
+        vec![
+            card("SIMPLE", "T"),
+            card("BITPIX", bitpix),
+            card("NAXIS", 2),
+            card("NAXIS1", w),
+            card("NAXIS2", 4),
+        ]
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("huge", fits(&base("4000000000000", "16"), &[0; 32], &[])),
+        ("past-eof", fits(&base("100000", "16"), &[0; 32], &[])),
+        ("bitpix", fits(&base("4", "12"), &[0; 32], &[])),
+        ("not-a-number", fits(&base("four", "16"), &[0; 32], &[])),
+        (
+            "no-end",
+            b"SIMPLE  =                    T"
+                .iter()
+                .copied()
+                .chain(std::iter::repeat_n(b' ', 2850))
+                .collect(),
+        ),
+        (
+            "no-image",
+            fits(
+                &[card("SIMPLE", "T"), card("BITPIX", 8), card("NAXIS", 0)],
+                &[],
+                &[],
+            ),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let p = support::write(dir.path(), &format!("{what}.fits"), &bytes);
+        let (code, _, err) = run(&["info", p.to_str().expect("utf8")]);
+        assert_eq!(code, 2, "{what}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{what}: {err}");
+    }
+}
