@@ -179,12 +179,11 @@ fn eight_bit_pictures_stay_pictures() {
     assert!(image.page(0).expect("page").data.is_none());
 }
 
+/// One HDU of a FITS file: its header cards and data.
+type Hdu<'a> = (Vec<(&'a str, String)>, Vec<u8>);
+
 /// A FITS file: header cards (padded to 2880), then big-endian data padded to 2880.
-pub fn fits(
-    cards: &[(&str, String)],
-    data: &[u8],
-    extensions: &[(Vec<(&str, String)>, Vec<u8>)],
-) -> Vec<u8> {
+pub fn fits(cards: &[(&str, String)], data: &[u8], extensions: &[Hdu<'_>]) -> Vec<u8> {
     fn hdu(out: &mut Vec<u8>, cards: &[(&str, String)], data: &[u8]) {
         let start = out.len();
         for (k, v) in cards {
@@ -192,11 +191,11 @@ pub fn fits(
             out.extend_from_slice(format!("{card:<80}").as_bytes());
         }
         out.extend_from_slice(format!("{:<80}", "END").as_bytes());
-        while (out.len() - start) % 2880 != 0 {
+        while !(out.len() - start).is_multiple_of(2880) {
             out.push(b' ');
         }
         out.extend_from_slice(data);
-        while out.len() % 2880 != 0 {
+        while !out.len().is_multiple_of(2880) {
             out.push(0);
         }
     }

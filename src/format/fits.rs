@@ -131,13 +131,13 @@ fn read_header(source: &Source, at: u64) -> Result<(Header, u64), FormatError> {
     )))
 }
 
+/// A FITS sample type: the type kept, whether stored samples have their sign bit flipped
+/// (the unsigned conventions), and the physical scale left to apply.
+type Samples = (SampleType, bool, Option<(f64, f64)>);
+
 /// The sample type of BITPIX with BZERO/BSCALE: the unsigned conventions become unsigned types
-/// (stored with the sign bit flipped); returns the type, whether to flip, and the scale left.
-fn sample_type(
-    bitpix: i64,
-    bzero: f64,
-    bscale: f64,
-) -> Result<(SampleType, bool, Option<(f64, f64)>), FormatError> {
+/// (stored with the sign bit flipped).
+fn sample_type(bitpix: i64, bzero: f64, bscale: f64) -> Result<Samples, FormatError> {
     let unit = bscale == 1.0;
     let (t, flip) = match bitpix {
         8 if unit && bzero == -128.0 => (SampleType::I8, true),
@@ -196,7 +196,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
         let elements = axes
             .iter()
             .try_fold(1u64, |a, &n| a.checked_mul(n))
-            .and_then(|e| if naxis == 0 { Some(0) } else { Some(e) })
+            .map(|e| if naxis == 0 { 0 } else { e })
             .and_then(|e| e.checked_add(pcount))
             .and_then(|e| e.checked_mul(gcount))
             .and_then(|e| e.checked_mul(bytes))

@@ -400,7 +400,7 @@ impl BuildJob {
         &self,
         page: &Page,
         wait: &dyn Fn(),
-        row_out: &mut dyn FnMut(&[Option<f64>]) -> Result<(), FormatError>,
+        row_out: &mut RowSink<'_>,
     ) -> Result<(), FormatError> {
         let info = page
             .data
@@ -546,6 +546,9 @@ impl BuildJob {
         })
     }
 }
+
+/// Takes one row of a data page (stored values, `None` for no-data).
+type RowSink<'a> = dyn FnMut(&[Option<f64>]) -> Result<(), FormatError> + 'a;
 
 /// Raw 8-bit gray, RGB(X/A) or BGR(X/A) rows in one full-width unit per row: the box filter
 /// reads them as stored, skipping the conversion to RGBA (half the work of a raw pass).

@@ -393,6 +393,9 @@ pub fn write_tiff_data<W: Write + Seek>(
     write_tiff_pages_data(w, std::slice::from_ref(spec), &[sample], compress)
 }
 
+/// A sample function of any type: `(x, y, channel) -> value`.
+type DataSample<'a> = dyn Fn(u32, u32, u32) -> f64 + 'a;
+
 /// Write several pages (e.g. a pyramid) into one TIFF.
 pub fn write_tiff_pages<W: Write + Seek>(
     w: &mut W,
@@ -400,7 +403,7 @@ pub fn write_tiff_pages<W: Write + Seek>(
     samples: &[&dyn Fn(u32, u32, u32) -> u16],
     compress: Option<Compressor<'_>>,
 ) -> std::io::Result<()> {
-    let wrapped: Vec<Box<dyn Fn(u32, u32, u32) -> f64 + '_>> = samples
+    let wrapped: Vec<Box<DataSample<'_>>> = samples
         .iter()
         .map(|f| {
             Box::new(move |x, y, c| f64::from(f(x, y, c))) as Box<dyn Fn(u32, u32, u32) -> f64>
