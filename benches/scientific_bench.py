@@ -61,7 +61,7 @@ def commands(kind, path, size, out, tmp):
     vy = size - y - VIEW_H if kind == "dem-fits" else y
     tv, uv = os.path.join(tmp, "t.v"), os.path.join(tmp, "u.v")
     vips = [["vips", "crop", path, tv, str(x), str(vy), str(VIEW_W), str(VIEW_H)],
-            ["vips", "linear", tv, uv, str(a), str(b)],
+            ["vips", "linear", "--", tv, uv, str(a), str(b)],
             ["vips", "cast", uv, out + "[compression=1]", "uchar"]]
     return {"tessera": tess, "gdal": gdal, "vips": vips}
 

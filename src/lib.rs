@@ -34,6 +34,12 @@
 //! BigTIFF (laid out by `sidecar`, kept in `store`) that is opened as an image of its own and
 //! attached to the file's [`OpenImage`].
 //!
+//! Scientific pages (16-bit gray, signed, float, 32/64-bit, many channels, FITS) decode to
+//! native samples (`data::SampleBuf`, described by the page's `data::DataInfo`) and are
+//! coloured by a `display::Mapping` (window, transfer, colormap, channel colours) compiled into
+//! lookup tables, in `render` and when the viewer uploads textures; auto contrast comes from
+//! `data::stats`. A change of mapping re-maps cached pieces, never the file.
+//!
 //! The window (`app`) owns a `session::Session` per open image: each frame it plans the view
 //! (`view::plan`), drains loader results, uploads at most a few MB of textures into
 //! `textures::TextureCache` and paints (`ui::canvas`); the UI thread never reads the file or

@@ -347,6 +347,7 @@ pub fn render_mapped(
         .filter(|_| level.source.has_descriptors())
         .map_or(1, |p| p.descriptor_count() / p.unit_count().max(1));
     let mut out = Compositor::new(target);
+    out.skip_transparent = mapping.is_some();
     let mut stats = RenderStats {
         units: keys.len() as u64,
         factor: level.factor,
@@ -447,6 +448,9 @@ struct Compositor {
     pixels: Vec<u8>,
     sums: Vec<u64>,
     weights: Vec<u32>,
+    /// Data pages: transparent pixels are no-data and do not count (an output pixel is the
+    /// mean of the valid pixels it covers, as built levels are).
+    skip_transparent: bool,
 }
 
 impl Compositor {
@@ -469,6 +473,7 @@ impl Compositor {
             pixels: if copy { vec![0; n * 4] } else { Vec::new() },
             sums: if copy { Vec::new() } else { vec![0; n * 4] },
             weights: if copy { Vec::new() } else { vec![0; n] },
+            skip_transparent: false,
         }
     }
 
@@ -503,6 +508,9 @@ impl Compositor {
                 }
                 let row = oy * self.out_w;
                 for (px, spans) in src.chunks_exact(4).zip(&col_spans) {
+                    if self.skip_transparent && px[3] == 0 {
+                        continue;
+                    }
                     for &(ox, wx) in spans {
                         if wx == 0 {
                             continue;

@@ -267,7 +267,18 @@ impl Session {
         let opaque = !self.page().mode.has_alpha();
         let started = Instant::now();
         let mut done = 0;
+        // Re-maps of textures already on screen (a display change) get a quarter of the
+        // budget: while a handle is dragged the centre follows every frame and the frame
+        // costs what a pan frame costs; the rest catches up when the drag stops.
+        let mut remapped = 0;
         while let Some((key, piece)) = self.uploads.pop_front() {
+            if self.textures.contains(&key) {
+                if remapped >= budget_bytes / 4 {
+                    self.uploads.push_front((key, piece));
+                    break;
+                }
+                remapped += piece.extent.pixels() as usize * 4;
+            }
             match (&self.display, piece.samples()) {
                 (Some(d), Some((buf, _))) => {
                     let rgba = d.compiled().map(buf, piece.extent.pixels() as usize);
@@ -395,17 +406,41 @@ impl Session {
             .map(|i| &i.state)
     }
 
-    /// Native values at image pixel (x, y), if its piece is in the CPU cache.
-    pub fn native_at(&self, x: u32, y: u32) -> Option<Vec<f64>> {
+    /// Native values at image pixel (x, y) from the finest level whose piece is in the CPU
+    /// cache (full resolution first), with that level's factor.
+    pub fn native_at(&self, x: u32, y: u32) -> Option<(Vec<f64>, u32)> {
         let page = self.page();
         let keys = Geometry::of_page(page).keys_on_grid(
             LevelSource::Page(self.page),
             &Extent::new(x, y, x + 1, y + 1),
         );
         let mut cache = lock(&self.cache);
-        keys.iter()
+        if let Some(v) = keys
+            .iter()
             .find_map(|k| cache.get(k))
             .and_then(|p| p.native_at(x, y, page.mode))
+        {
+            return Some((v, 1));
+        }
+        // Zoomed out: the level on screen (or a coarser one) has the value of its block.
+        for level in self.pyramid.levels().iter().skip(1) {
+            let f = level.factor.max(1);
+            let (lx, ly) = (x / f, y / f);
+            if lx >= level.width || ly >= level.height {
+                continue;
+            }
+            let keys = level
+                .geometry
+                .keys_on_grid(level.source, &Extent::new(lx, ly, lx + 1, ly + 1));
+            if let Some(v) = keys
+                .iter()
+                .filter_map(|k| cache.get(k))
+                .find_map(|p| p.native_at(lx, ly, page.mode))
+            {
+                return Some((v, f));
+            }
+        }
+        None
     }
 }
 

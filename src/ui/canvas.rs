@@ -69,6 +69,17 @@ pub fn canvas_ui(
 
     let visible = view.visible_extent(iw, ih, 0.0);
 
+    if visible.is_some()
+        && session
+            .display
+            .as_ref()
+            .is_some_and(|d| d.info.may_have_holes())
+    {
+        // No-data pixels are transparent: a checkerboard shows through them (under the
+        // placeholders too).
+        let area = to_rect(view, origin, &page.extent()).intersect(rect);
+        checkerboard(ui.ctx(), &painter, area);
+    }
     if session.mode() == ViewMode::TooFarOut {
         // Nothing is loaded at this scale: the image area is a neutral placeholder.
         placeholder(
@@ -88,15 +99,6 @@ pub fn canvas_ui(
         placeholder(&painter, area, area.intersect(rect), &text);
     }
     if let Some(visible) = visible {
-        if session
-            .display
-            .as_ref()
-            .is_some_and(|d| d.info.may_have_holes())
-        {
-            // No-data pixels are transparent: a checkerboard shows through them.
-            let area = to_rect(view, origin, &page.extent()).intersect(rect);
-            checkerboard(ui.ctx(), &painter, area);
-        }
         paint_pieces(&painter, session, view, origin, &visible);
         // Descriptor boundaries, coloured by state.
         if overlay {

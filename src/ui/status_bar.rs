@@ -22,7 +22,10 @@ pub fn status_bar_ui(
         match hover {
             Some((x, y)) => {
                 let value = match s.native_at(x, y) {
-                    Some(values) => describe_values(page, &values),
+                    Some((values, 1)) => describe_values(page, &values),
+                    Some((values, f)) => {
+                        format!("{} (level 1/{f})", describe_values(page, &values))
+                    }
                     None => "not loaded".to_string(),
                 };
                 ui.label(format!("x {x}  y {y}  {}: {value}", page.mode));
