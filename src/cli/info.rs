@@ -27,7 +27,14 @@ pub struct InfoArgs {
 
 pub fn run(a: InfoArgs) -> Result<()> {
     let image = OpenImage::open(&a.file)?;
-    image.page(a.page)?;
+    let p = image.page(a.page)?;
+    if a.stats && p.data.is_none() {
+        anyhow::bail!(
+            "{}: --stats describes data pages (16-bit, signed, float, many channels); this page is {}",
+            a.file.display(),
+            p.mode
+        );
+    }
     levels::attach_existing(&image, &a.levels.config());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
@@ -37,13 +44,18 @@ pub fn run(a: InfoArgs) -> Result<()> {
     } else {
         info::write_table(&mut out, &a.file.display().to_string(), &image, page)
     };
+    let mut stats_error = None;
     let written = written.and_then(|()| {
-        if a.stats {
-            write_stats(&mut out, &image, a.page).map_err(std::io::Error::other)
-        } else {
-            Ok(())
+        if a.stats
+            && let Err(e) = write_stats(&mut out, &image, a.page)
+        {
+            stats_error = Some(e);
         }
+        Ok(())
     });
+    if let Some(e) = stats_error {
+        return Err(e);
+    }
     match written.and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         // `tessera info big.tif | head` is fine.

@@ -135,7 +135,7 @@ pub fn display_panel_ui(ui: &mut egui::Ui, d: &DisplayState) -> Vec<Command> {
             .min(n.saturating_sub(1)),
     };
     egui::ScrollArea::vertical()
-        .max_height(ui.available_height() - 190.0)
+        .auto_shrink([false, true])
         .show(ui, |ui| {
             let rows: Vec<usize> = match m.single {
                 Some(c) => vec![c],
@@ -143,47 +143,34 @@ pub fn display_panel_ui(ui: &mut egui::Ui, d: &DisplayState) -> Vec<Command> {
             };
             let composite = m.single.is_none();
             for c in rows {
-                channel_row(ui, &mut m, c, &info.names[c], selected, composite);
+                channel_row(
+                    ui,
+                    &mut m,
+                    (c, &info.names[c]),
+                    d.stats.channels.get(c),
+                    selected,
+                    composite,
+                );
+                ui.separator();
             }
         });
-    ui.separator();
-    if let Some(stats) = d.stats.channels.get(selected) {
-        ui.label(format!(
-            "{}: {} values sampled{}",
-            info.names[selected],
-            stats.count,
-            if stats.nodata > 0 {
-                format!(", {} no-data", stats.nodata)
-            } else {
-                String::new()
-            }
-        ));
-        if let Some(ch) = m.channels.get_mut(selected) {
-            let color = if m.single.is_some() {
-                Color32::from_gray(200)
-            } else {
-                let [r, g, b] = ch.color;
-                Color32::from_rgb(r.max(60), g.max(60), b.max(60))
-            };
-            let label = format!("histogram of {}", info.names[selected]);
-            histogram(ui, stats, &mut ch.lo, &mut ch.hi, color, &label);
-        }
-    }
     if m != *d.mapping() {
         cmds.push(Command::SetMapping(m));
     }
     cmds
 }
 
-/// One channel: visibility and colour (composite), name, window, transfer, invert.
+/// One channel: visibility and colour (composite), name, window, transfer, invert, and its
+/// histogram with the black and white points as handles.
 fn channel_row(
     ui: &mut egui::Ui,
     m: &mut Mapping,
-    c: usize,
-    name: &str,
+    (c, name): (usize, &str),
+    stats: Option<&ChannelStats>,
     selected: usize,
     composite: bool,
 ) {
+    let single = m.single.is_some();
     let Some(ch) = m.channels.get_mut(c) else {
         return;
     };
@@ -235,6 +222,26 @@ fn channel_row(
         }
         ui.checkbox(&mut ch.invert, "invert");
     });
+    if let Some(stats) = stats {
+        ui.weak(format!(
+            "{} values sampled{}",
+            stats.count,
+            if stats.nodata > 0 {
+                format!(", {} no-data", stats.nodata)
+            } else {
+                String::new()
+            }
+        ));
+        let color = if single {
+            Color32::from_gray(200)
+        } else {
+            let [r, g, b] = ch.color;
+            Color32::from_rgb(r.max(60), g.max(60), b.max(60))
+        };
+        let height = if single { 120.0 } else { 60.0 };
+        let label = format!("histogram of {name}");
+        histogram(ui, stats, (&mut ch.lo, &mut ch.hi), color, (&label, height));
+    }
 }
 
 /// A histogram of the sampled values (log counts) over a range that holds the data and the
@@ -242,13 +249,13 @@ fn channel_row(
 fn histogram(
     ui: &mut egui::Ui,
     stats: &ChannelStats,
-    lo: &mut f64,
-    hi: &mut f64,
+    (lo, hi): (&mut f64, &mut f64),
     color: Color32,
-    label: &str,
+    (label, height): (&str, f32),
 ) {
     let width = ui.available_width().max(120.0);
-    let (rect, response) = ui.allocate_exact_size(Vec2::new(width, 120.0), Sense::click_and_drag());
+    let (rect, response) =
+        ui.allocate_exact_size(Vec2::new(width, height), Sense::click_and_drag());
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Slider, true, label));
     let drag_id = response.id.with("drag");
     // The range stays fixed while a handle is dragged, so the handle follows the pointer.
