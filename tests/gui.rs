@@ -298,7 +298,7 @@ fn a_slow_open_can_be_cancelled() {
     use std::io::Write;
     let dir = crate::support::tempdir();
     let p = dir.path().join("slow.pgm");
-    let side = 3000;
+    let side = 3600;
     let mut f = std::io::BufWriter::new(std::fs::File::create(&p).expect("create"));
     write!(f, "P2\n{side} {side}\n255\n").expect("header");
     for y in 0..side {
