@@ -44,17 +44,8 @@ pub fn run(a: InfoArgs) -> Result<()> {
     } else {
         info::write_table(&mut out, &a.file.display().to_string(), &image, page)
     };
-    let mut stats_error = None;
-    let written = written.and_then(|()| {
-        if a.stats
-            && let Err(e) = write_stats(&mut out, &image, a.page)
-        {
-            stats_error = Some(e);
-        }
-        Ok(())
-    });
-    if let Some(e) = stats_error {
-        return Err(e);
+    if a.stats && written.is_ok() {
+        write_stats(&mut out, &image, a.page)?;
     }
     match written.and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
