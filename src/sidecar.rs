@@ -53,7 +53,7 @@ pub struct LevelPlan {
     pub src_width: u32,
     pub src_height: u32,
     /// Samples per pixel filtered: 1 (gray), 3 (RGB, stored as RGBX) or 4 (RGBA); for data
-    /// pages (`float`), 1 to 4 channels.
+    /// pages (`float`), any number of channels.
     pub spp: u8,
     /// Samples are 32-bit floats (levels of a data page: the mean of the valid samples, NaN
     /// where a block has none), stored as they are (no padding).
@@ -95,7 +95,7 @@ impl LevelPlan {
             .filter(|&f| f >= min_factor)
             .collect();
         let ok = if float {
-            (1..=4).contains(&spp)
+            spp >= 1
         } else {
             matches!(spp, 1 | 3 | 4)
         };
@@ -190,16 +190,23 @@ impl LevelPlan {
             let arrays = pos + 8 + 20 * entries + 8;
             let multi = strips > 1;
             let (off_at, len_at) = (arrays, arrays + 8 * strips);
+            // Per-sample arrays of more than four SHORTs (float levels of 5+ channels) follow
+            // the strip arrays.
+            let shorts_at = arrays + if multi { 16 * strips } else { 0 };
+            let n = u64::from(disk);
+            let (bits_at, format_at, extras_at) = (shorts_at, shorts_at + 2 * n, shorts_at + 4 * n);
+            let shorts = |v: u16, count: u64, at: u64| {
+                if count > 4 {
+                    at
+                } else {
+                    packed_shorts(&vec![v; count as usize])
+                }
+            };
             let mut e: Vec<(u16, u16, u64, u64)> = vec![
                 (254, 4, 1, 1),
                 (256, 4, 1, u64::from(l.width)),
                 (257, 4, 1, u64::from(l.height)),
-                (
-                    258,
-                    3,
-                    u64::from(disk),
-                    packed_shorts(&vec![if float { 32 } else { 8 }; disk as usize]),
-                ),
+                (258, 3, n, shorts(if float { 32 } else { 8 }, n, bits_at)),
                 (259, 3, 1, 1),
                 (262, 3, 1, if self.spp == 1 || float { 1 } else { 2 }),
                 (270, 2, id_len as u64 + 1, 16),
@@ -212,15 +219,9 @@ impl LevelPlan {
             if float {
                 // Channels beyond the first are extra channels (not alpha); IEEE floats.
                 if disk > 1 {
-                    let extras = vec![0u16; disk as usize - 1];
-                    e.push((338, 3, u64::from(disk) - 1, packed_shorts(&extras)));
+                    e.push((338, 3, n - 1, shorts(0, n - 1, extras_at)));
                 }
-                e.push((
-                    339,
-                    3,
-                    u64::from(disk),
-                    packed_shorts(&vec![3; disk as usize]),
-                ));
+                e.push((339, 3, n, shorts(3, n, format_at)));
             } else if disk == 4 {
                 // Unassociated alpha, or (RGBX) a pad byte with no meaning.
                 e.push((338, 3, 1, if self.spp == 4 { 2 } else { 0 }));
@@ -242,6 +243,16 @@ impl LevelPlan {
                 for s in 0..l.strips() {
                     let rows = (l.height - s * l.rows_per_strip).min(l.rows_per_strip);
                     out.extend_from_slice(&(u64::from(rows) * l.stride).to_le_bytes());
+                }
+            }
+            if float && n > 4 {
+                for (v, count) in [(32u16, n), (3, n)] {
+                    for _ in 0..count {
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                }
+                if n - 1 > 4 {
+                    out.extend(std::iter::repeat_n(0u8, 2 * (n as usize - 1)));
                 }
             }
             pos += ifd_len(l, spp, float);
@@ -270,7 +281,13 @@ fn entry_count(spp: u8, float: bool) -> u64 {
 fn ifd_len(l: &LevelGeom, spp: u8, float: bool) -> u64 {
     let strips = u64::from(l.strips());
     let arrays = if strips > 1 { 16 * strips } else { 0 };
-    8 + 20 * entry_count(spp, float) + 8 + arrays
+    let n = u64::from(spp);
+    let shorts = if float && n > 4 {
+        4 * n + if n - 1 > 4 { 2 * (n - 1) } else { 0 }
+    } else {
+        0
+    };
+    8 + 20 * entry_count(spp, float) + 8 + arrays + shorts
 }
 
 /// Up to four SHORTs packed into an inline 8-byte value.

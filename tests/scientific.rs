@@ -585,3 +585,53 @@ fn lying_fits_headers_get_one_line_errors() {
         assert_eq!(err.trim().lines().count(), 1, "{what}: {err}");
     }
 }
+
+#[test]
+fn levels_of_many_channels() {
+    let dir = tempdir();
+    let store = dir.path().join("levels");
+    let (w, h, n) = (900u32, 600u32, 6u16);
+    let mut spec = TiffSpec::new(w, h, n, 16, 1).tiles(128, 128);
+    spec.planar = true;
+    spec.extra_samples = vec![0; usize::from(n) - 1];
+    let v = |x: u32, y: u32, c: u32| f64::from((x * (3 + c) + y * 5 + c * 1000) % 4096);
+    let path = dir.path().join("six.tif");
+    let mut f = std::fs::File::create(&path).expect("create");
+    let z = |b: &[u8]| zlib(b, flate2::Compression::fast());
+    write_tiff_data(&mut f, &spec, &v, Some((8, &z))).expect("write");
+    drop(f);
+    let (p, s) = (path.to_str().expect("utf8"), store.to_str().expect("utf8"));
+    let (code, out, err) = run(&["levels", p, "--levels-dir", s]);
+    assert_eq!(code, 0, "{out}{err}");
+    let image = OpenImage::open(&path).expect("open");
+    let cfg = tessera::levels::LevelsConfig {
+        dir: Some(store.clone()),
+        cap_bytes: 1 << 30,
+        auto_pixels: 0,
+    };
+    assert!(
+        tessera::levels::attach_existing(&image, &cfg),
+        "levels kept"
+    );
+    let built = image.built_levels().expect("built");
+    let f = built.factor(0);
+    let (lw, lh, ch, got) = native(built.image.path(), 0);
+    assert_eq!(ch, usize::from(n));
+    for (lx, ly) in [(0, 0), (lw / 2, lh / 3), (lw - 1, lh - 1)] {
+        for c in 0..u32::from(n) {
+            let (mut sum, mut k) = (0.0, 0.0);
+            for y in ly * f..((ly + 1) * f).min(h) {
+                for x in lx * f..((lx + 1) * f).min(w) {
+                    sum += v(x, y, c);
+                    k += 1.0;
+                }
+            }
+            let g = got[((ly * lw + lx) as usize) * ch + c as usize];
+            assert!(
+                (g - sum / k).abs() < 1e-2,
+                "({lx},{ly}) channel {c}: {g} vs {}",
+                sum / k
+            );
+        }
+    }
+}

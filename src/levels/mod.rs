@@ -69,7 +69,6 @@ pub fn wanted(image: &OpenImage, min_pixels: u64) -> bool {
         return false;
     };
     own_levels(image) == 1
-        && page.data.as_ref().is_none_or(|d| d.channels <= 4)
         && !crate::sidecar::factors(page.width, page.height).is_empty()
         && u64::from(page.width) * u64::from(page.height) >= min_pixels
 }
@@ -208,11 +207,6 @@ pub fn prepare_build(image: &Arc<OpenImage>, cfg: &LevelsConfig) -> Result<Build
         .unwrap_or(u64::MAX)
         .saturating_sub(DISK_MARGIN);
     let cap = if keep { cfg.cap_bytes.min(free) } else { free };
-    if page.data.is_some() && spp > 4 {
-        return Err(request(format!(
-            "levels of data with {spp} channels (1 to 4 are built)"
-        )));
-    }
     let plan = LevelPlan::within_kind(page.width, page.height, spp, page.data.is_some(), cap)
         .ok_or_else(|| {
             request(format!(
