@@ -61,6 +61,28 @@ fn settle(h: &mut Harness<'static, TesseraApp>, done: impl Fn(&TesseraApp) -> bo
     panic!("the app did not settle");
 }
 
+/// Press at `p0`, move to `p1` in ten steps (a frame each), release.
+fn drag(h: &mut Harness<'static, TesseraApp>, p0: Pos2, p1: Pos2) {
+    h.event(Event::PointerMoved(p0));
+    h.event(Event::PointerButton {
+        pos: p0,
+        button: PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    for i in 1..=10 {
+        h.event(Event::PointerMoved(p0 + (p1 - p0) * (i as f32 / 10.0)));
+        h.step();
+    }
+    h.event(Event::PointerButton {
+        pos: p1,
+        button: PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+}
+
 /// A 2000x1500 tiled TIFF with 256x256 tiles: 8x6 = 48 descriptors.
 fn tiled(dir: &Path) -> std::path::PathBuf {
     let p = dir.join("t.tif");
@@ -110,24 +132,7 @@ fn drag_moves_the_view_by_the_dragged_distance() {
         (v.center_x, v.center_y, v.zoom)
     };
     let p1 = p0 + Vec2::new(120.0, -70.0);
-    h.event(Event::PointerMoved(p0));
-    h.event(Event::PointerButton {
-        pos: p0,
-        button: PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::NONE,
-    });
-    h.step();
-    for i in 1..=10 {
-        h.event(Event::PointerMoved(p0 + (p1 - p0) * (i as f32 / 10.0)));
-        h.step();
-    }
-    h.event(Event::PointerButton {
-        pos: p1,
-        button: PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::NONE,
-    });
+    drag(&mut h, p0, p1);
     h.step();
     let v = &h.state().view;
     let moved = (
@@ -716,24 +721,7 @@ fn dragging_the_white_point_remaps_without_reading_the_file() {
         Pos2::new(r.right() - 8.0, r.center().y),
         Pos2::new(r.center().x, r.center().y),
     );
-    h.event(Event::PointerMoved(p0));
-    h.event(Event::PointerButton {
-        pos: p0,
-        button: PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::NONE,
-    });
-    h.step();
-    for i in 1..=10 {
-        h.event(Event::PointerMoved(p0 + (p1 - p0) * (i as f32 / 10.0)));
-        h.step();
-    }
-    h.event(Event::PointerButton {
-        pos: p1,
-        button: PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::NONE,
-    });
+    drag(&mut h, p0, p1);
     settle(&mut h, sharp);
     let s = h.state().session.as_ref().expect("session");
     let d = s.display.as_ref().expect("display");

@@ -480,18 +480,7 @@ fn data_levels_are_float_means_that_skip_no_data() {
     write_tiff_data(&mut f, &spec, &move |x, y, _| v(x, y), Some((8, &z))).expect("write");
     drop(f);
     let (p, s) = (path.to_str().expect("utf8"), store.to_str().expect("utf8"));
-    let (code, out, err) = run(&["levels", p, "--levels-dir", s]);
-    assert_eq!(code, 0, "{out}{err}");
-    let image = OpenImage::open(&path).expect("open");
-    let cfg = tessera::levels::LevelsConfig {
-        dir: Some(store.clone()),
-        cap_bytes: 1 << 30,
-        auto_pixels: 0,
-    };
-    assert!(
-        tessera::levels::attach_existing(&image, &cfg),
-        "levels kept"
-    );
+    let image = build_levels(&path, &store);
     let built = image.built_levels().expect("built");
     assert!(built.plan.float);
     let level = &built.image.layout.pages[0];
@@ -600,19 +589,7 @@ fn levels_of_many_channels() {
     let z = |b: &[u8]| zlib(b, flate2::Compression::fast());
     write_tiff_data(&mut f, &spec, &v, Some((8, &z))).expect("write");
     drop(f);
-    let (p, s) = (path.to_str().expect("utf8"), store.to_str().expect("utf8"));
-    let (code, out, err) = run(&["levels", p, "--levels-dir", s]);
-    assert_eq!(code, 0, "{out}{err}");
-    let image = OpenImage::open(&path).expect("open");
-    let cfg = tessera::levels::LevelsConfig {
-        dir: Some(store.clone()),
-        cap_bytes: 1 << 30,
-        auto_pixels: 0,
-    };
-    assert!(
-        tessera::levels::attach_existing(&image, &cfg),
-        "levels kept"
-    );
+    let image = build_levels(&path, &store);
     let built = image.built_levels().expect("built");
     let f = built.factor(0);
     let (lw, lh, ch, got) = native(built.image.path(), 0);
@@ -634,4 +611,22 @@ fn levels_of_many_channels() {
             );
         }
     }
+}
+
+/// `tessera levels FILE --levels-dir STORE`, then the file opened with its kept levels.
+fn build_levels(path: &Path, store: &Path) -> std::sync::Arc<OpenImage> {
+    let (p, s) = (path.to_str().expect("utf8"), store.to_str().expect("utf8"));
+    let (code, out, err) = run(&["levels", p, "--levels-dir", s]);
+    assert_eq!(code, 0, "{out}{err}");
+    let image = OpenImage::open(path).expect("open");
+    let cfg = tessera::levels::LevelsConfig {
+        dir: Some(store.to_path_buf()),
+        cap_bytes: 1 << 30,
+        auto_pixels: 0,
+    };
+    assert!(
+        tessera::levels::attach_existing(&image, &cfg),
+        "levels kept"
+    );
+    image
 }
