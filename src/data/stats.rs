@@ -78,7 +78,8 @@ impl ChannelStats {
 
     /// Counts of the sampled values in `bins` equal bins over `lo..=hi`.
     pub fn histogram(&self, lo: f64, hi: f64, bins: usize) -> Vec<u32> {
-        let mut out = vec![0u32; bins.max(1)];
+        let bins = bins.max(1);
+        let mut out = vec![0u32; bins];
         let span = hi - lo;
         if span.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             if let Some(first) = out.first_mut() {
