@@ -298,7 +298,14 @@ fn image_pages(
     let info = Arc::new(info);
     let mut raw = RawFormat::new(PixelKind::Data(t), t.bits()).with_samples(channels as u8);
     raw.flip_sign = flip;
-    let grid = Grid::new(width, height, width, height, raw_band_rows(stride));
+    // A band holds every channel: size it by all of them.
+    let grid = Grid::new(
+        width,
+        height,
+        width,
+        height,
+        raw_band_rows(stride * channels),
+    );
     for p in 0..page_count.min((MAX_PAGES - pages.len()) as u64) {
         pages.push(Page {
             width,

@@ -153,11 +153,12 @@ fn parse_page(d: &mut TiffDecoder, ifd_index: usize) -> Result<Page, FormatError
     let codec = codec(compression)?;
     // Split big uncompressed strips into bands; compressed chunks decode whole, so cap them.
     let max_band_rows = if codec == Codec::Raw && !chunks.tiled {
-        raw_band_rows(chunk_stride)
+        // A unit holds every plane: size bands by all of them.
+        raw_band_rows(chunk_stride.saturating_mul(u64::from(planes)))
     } else {
-        if chunk_bytes > MAX_CHUNK_BYTES {
+        if chunk_bytes.saturating_mul(u64::from(planes)) > MAX_CHUNK_BYTES {
             return Err(FormatError::too_large(format!(
-                "TIFF {} of {chunk_w}x{chunk_h} ({chunk_bytes} bytes) exceeds {MAX_CHUNK_BYTES}",
+                "TIFF {} of {chunk_w}x{chunk_h} ({chunk_bytes} bytes x {planes} planes) exceeds {MAX_CHUNK_BYTES}",
                 if chunks.tiled {
                     "tile"
                 } else {
