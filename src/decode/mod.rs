@@ -4,6 +4,7 @@
 //! native sample values where RGBA cannot give them back (16-bit, palette index, CMYK, odd
 //! maxval). Raw units are read here directly; codecs live in the submodules.
 
+pub mod fits_tile;
 pub mod indexed;
 pub mod libjpeg;
 
@@ -230,6 +231,7 @@ pub fn decode_piece(
         }
         Storage::Chunks { .. } => tiff::decode_chunk(source, page, unit, tiff_cache),
         Storage::Indexed { .. } => indexed::decode_band(source, page, unit),
+        Storage::Tiles(_) => fits_tile::decode_unit(source, page, unit),
         Storage::Stream { .. } => Err(FormatError::invalid(
             "internal: stream bands decode through decode_bands",
         )),

@@ -386,6 +386,9 @@ pub enum Storage {
         pens: Arc<Vec<(u32, u32)>>,
         codec: Codec,
     },
+    /// Tiles of a FITS tile-compressed image (`.fz`): a unit is a tile column by a band of
+    /// whole tile rows, decoded from the tiles it covers (rows are stored bottom-up).
+    Tiles(Arc<fits::TileTable>),
     /// A stream that decodes only from its start (PNG, JPEG): every band points at it until
     /// a pass has recorded checkpoints (`index`).
     Stream {
@@ -528,6 +531,7 @@ impl Page {
     pub fn planes(&self) -> u32 {
         match &self.storage {
             Storage::Chunks { planes, .. } | Storage::Raw { planes, .. } => *planes,
+            Storage::Tiles(t) => t.planes,
             _ => 1,
         }
     }
@@ -590,7 +594,7 @@ impl Page {
                     Access::Read
                 }
             }
-            Storage::Chunks { .. } | Storage::Indexed { .. } => Access::Decode,
+            Storage::Chunks { .. } | Storage::Indexed { .. } | Storage::Tiles(_) => Access::Decode,
             Storage::Stream { .. } => Access::Sequential,
         }
     }
@@ -645,6 +649,16 @@ impl Page {
                 offsets.get(unit as usize).copied().unwrap_or(0),
                 lengths.get(unit as usize).copied().unwrap_or(0),
             ),
+            Storage::Tiles(t) => {
+                // The first tile the unit needs, and the bytes of all of them.
+                let col = (unit % u64::from(self.grid.across())) as u32;
+                let rows = t.tile_rows(ext.y0, ext.y1);
+                let first = t.index(col, *rows.start(), plane);
+                let len = rows
+                    .map(|r| t.tiles.get(t.index(col, r, plane)).map_or(0, |x| x.1))
+                    .sum();
+                (t.tiles.get(first).map_or(0, |x| x.0), len)
+            }
             Storage::Stream { offset, length, .. } => (*offset, *length),
         }
     }
@@ -700,6 +714,26 @@ impl Page {
                 codec.decoder_name(),
                 format!("('{}', band={unit})", self.raw.rawmode()),
             ),
+            Storage::Tiles(t) => {
+                let col = (unit % u64::from(self.grid.across())) as u32;
+                let tiles: Vec<String> = t
+                    .tile_rows(extent.y0, extent.y1)
+                    .map(|r| t.index(col, r, plane).to_string())
+                    .collect();
+                (
+                    "fits_tile",
+                    format!(
+                        "('{}', {}, tiles {})",
+                        t.codec.name(),
+                        if self.planes() > 1 {
+                            self.raw.plane_rawmode(plane)
+                        } else {
+                            self.raw.rawmode()
+                        },
+                        tiles.join("+")
+                    ),
+                )
+            }
             Storage::Stream {
                 codec, interlaced, ..
             } => (
