@@ -232,6 +232,15 @@ pub fn gunzip(data: &[u8], expect: usize) -> Result<Vec<u8>, FormatError> {
     Ok(out)
 }
 
+/// Rice codes differences mapped to unsigned: even for ≥ 0, odd for < 0.
+fn unzigzag(diff: u64) -> i64 {
+    if diff & 1 == 0 {
+        (diff >> 1) as i64
+    } else {
+        !((diff >> 1) as i64)
+    }
+}
+
 /// Rice decompression of `n` values of `bytepix` bytes in blocks of `block` (cfitsio's
 /// `fits_rdecomp`): the first value raw, then per block a split `fs` and the differences.
 pub fn rice(data: &[u8], n: usize, bytepix: usize, block: usize) -> Result<Vec<i64>, FormatError> {
@@ -298,12 +307,7 @@ pub fn rice(data: &[u8], n: usize, bytepix: usize, block: usize) -> Result<Vec<i
                 } else {
                     b = 0;
                 }
-                let d = if diff & 1 == 0 {
-                    (diff >> 1) as i64
-                } else {
-                    !((diff >> 1) as i64)
-                };
-                last = wrap(last.wrapping_add(d));
+                last = wrap(last.wrapping_add(unzigzag(diff)));
                 out.push(last);
                 i += 1;
             }
@@ -324,12 +328,7 @@ pub fn rice(data: &[u8], n: usize, bytepix: usize, block: usize) -> Result<Vec<i
                 }
                 let diff = ((nzero as u64) << fs) | (b >> nbits);
                 b &= mask(nbits);
-                let d = if diff & 1 == 0 {
-                    (diff >> 1) as i64
-                } else {
-                    !((diff >> 1) as i64)
-                };
-                last = wrap(last.wrapping_add(d));
+                last = wrap(last.wrapping_add(unzigzag(diff)));
                 out.push(last);
                 i += 1;
             }

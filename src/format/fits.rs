@@ -248,6 +248,21 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
     })
 }
 
+/// Channel names: `CNAMEn`, or `CTYPE3` and the plane number; one channel takes `EXTNAME`.
+/// Empty names leave the defaults (see [`DataInfo::with_names`]).
+fn channel_names(h: &Header, channels: usize) -> Vec<String> {
+    if channels == 1 {
+        return vec![h.string("EXTNAME").unwrap_or_default()];
+    }
+    (1..=channels)
+        .map(|i| {
+            h.string(&format!("CNAME{i}"))
+                .or_else(|| h.string("CTYPE3").map(|c| format!("{c} {i}")))
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// The page(s) of one image HDU whose data start at `data`.
 fn image_pages(
     source: &Source,
@@ -296,18 +311,7 @@ fn image_pages(
             blank as f64
         });
     }
-    if channels > 1 {
-        let names: Vec<String> = (1..=channels)
-            .map(|i| {
-                h.string(&format!("CNAME{i}"))
-                    .or_else(|| h.string("CTYPE3").map(|c| format!("{c} {i}")))
-                    .unwrap_or_default()
-            })
-            .collect();
-        info = info.with_names(names);
-    } else if let Some(name) = h.string("EXTNAME").filter(|n| !n.is_empty()) {
-        info = info.with_names(vec![name]);
-    }
+    info = info.with_names(channel_names(h, channels as usize));
     let info = Arc::new(info);
     let mut raw = RawFormat::new(PixelKind::Data(t), t.bits()).with_samples(channels as u8);
     raw.flip_sign = flip;
@@ -695,16 +699,7 @@ fn compressed_page(
             blank as f64
         });
     }
-    if channels > 1 {
-        let names = (1..=channels)
-            .map(|i| {
-                h.string(&format!("CNAME{i}"))
-                    .or_else(|| h.string("CTYPE3").map(|c| format!("{c} {i}")))
-                    .unwrap_or_default()
-            })
-            .collect();
-        info = info.with_names(names);
-    }
+    info = info.with_names(channel_names(h, channels));
     let mut raw_format =
         RawFormat::new(PixelKind::Data(out_type), out_type.bits()).with_samples(channels as u8);
     raw_format.flip_sign = flip;
