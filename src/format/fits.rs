@@ -252,7 +252,9 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
 /// Empty names leave the defaults (see [`DataInfo::with_names`]).
 fn channel_names(h: &Header, channels: usize) -> Vec<String> {
     if channels == 1 {
-        return vec![h.string("EXTNAME").unwrap_or_default()];
+        // fpack names its tables COMPRESSED_IMAGE: not a name for the data.
+        let name = h.string("EXTNAME").filter(|n| n != "COMPRESSED_IMAGE");
+        return vec![name.unwrap_or_default()];
     }
     (1..=channels)
         .map(|i| {

@@ -716,10 +716,18 @@ impl Page {
             ),
             Storage::Tiles(t) => {
                 let col = (unit % u64::from(self.grid.across())) as u32;
-                let tiles: Vec<String> = t
-                    .tile_rows(extent.y0, extent.y1)
-                    .map(|r| t.index(col, r, plane).to_string())
-                    .collect();
+                let rows = t.tile_rows(extent.y0, extent.y1);
+                let (a, b) = (
+                    t.index(col, *rows.start(), plane),
+                    t.index(col, *rows.end(), plane),
+                );
+                let n = rows.count();
+                let tiles = match (n, t.across) {
+                    (1, _) => a.to_string(),
+                    (2, _) => format!("{a}+{b}"),
+                    (_, 1) => format!("{a}..={b}"),
+                    (_, step) => format!("{a}..={b} every {step}"),
+                };
                 (
                     "fits_tile",
                     format!(
@@ -730,7 +738,7 @@ impl Page {
                         } else {
                             self.raw.rawmode()
                         },
-                        tiles.join("+")
+                        tiles
                     ),
                 )
             }
