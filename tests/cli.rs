@@ -197,3 +197,29 @@ fn indexing_reports_progress_and_can_be_cancelled() {
     let err = tessera::OpenImage::open_with_progress(&p, &cancelled).expect_err("cancelled");
     assert!(err.to_string().contains("cancelled"), "{err}");
 }
+
+#[test]
+fn errors_print_each_cause_once() {
+    let dir = tempdir();
+    // Photometric 9 (ICC Lab) is not read: the reason must appear once, on one line.
+    let mut f = std::io::Cursor::new(Vec::new());
+    write_tiff(&mut f, &TiffSpec::new(8, 8, 1, 8, 9), &|_, _, _| 0, None).expect("tiff");
+    let p = write(dir.path(), "lab.tif", &f.into_inner());
+    let missing = dir.path().join("missing.tif");
+    for path in [p, missing] {
+        let (code, _, err) = run(&["info", path.to_str().expect("utf8")]);
+        assert_eq!(code, 2);
+        let line = err.trim();
+        assert_eq!(line.lines().count(), 1, "{err}");
+        let parts: Vec<&str> = line.split(": ").collect();
+        for (i, a) in parts.iter().enumerate() {
+            for b in &parts[i + 1..] {
+                assert!(a.len() < 8 || a != b, "a cause repeated: {line}");
+            }
+        }
+        assert!(
+            !line.contains("photometric interpretation 9 with 1 samples: unsupported"),
+            "{line}"
+        );
+    }
+}

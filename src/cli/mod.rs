@@ -101,9 +101,22 @@ pub fn run() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        // The error chain joined on one line, no backtrace.
-        Err(e) => fail(&format!("{e:#}")),
+        Err(e) => fail(&one_line(&e)),
     }
+}
+
+/// The error and its causes on one line, no backtrace, each cause once: Tessera's errors
+/// already print their source, so a cause whose text is in the message is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
 }
 
 fn fail(msg: &str) -> ExitCode {
