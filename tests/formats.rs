@@ -408,10 +408,19 @@ fn tiff_bilevel_palette_cmyk_planar() {
         };
         check_against(&p, W, H, &expect, 0, 0.0);
     }
-    // Palette, 8 and 4 bits.
-    for bits in [8u16, 4] {
+    // Palette, 8 and 4 bits, with every compression (8-bit LZW also with the predictor).
+    for (bits, comp, predictor) in [
+        (8u16, None, 1),
+        (4, None, 1),
+        (8, Some(5), 1),
+        (8, Some(5), 2),
+        (4, Some(5), 1),
+        (8, Some(8), 2),
+        (4, Some(32773), 1),
+    ] {
         let n = 1usize << bits;
         let mut spec = TiffSpec::new(W, H, 1, bits, 3).tiles(16, 16);
+        spec.predictor = predictor;
         let map = |i: usize, c: usize| ((i * 37 + c * 101) % 256) as u16 * 257;
         spec.colormap = (0..3)
             .flat_map(|c| (0..n).map(move |i| map(i, c)))
@@ -419,8 +428,8 @@ fn tiff_bilevel_palette_cmyk_planar() {
         let f = |x, y, _c| u16::from(px(x, y, 0)) % n as u16;
         let p = write(
             dir.path(),
-            &format!("pal{bits}.tif"),
-            &tiff_bytes(&spec, &f, None),
+            &format!("pal{bits}-{comp:?}-{predictor}.tif"),
+            &tiff_bytes(&spec, &f, comp),
         );
         let expect = |x: u32, y: u32| {
             let i = f(x, y, 0) as usize;

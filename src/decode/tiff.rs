@@ -9,7 +9,7 @@ use tiff::decoder::{Decoder, DecodingResult};
 use super::{Piece, interleave_planes};
 use crate::error::FormatError;
 use crate::format::tiff::{open_decoder_owned, tiff_error};
-use crate::format::{Page, Storage};
+use crate::format::{Codec, Page, Storage};
 use crate::source::{Source, SourceReader};
 
 type OwnedDecoder = Decoder<SourceReader<Arc<Source>>>;
@@ -88,6 +88,9 @@ pub fn decode_chunk(
         let (off, len) = page.unit_bytes(unit, p);
         crate::format::check_span(off, len, source.len(), &format!("chunk {unit} (plane {p})"))?;
     }
+    if page.raw.kind == crate::sample::PixelKind::Palette {
+        return decode_palette_chunk(source, page, unit);
+    }
     let decoder = cache.decoder(*ifd_index)?;
     let (chunk, _) = page.grid.unit_chunk(unit);
     let chunks_per_plane = u64::from(page.grid.across()) * u64::from(page.grid.chunk_rows());
@@ -133,4 +136,117 @@ pub fn decode_chunk(
         raw.unpack_row(src, w, palette, rgba, native);
     }
     Ok(piece)
+}
+
+/// A compressed chunk of a palette page. The `tiff` crate refuses palette images in
+/// `read_chunk`, so these are decompressed here (LZW, Deflate, PackBits, with the horizontal
+/// predictor) and unpacked like raw palette rows.
+fn decode_palette_chunk(source: &Source, page: &Page, unit: u64) -> Result<Piece, FormatError> {
+    let Storage::Chunks {
+        codec,
+        predictor,
+        chunk_stride,
+        ..
+    } = &page.storage
+    else {
+        return Err(FormatError::invalid("internal: not a chunked page"));
+    };
+    let extent = page.grid.unit_extent(unit);
+    let (off, len) = page.unit_bytes(unit, 0);
+    if len > crate::format::tiff::MAX_CHUNK_BYTES {
+        return Err(FormatError::too_large(format!("TIFF chunk of {len} bytes")));
+    }
+    let mut input = vec![0u8; len as usize];
+    source.read_exact_at(off, &mut input)?;
+    // Tiles are stored whole (padded at the image's edges); strips hold their own rows.
+    let rows = if page.grid.chunk_w < page.width || page.grid.chunk_h > extent.height() {
+        page.grid.chunk_h
+    } else {
+        extent.height()
+    };
+    let stride = *chunk_stride as usize;
+    let expect = stride * rows as usize;
+    let mut data = match codec {
+        Codec::Lzw => lzw(&input, expect)?,
+        Codec::Deflate => {
+            miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(&input, expect)
+                .map_err(|e| FormatError::invalid(format!("TIFF deflate chunk: {:?}", e.status)))?
+        }
+        Codec::PackBits => packbits(&input, expect),
+        other => {
+            return Err(FormatError::unsupported(format!(
+                "palette TIFF with {} compression",
+                other.decoder_name()
+            )));
+        }
+    };
+    let needed = stride * extent.height() as usize;
+    if data.len() < needed {
+        return Err(FormatError::truncated(format!(
+            "chunk {unit} decoded to {} bytes, {needed} needed",
+            data.len()
+        )));
+    }
+    if *predictor == 2 && page.raw.bits == 8 {
+        for row in data.chunks_exact_mut(stride) {
+            for i in 1..row.len() {
+                row[i] = row[i].wrapping_add(row[i - 1]);
+            }
+        }
+    }
+    let palette = page.palette.as_deref().map(Vec::as_slice);
+    let mut piece = Piece::new(extent, &page.raw);
+    let w = extent.width() as usize;
+    for (y, src) in data
+        .chunks_exact(stride)
+        .take(extent.height() as usize)
+        .enumerate()
+    {
+        let (rgba, native) = piece.row_mut(y);
+        page.raw.unpack_row(src, w, palette, rgba, native);
+    }
+    Ok(piece)
+}
+
+/// TIFF LZW (MSB first, early code-size switch) into at most `expect` bytes.
+fn lzw(input: &[u8], expect: usize) -> Result<Vec<u8>, FormatError> {
+    let mut d = weezl::decode::Decoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8);
+    let mut out = vec![0u8; expect];
+    let (mut i, mut o) = (0, 0);
+    while o < out.len() {
+        let r = d.decode_bytes(&input[i..], &mut out[o..]);
+        i += r.consumed_in;
+        o += r.consumed_out;
+        match r.status {
+            Ok(weezl::LzwStatus::Ok) if r.consumed_in + r.consumed_out > 0 => {}
+            Ok(_) => break,
+            Err(e) => return Err(FormatError::invalid(format!("TIFF LZW chunk: {e}"))),
+        }
+    }
+    out.truncate(o);
+    Ok(out)
+}
+
+/// PackBits into at most `expect` bytes (runs past it are cut).
+fn packbits(input: &[u8], expect: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(expect);
+    let mut i = 0;
+    while i < input.len() && out.len() < expect {
+        let n = input[i] as i8;
+        i += 1;
+        if n >= 0 {
+            let count = n as usize + 1;
+            let end = (i + count).min(input.len());
+            out.extend_from_slice(&input[i..end]);
+            i = end;
+        } else if n != -128 {
+            let count = (1 - n as isize) as usize;
+            if let Some(&b) = input.get(i) {
+                out.extend(std::iter::repeat_n(b, count));
+            }
+            i += 1;
+        }
+    }
+    out.truncate(expect);
+    out
 }
