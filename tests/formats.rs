@@ -649,3 +649,69 @@ fn jpeg_gray_ycbcr_progressive_cmyk_close_to_image_crate() {
         check_against_image_crate(&p, 24, 1.5);
     }
 }
+
+#[test]
+fn tiff_zstd_and_webp_tiles() {
+    use crate::support::synth::write_tiff_data;
+    let dir = tempdir();
+    let zstd = |b: &[u8]| zstd::bulk::compress(b, 3).expect("zstd");
+    // 8-bit RGB with ZSTD (and the predictor), against the pattern.
+    for predictor in [1u16, 2] {
+        let mut spec = TiffSpec::new(W, H, 3, 8, 2).tiles(16, 16);
+        spec.predictor = predictor;
+        let mut cur = std::io::Cursor::new(Vec::new());
+        write_tiff(&mut cur, &spec, &s8, Some((50000, &zstd))).expect("tiff");
+        let p = write(
+            dir.path(),
+            &format!("zstd{predictor}.tif"),
+            &cur.into_inner(),
+        );
+        let expect = |x: u32, y: u32| [px(x, y, 0), px(x, y, 1), px(x, y, 2), 255];
+        check_against(&p, W, H, &expect, 0, 0.0);
+    }
+    // 16-bit gray with ZSTD: a data page, its samples exact.
+    let mut spec = TiffSpec::new(W, H, 1, 16, 1).tiles(16, 16);
+    spec.predictor = 2;
+    let v = |x: u32, y: u32| f64::from((x * 977 + y * 131) % 65536);
+    let mut cur = std::io::Cursor::new(Vec::new());
+    write_tiff_data(&mut cur, &spec, &|x, y, _| v(x, y), Some((50000, &zstd))).expect("tiff");
+    let p = write(dir.path(), "zstd16.tif", &cur.into_inner());
+    let expect16 = |x: u32, y: u32| {
+        let l = (v(x, y) / 65535.0 * 255.0).round() as u8;
+        [l, l, l, 255]
+    };
+    check_against_window(&p, (W, H), &expect16, 1, 0.5, Some((0.0, 65535.0)));
+    // Lossless WebP tiles, RGB and RGBA: exact.
+    for (spp, extra) in [(3u16, None), (4, Some(2u16))] {
+        let mut spec = TiffSpec::new(W, H, spp, 8, 2).tiles(16, 16);
+        spec.extra_samples = extra.into_iter().collect();
+        let webp = move |b: &[u8]| {
+            let mut out = Vec::new();
+            let color = if spp == 3 {
+                image_webp::ColorType::Rgb8
+            } else {
+                image_webp::ColorType::Rgba8
+            };
+            image_webp::WebPEncoder::new(&mut out)
+                .encode(b, 16, 16, color)
+                .expect("webp");
+            out
+        };
+        let alpha = |x: u32, y: u32| if (x + y) % 5 == 0 { 0 } else { px(x, y, 3) | 1 };
+        let f = move |x: u32, y: u32, c: u32| {
+            if c == 3 {
+                u16::from(alpha(x, y))
+            } else {
+                u16::from(px(x, y, c))
+            }
+        };
+        let mut cur = std::io::Cursor::new(Vec::new());
+        write_tiff(&mut cur, &spec, &f, Some((50001, &webp))).expect("tiff");
+        let p = write(dir.path(), &format!("webp{spp}.tif"), &cur.into_inner());
+        let expect = move |x: u32, y: u32| {
+            let a = if spp == 4 { alpha(x, y) } else { 255 };
+            [px(x, y, 0), px(x, y, 1), px(x, y, 2), a]
+        };
+        check_against(&p, W, H, &expect, 0, 0.0);
+    }
+}

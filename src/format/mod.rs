@@ -219,6 +219,9 @@ pub enum Codec {
     Lzw,
     Deflate,
     Jpeg,
+    /// TIFF ZSTD (50000) and WebP (50001) tiles, decoded by the `tiff` crate.
+    Zstd,
+    WebP,
     /// TIFF compression codes the `tiff` crate knows but we name generically.
     TiffOther(u16),
     /// Plain (ASCII) PNM samples, indexed once into bands.
@@ -238,6 +241,8 @@ impl Codec {
             Codec::Lzw => "tiff_lzw",
             Codec::Deflate => "tiff_adobe_deflate",
             Codec::Jpeg => "jpeg",
+            Codec::Zstd => "tiff_zstd",
+            Codec::WebP => "tiff_webp",
             Codec::TiffOther(_) => "libtiff",
             Codec::PnmPlain => "ppm_plain",
             Codec::BmpRle4 => "bmp_rle4",

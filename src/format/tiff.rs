@@ -476,6 +476,14 @@ fn codec(compression: u16) -> Result<Codec, FormatError> {
                 "old-style JPEG compression (6) in TIFF",
             ));
         }
+        50000 => Codec::Zstd,
+        50001 => Codec::WebP,
+        33003 | 33004 | 33005 | 34712 => {
+            return Err(FormatError::unsupported(format!(
+                "JPEG 2000 compression ({compression}) in TIFF"
+            )));
+        }
+        34887 => return Err(FormatError::unsupported("LERC compression (34887) in TIFF")),
         c => Codec::TiffOther(c),
     })
 }
