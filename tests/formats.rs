@@ -697,7 +697,13 @@ fn tiff_zstd_and_webp_tiles() {
                 .expect("webp");
             out
         };
-        let alpha = |x: u32, y: u32| if (x + y) % 5 == 0 { 0 } else { px(x, y, 3) | 1 };
+        let alpha = |x: u32, y: u32| {
+            if (x + y).is_multiple_of(5) {
+                0
+            } else {
+                px(x, y, 3) | 1
+            }
+        };
         let f = move |x: u32, y: u32, c: u32| {
             if c == 3 {
                 u16::from(alpha(x, y))
