@@ -721,3 +721,52 @@ fn tiff_zstd_and_webp_tiles() {
         check_against(&p, W, H, &expect, 0, 0.0);
     }
 }
+
+#[test]
+fn bmp_claiming_a_huge_palette_renders_with_a_warning() {
+    let dir = tempdir();
+    let spec = Bmp {
+        bpp: 8,
+        compression: 0,
+        top_down: false,
+        masks: None,
+        v5: false,
+        palette: palette(256),
+    };
+    let rows = file_rows(H, false)
+        .into_iter()
+        .map(|y| pad4((0..W).map(|x| px(x, y, 0)).collect()))
+        .collect::<Vec<_>>();
+    let mut bytes = bmp_file(&spec, W, H, &rows);
+    let good = write(dir.path(), "good.bmp", &bytes);
+    // biClrUsed (offset 46) = 2^31 − 1.
+    bytes[46..50].copy_from_slice(&0x7FFF_FFFFu32.to_le_bytes());
+    let bad = write(dir.path(), "huge.bmp", &bytes);
+    let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
+    let region = format!("0,0,{W},{H}");
+    let (code, _, err) = run(&[
+        "render",
+        good.to_str().expect("utf8"),
+        "--region",
+        &region,
+        "-o",
+        a.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&[
+        "render",
+        bad.to_str().expect("utf8"),
+        "--region",
+        &region,
+        "-o",
+        b.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("claims 2147483647 palette entries"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one warning line: {err}");
+    assert_eq!(
+        image::open(&a).expect("a").to_rgba8(),
+        image::open(&b).expect("b").to_rgba8(),
+        "the same pixels as with an honest header"
+    );
+}

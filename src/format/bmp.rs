@@ -233,6 +233,14 @@ fn palette(
     colors_used: u32,
 ) -> Result<Vec<[u8; 4]>, FormatError> {
     let max = 1usize << bpp.min(8);
+    // A header claiming more colours than the bit depth can index (up to 2^31−1 seen) is
+    // accepted with a warning: only the first 2^bpp entries can be used, and the pixels start
+    // at their own offset, so nothing is read by the claim.
+    if colors_used as usize > max {
+        log::warn!(
+            "BMP header claims {colors_used} palette entries; a {bpp}-bit image uses the first {max}"
+        );
+    }
     let count = if colors_used == 0 {
         max
     } else {
