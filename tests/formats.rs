@@ -770,3 +770,57 @@ fn bmp_claiming_a_huge_palette_renders_with_a_warning() {
         "the same pixels as with an honest header"
     );
 }
+
+#[test]
+fn png_chunk_crc_mismatch_is_an_error_naming_the_chunk() {
+    let dir = tempdir();
+    let png = encode_png(
+        png::ColorType::Rgb,
+        png::BitDepth::Eight,
+        false,
+        (W, H),
+        png::Compression::Fast,
+        1000,
+    );
+    // Find the second IDAT chunk and break its CRC (the payload is intact).
+    let mut pos = 8;
+    let mut idats = Vec::new();
+    while pos + 12 <= png.len() {
+        let len = u32::from_be_bytes([png[pos], png[pos + 1], png[pos + 2], png[pos + 3]]) as usize;
+        if &png[pos + 4..pos + 8] == b"IDAT" {
+            idats.push((pos, len));
+        }
+        pos += 12 + len;
+    }
+    assert!(idats.len() >= 3, "the fixture has several IDAT chunks");
+    let (at, len) = idats[1];
+    let mut bad = png.clone();
+    bad[at + 8 + len] ^= 0xFF;
+    let p = write(dir.path(), "crc.png", &bad);
+    let out = dir.path().join("o.png");
+    let (code, _, err) = run(&[
+        "render",
+        p.to_str().expect("utf8"),
+        "--region",
+        &format!("0,0,{W},{H}"),
+        "-o",
+        out.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("PNG chunk IDAT at offset {at} has a bad CRC")),
+        "{err}"
+    );
+    // The intact file renders.
+    let good = write(dir.path(), "good.png", &png);
+    let (code, _, err) = run(&[
+        "render",
+        good.to_str().expect("utf8"),
+        "--region",
+        &format!("0,0,{W},{H}"),
+        "-o",
+        out.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+}

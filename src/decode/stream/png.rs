@@ -41,11 +41,15 @@ struct Idat<'a> {
     /// Why the payload ended early (a read error, a cut file): reported once the bytes
     /// before it are decoded.
     error: Option<FormatError>,
+    /// CRC-32 of the chunk being read, when it was read from its start (a walk resumed from a
+    /// checkpoint checks the chunks after the one it starts in), and where that chunk starts.
+    crc: Option<crc32fast::Hasher>,
+    chunk_start: u64,
 }
 
 impl<'a> Idat<'a> {
-    /// `blocks` must start at `file_pos`.
-    fn new(blocks: Blocks, file_pos: u64, chunk_left: u64, zpos: u64) -> Self {
+    /// `blocks` must start at `file_pos`; `whole`: `file_pos` is the start of an IDAT payload.
+    fn new(blocks: Blocks, file_pos: u64, chunk_left: u64, zpos: u64, whole: bool) -> Self {
         Self {
             window: Window::new(Feed::Thread(blocks), file_pos),
             file_pos,
@@ -53,6 +57,8 @@ impl<'a> Idat<'a> {
             zpos,
             ended: false,
             error: None,
+            crc: whole.then(|| idat_hasher()),
+            chunk_start: file_pos.saturating_sub(8),
         }
     }
 
@@ -86,11 +92,24 @@ impl<'a> Idat<'a> {
                         "PNG ends inside the image data at byte {pos}"
                     )));
                 }
+                let stored = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
                 let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-                if &head[8..12] != b"IDAT" {
+                let is_idat = &head[8..12] == b"IDAT";
+                if let Some(h) = self.crc.take() {
+                    let computed = h.finalize();
+                    if computed != stored {
+                        return Err(FormatError::invalid(format!(
+                            "PNG chunk IDAT at offset {} has a bad CRC (stored {stored:08x}, computed {computed:08x})",
+                            self.chunk_start
+                        )));
+                    }
+                }
+                if !is_idat {
                     self.ended = true;
                     break;
                 }
+                self.chunk_start = pos + 4;
+                self.crc = Some(idat_hasher());
                 self.file_pos += 12;
                 self.chunk_left = u64::from(len);
                 continue;
@@ -98,13 +117,17 @@ impl<'a> Idat<'a> {
             let want = (self.chunk_left as usize).min(max - got).min(READ_BLOCK);
             let pos = self.file_pos;
             let chunk_end = pos + self.chunk_left;
-            let piece = self.bytes_at(pos, want)?;
+            // The window alone is borrowed, so the chunk's CRC can take the bytes too.
+            let piece = self.window.bytes(pos, want)?;
             if piece.is_empty() {
                 return Err(FormatError::truncated(format!(
                     "PNG ends inside an IDAT chunk at byte {pos}"
                 )));
             }
             let n = piece.len();
+            if let Some(h) = &mut self.crc {
+                h.update(piece);
+            }
             out.extend_from_slice(piece);
             segs.push((self.zpos, pos, chunk_end));
             self.file_pos += n as u64;
@@ -114,6 +137,13 @@ impl<'a> Idat<'a> {
         }
         Ok(())
     }
+}
+
+/// A CRC-32 that has seen an IDAT chunk's type (the CRC covers type and payload).
+fn idat_hasher() -> crc32fast::Hasher {
+    let mut h = crc32fast::Hasher::new();
+    h.update(b"IDAT");
+    h
 }
 
 /// The inflater stopped where a band's first row begins: its state there, for a checkpoint.
@@ -160,7 +190,7 @@ fn inflate(
                 let len = u64::from(u32::from_be_bytes(head));
                 (
                     Box::new(DecompressorOxide::new()),
-                    Idat::new(blocks, first_idat, len, 0),
+                    Idat::new(blocks, first_idat, len, 0, true),
                     Vec::with_capacity(WINDOW + OUT_CHUNK),
                     0u64,
                 )
@@ -170,7 +200,7 @@ fn inflate(
                 buf.extend_from_slice(&state.window);
                 (
                     state.inflater.clone(),
-                    Idat::new(blocks, c.file_pos, u64::from(c.chunk_left), c.zpos),
+                    Idat::new(blocks, c.file_pos, u64::from(c.chunk_left), c.zpos, false),
                     buf,
                     c.out_pos,
                 )
