@@ -57,7 +57,7 @@ impl<'a> Idat<'a> {
             zpos,
             ended: false,
             error: None,
-            crc: whole.then(|| idat_hasher()),
+            crc: whole.then(idat_hasher),
             chunk_start: file_pos.saturating_sub(8),
         }
     }
