@@ -290,7 +290,31 @@ fn worker(shared: &Shared) {
         let cached = lock(&shared.cache).get(&key);
         let (result, was_cached) = match cached {
             Some(p) => (Ok(p), true),
-            None => (load(shared, key, &mut tiff_cache), false),
+            None => {
+                // A decoder bug must not take the worker (and every later request) with it:
+                // it becomes this piece's error, and the decoder state is started afresh.
+                let run = std::panic::AssertUnwindSafe(|| load(shared, key, &mut tiff_cache));
+                match std::panic::catch_unwind(run) {
+                    Ok(r) => (r, false),
+                    Err(payload) => {
+                        tiff_cache = DecoderCache::default();
+                        tiff_cache.set_source(&shared.image.source);
+                        let what = payload
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| payload.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        let e = Error::Request {
+                            path: shared.image.path().to_path_buf(),
+                            msg: format!(
+                                "internal error (a bug) decoding unit {}: {what}",
+                                key.unit
+                            ),
+                        };
+                        (Err(Arc::new(e)), false)
+                    }
+                }
+            }
         };
         lock(&shared.queue).done(&key);
         let loaded = Loaded {

@@ -10,5 +10,6 @@ mod formats;
 mod gui;
 mod levels;
 mod malformed;
+mod mutation;
 mod scientific;
 mod stream_index;

@@ -50,7 +50,7 @@ fn assert_clean_failure(path: &std::path::Path, what: &str) {
     }
 }
 
-fn fixtures(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+pub fn fixtures(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for (kind, name) in [
         (Kind::Ppm, "a.ppm"),
