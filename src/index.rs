@@ -148,8 +148,9 @@ struct Inner {
     points: Vec<Option<Arc<Checkpoint>>>,
     /// Bands whose first row a pass has gone past (their checkpoint, if any, is recorded).
     reached: u64,
-    /// Loaded from a kept file, or already saved: nothing to write.
-    kept: bool,
+    /// Bands reached that the kept file holds: a later save writes only when passes have gone
+    /// further.
+    saved: u64,
 }
 
 /// The checkpoints of one stream page, filled in while passes run.
@@ -284,20 +285,23 @@ impl StreamIndex {
         self.lock().points.iter().flatten().count()
     }
 
-    /// Keep the index at `path` once it is complete; load it now if a kept copy matches
-    /// `identity`. Returns whether a kept index was loaded.
+    /// Keep the index at `path` (when complete, and what a partial pass found when asked:
+    /// [`StreamIndex::keep_progress`]); load a kept copy now if it matches `identity`.
+    /// Returns whether a complete index was loaded.
     pub fn attach_store(&self, path: PathBuf, identity: String) -> bool {
         let loaded = match std::fs::read(&path) {
             Ok(bytes) => match decode_file(&bytes, &identity, self.bands) {
-                Some(points) => {
+                Some((reached, points)) => {
                     let mut inner = self.lock();
                     for (b, p) in points {
-                        if let Some(slot) = inner.points.get_mut(b as usize) {
+                        if let Some(slot) = inner.points.get_mut(b as usize)
+                            && slot.is_none()
+                        {
                             *slot = Some(Arc::new(p));
                         }
                     }
-                    inner.reached = self.bands;
-                    inner.kept = true;
+                    inner.reached = inner.reached.max(reached);
+                    inner.saved = reached;
                     true
                 }
                 None => {
@@ -312,36 +316,44 @@ impl StreamIndex {
             crate::store::touch(&path);
         }
         *self.store.lock().unwrap_or_else(|e| e.into_inner()) = Some((path, identity));
-        if !loaded && self.is_complete() {
+        if self.is_complete() {
             self.save();
         }
-        loaded
+        loaded && self.is_complete()
     }
 
-    /// Write the index to its store (temporary file, then renamed), once.
+    /// Keep what passes have found so far (a render or a view that stopped short of the end
+    /// of the stream), so the next open resumes from it; a later, longer pass extends it.
+    pub fn keep_progress(&self) {
+        self.save();
+    }
+
+    /// Write the index to its store (temporary file, then renamed) when passes have gone
+    /// further than the kept copy.
     fn save(&self) {
         let Some((path, identity)) = self.store.lock().unwrap_or_else(|e| e.into_inner()).clone()
         else {
             return;
         };
-        let points: Vec<(u64, Arc<Checkpoint>)> = {
+        let (reached, points): (u64, Vec<(u64, Arc<Checkpoint>)>) = {
             let mut inner = self.lock();
-            if inner.kept {
+            if inner.reached <= inner.saved {
                 return;
             }
-            inner.kept = true;
-            inner
+            inner.saved = inner.reached;
+            let points = inner
                 .points
                 .iter()
                 .enumerate()
                 .filter_map(|(b, p)| p.clone().map(|p| (b as u64, p)))
-                .collect()
+                .collect();
+            (inner.reached, points)
         };
         if points.is_empty() {
             // One band (a small image): nothing a later open could resume from.
             return;
         }
-        let bytes = encode_file(&identity, self.bands, &points);
+        let bytes = encode_file(&identity, self.bands, reached, &points);
         // Not the levels' partial name: a build of the same image may be running.
         let tmp = path.with_extension(format!("idx.{}.partial", std::process::id()));
         let written = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
@@ -354,7 +366,7 @@ impl StreamIndex {
     }
 }
 
-const MAGIC: &[u8; 8] = b"TSIDX\x004\n";
+const MAGIC: &[u8; 8] = b"TSIDX\x005\n";
 
 fn put(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_le_bytes());
@@ -367,10 +379,16 @@ fn put_blob(out: &mut Vec<u8>, b: &[u8]) {
 
 /// File layout: magic, identity text, band count, then per checkpoint its band, kind and
 /// fields; PNG windows and rows are deflated (they are image data, and most of the size).
-fn encode_file(identity: &str, bands: u64, points: &[(u64, Arc<Checkpoint>)]) -> Vec<u8> {
+fn encode_file(
+    identity: &str,
+    bands: u64,
+    reached: u64,
+    points: &[(u64, Arc<Checkpoint>)],
+) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
     put_blob(&mut out, identity.as_bytes());
     put(&mut out, bands);
+    put(&mut out, reached);
     put(&mut out, points.len() as u64);
     for (band, p) in points {
         put(&mut out, *band);
@@ -433,7 +451,10 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn decode_file(bytes: &[u8], identity: &str, bands: u64) -> Option<Vec<(u64, Checkpoint)>> {
+/// The bands reached and the checkpoints of a kept index.
+type Kept = (u64, Vec<(u64, Checkpoint)>);
+
+fn decode_file(bytes: &[u8], identity: &str, bands: u64) -> Option<Kept> {
     let mut c = Cursor(bytes);
     if c.take(MAGIC.len())? != MAGIC {
         return None;
@@ -442,6 +463,7 @@ fn decode_file(bytes: &[u8], identity: &str, bands: u64) -> Option<Vec<(u64, Che
     if c.take(id_len)? != identity.as_bytes() || c.u64()? != bands {
         return None;
     }
+    let reached = c.u64()?.min(bands);
     let n = c.len(bands)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -504,7 +526,7 @@ fn decode_file(bytes: &[u8], identity: &str, bands: u64) -> Option<Vec<(u64, Che
         };
         out.push((band, point));
     }
-    c.0.is_empty().then_some(out)
+    c.0.is_empty().then_some((reached, out))
 }
 
 /// The index file for `image_path` in `dir` (beside its levels sidecar).
@@ -599,8 +621,9 @@ mod tests {
                 })),
             ),
         ];
-        let bytes = encode_file("id", 5, &points);
-        let back = decode_file(&bytes, "id", 5).expect("decodes");
+        let bytes = encode_file("id", 5, 4, &points);
+        let (reached, back) = decode_file(&bytes, "id", 5).expect("decodes");
+        assert_eq!(reached, 4, "a partial pass is kept with how far it went");
         assert_eq!(back.len(), 2);
         assert_eq!(back[0], (1, png(10)));
         let Checkpoint::Png(c) = &back[0].1 else {

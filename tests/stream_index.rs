@@ -516,3 +516,79 @@ fn jpeg_entropy_pass_stops_at_damage() {
         "the first band equals the undamaged file's"
     );
 }
+
+#[test]
+fn checkpoints_of_a_partial_pass_are_kept_and_extended() {
+    let dir = tempdir();
+    let levels = dir.path().join("levels");
+    let (w, h) = (1000, 5000); // five bands
+    let bytes = encode_png(
+        png::ColorType::Rgb,
+        png::BitDepth::Eight,
+        false,
+        (w, h),
+        png::Compression::Balanced,
+        65536,
+    );
+    let p = write(dir.path(), "tall.png", &bytes);
+    let render = |region: &str, out: &str| {
+        let out = dir.path().join(out);
+        let (code, _, err) = run(&[
+            "render",
+            &p.display().to_string(),
+            "--region",
+            region,
+            "--stats",
+            "--levels-dir",
+            &levels.display().to_string(),
+            "-o",
+            &out.display().to_string(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        stats_bytes_read(&err)
+    };
+    let info = || {
+        run(&[
+            "info",
+            &p.display().to_string(),
+            "--levels-dir",
+            &levels.display().to_string(),
+        ])
+        .1
+    };
+    // Band 2 of 0..=4: the pass stops at band 3's first row, and what it found is kept.
+    let first = render("600,2100,300,300", "a.png");
+    assert!(
+        tessera::index::file_for(&levels, &p).exists(),
+        "partial index kept"
+    );
+    let table = info();
+    assert!(
+        !table.contains("(complete)") && table.contains("bands reached"),
+        "{table}"
+    );
+    assert!(table.contains("4 of 5 bands reached"), "{table}");
+    // The same view again resumes from the kept checkpoint of band 2 (reading ahead from
+    // there to the end of this small file: 3/5 of it).
+    let second = render("600,2100,300,300", "b.png");
+    assert!(second < first * 7 / 10, "second read {second}, first {first}");
+    // A view further down extends the kept index to the end.
+    render("600,4600,300,300", "c.png");
+    assert!(info().contains("(complete)"), "{}", info());
+    let third = render("600,4600,300,300", "d.png");
+    assert!(third < bytes.len() as u64 / 3, "third read {third}");
+    let r = reference(&p);
+    for (name, (x, y)) in [
+        ("a.png", (600, 2100)),
+        ("b.png", (600, 2100)),
+        ("d.png", (600, 4600)),
+    ] {
+        let got = image::open(dir.path().join(name)).expect("out").to_rgba8();
+        let want = image::imageops::crop_imm(&r, x, y, 300, 300).to_image();
+        assert_eq!(
+            crate::support::diff(got.as_raw(), want.as_raw()).0,
+            0,
+            "{name}"
+        );
+    }
+}

@@ -160,6 +160,11 @@ pub fn run(a: RenderArgs) -> Result<()> {
         None => None,
     };
     let (img, rstats) = render::render_mapped(&loader, req, compiled.as_ref())?;
+    // Keep the checkpoints this render's pass found, even short of the stream's end: the
+    // next render or open resumes from them.
+    if let Some(ix) = &image.index {
+        ix.keep_progress();
+    }
     write_png(&a.output, &img, alpha).with_context(|| format!("writing {}", a.output.display()))?;
     if a.stats {
         eprintln!(

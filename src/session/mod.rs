@@ -444,6 +444,16 @@ impl Session {
     }
 }
 
+impl Drop for Session {
+    /// Closing an image keeps the checkpoints its views found (see
+    /// [`crate::index::StreamIndex::keep_progress`]).
+    fn drop(&mut self) {
+        if let Some(ix) = &self.image.index {
+            ix.keep_progress();
+        }
+    }
+}
+
 /// The pyramid of `page`; an image always has the page the session shows.
 fn pyramid_of(image: &OpenImage, page: u32) -> Pyramid {
     Pyramid::of(image, page).unwrap_or_else(|| {
