@@ -571,7 +571,10 @@ fn checkpoints_of_a_partial_pass_are_kept_and_extended() {
     // The same view again resumes from the kept checkpoint of band 2 (reading ahead from
     // there to the end of this small file: 3/5 of it).
     let second = render("600,2100,300,300", "b.png");
-    assert!(second < first * 7 / 10, "second read {second}, first {first}");
+    assert!(
+        second < first * 7 / 10,
+        "second read {second}, first {first}"
+    );
     // A view further down extends the kept index to the end.
     render("600,4600,300,300", "c.png");
     assert!(info().contains("(complete)"), "{}", info());
