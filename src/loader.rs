@@ -405,7 +405,11 @@ impl Drop for BandClaim<'_> {
 fn load_stream(shared: &Shared, key: PieceKey, page: &Page) -> Result<Arc<Piece>, Arc<Error>> {
     let image = &shared.image;
     let kind = page.stream_kind();
-    let interlaced = kind == Some(crate::format::StreamKind::PngInterlaced);
+    // Kinds where every band needs the whole stream keep only the bands asked for.
+    let interlaced = matches!(
+        kind,
+        Some(crate::format::StreamKind::PngInterlaced | crate::format::StreamKind::WebP)
+    );
     let same_page = |k: &PieceKey| k.source == key.source;
     let alone = kind.is_some_and(crate::format::StreamKind::bands_decode_alone);
     let indexed = image

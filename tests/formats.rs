@@ -824,3 +824,52 @@ fn png_chunk_crc_mismatch_is_an_error_naming_the_chunk() {
     ]);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn standalone_webp_lossless_matches_its_pixels() {
+    let dir = tempdir();
+    let (w, h) = (301u32, 203u32);
+    for alpha in [false, true] {
+        let spp = if alpha { 4 } else { 3 };
+        let a = |x: u32, y: u32| {
+            if (x * y).is_multiple_of(7) {
+                0
+            } else {
+                px(x, y, 3) | 1
+            }
+        };
+        let data: Vec<u8> = (0..h)
+            .flat_map(|y| {
+                (0..w).flat_map(move |x| {
+                    (0..spp).map(move |c| if c == 3 { a(x, y) } else { px(x, y, c) })
+                })
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        let color = if alpha {
+            image_webp::ColorType::Rgba8
+        } else {
+            image_webp::ColorType::Rgb8
+        };
+        image_webp::WebPEncoder::new(&mut bytes)
+            .encode(&data, w, h, color)
+            .expect("webp");
+        let p = write(dir.path(), &format!("a{alpha}.webp"), &bytes);
+        let image = tessera::OpenImage::open(&p).expect("open");
+        assert_eq!(image.layout.format, tessera::format::FileFormat::WebP);
+        let expect = move |x: u32, y: u32| {
+            let al = if alpha { a(x, y) } else { 255 };
+            [px(x, y, 0), px(x, y, 1), px(x, y, 2), al]
+        };
+        check_against(&p, w, h, &expect, 0, 0.0);
+    }
+    // An animated or damaged WebP is one line.
+    let p = write(
+        dir.path(),
+        "cut.webp",
+        b"RIFF\x20\0\0\0WEBPVP8L\x10\0\0\0\x2f\0",
+    );
+    let (code, _, err) = run(&["info", p.to_str().expect("utf8")]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

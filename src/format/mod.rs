@@ -16,6 +16,7 @@ pub mod jpeg;
 pub mod png;
 pub mod pnm;
 pub mod tiff;
+pub mod webp;
 
 use std::fmt;
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub enum FileFormat {
     Png,
     Jpeg,
     Fits,
+    WebP,
 }
 
 impl FileFormat {
@@ -59,6 +61,7 @@ impl FileFormat {
             FileFormat::Png => "PNG",
             FileFormat::Jpeg => "JPEG",
             FileFormat::Fits => "FITS",
+            FileFormat::WebP => "WebP",
         }
     }
 }
@@ -222,6 +225,8 @@ pub enum Codec {
     /// TIFF ZSTD (50000) and WebP (50001) tiles, decoded by the `tiff` crate.
     Zstd,
     WebP,
+    /// A standalone WebP file, decoded whole.
+    WebPImage,
     /// TIFF compression codes the `tiff` crate knows but we name generically.
     TiffOther(u16),
     /// Plain (ASCII) PNM samples, indexed once into bands.
@@ -243,6 +248,7 @@ impl Codec {
             Codec::Jpeg => "jpeg",
             Codec::Zstd => "tiff_zstd",
             Codec::WebP => "tiff_webp",
+            Codec::WebPImage => "webp",
             Codec::TiffOther(_) => "libtiff",
             Codec::PnmPlain => "ppm_plain",
             Codec::BmpRle4 => "bmp_rle4",
@@ -427,6 +433,9 @@ pub enum StreamKind {
     JpegWhole,
     /// Progressive JPEG: decoded from the start, libjpeg holding every DCT coefficient.
     JpegProgressive,
+    /// WebP: its decoder returns whole images only, so every band needs a whole decode; one
+    /// decode keeps the bands asked for.
+    WebP,
 }
 
 impl StreamKind {
@@ -569,6 +578,7 @@ impl Page {
             return None;
         };
         Some(match (codec, interlaced, restart, scan) {
+            (Codec::WebPImage, _, _, _) => StreamKind::WebP,
             (Codec::Zip, true, _, _) => StreamKind::PngInterlaced,
             (Codec::Zip, false, _, _) => StreamKind::Png,
             (_, true, _, _) => StreamKind::JpegProgressive,
@@ -887,6 +897,8 @@ pub fn parse_with_progress(
         || magic.starts_with(b"MM\0+")
     {
         tiff::parse(source)
+    } else if webp::sniff(magic) {
+        webp::parse(source)
     } else if fits::sniff(magic) {
         fits::parse(source)
     } else if magic.starts_with(b"BM") {

@@ -76,7 +76,48 @@ pub fn decode_bands(
         StreamKind::JpegWhole | StreamKind::JpegProgressive => {
             jpeg_rows(source, page, bands, sink, cancelled)
         }
+        StreamKind::WebP => webp_whole(source, page, bands, sink),
     }
+}
+
+/// WebP: one whole decode (the decoder has no other way), then the wanted bands cut from it.
+/// A whole image is at most 16383² pixels; what it costs in memory is checked at open
+/// ([`crate::format::webp::MAX_DECODE_BYTES`]).
+fn webp_whole(
+    source: &Source,
+    page: &Page,
+    bands: RangeInclusive<u64>,
+    sink: BandSink<'_>,
+) -> Result<(), FormatError> {
+    let BandSink { wants, emit } = sink;
+    let wanted: Vec<u64> = bands.filter(|&b| wants(b)).collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let mut decoder = crate::format::webp::decoder(source)?;
+    let size = decoder
+        .output_buffer_size()
+        .ok_or_else(|| FormatError::too_large("WebP image"))?;
+    let mut buf = vec![0u8; size];
+    decoder
+        .read_image(&mut buf)
+        .map_err(crate::format::webp::webp_error)?;
+    let spp = if decoder.has_alpha() { 4 } else { 3 };
+    let stride = page.width as usize * spp;
+    for b in wanted {
+        let e = page.grid.unit_extent(b);
+        let mut piece = Piece::new(e, &page.raw);
+        for y in e.y0..e.y1 {
+            let row = buf
+                .get(y as usize * stride..(y as usize + 1) * stride)
+                .ok_or_else(|| FormatError::truncated("WebP image ends early"))?;
+            let (rgba, native) = piece.row_mut((y - e.y0) as usize);
+            page.raw
+                .unpack_row(row, page.width as usize, None, rgba, native);
+        }
+        emit(b, piece);
+    }
+    Ok(())
 }
 
 fn png_reader(
