@@ -812,6 +812,30 @@ fn png_chunk_crc_mismatch_is_an_error_naming_the_chunk() {
         err.contains(&format!("PNG chunk IDAT at offset {at} has a bad CRC")),
         "{err}"
     );
+    // The last IDAT chunk's CRC, and IEND's (after the image data), are checked too.
+    let (last_at, last_len) = *idats.last().expect("idat");
+    let iend = last_at + 12 + last_len;
+    for (what, at, byte) in [
+        ("IDAT", last_at, last_at + 8 + last_len),
+        ("IEND", iend, iend + 8),
+    ] {
+        let mut bad = png.clone();
+        bad[byte] ^= 0xFF;
+        let p = write(dir.path(), &format!("crc-{what}.png"), &bad);
+        let (code, _, err) = run(&[
+            "render",
+            p.to_str().expect("utf8"),
+            "--region",
+            &format!("0,0,{W},{H}"),
+            "-o",
+            out.to_str().expect("utf8"),
+        ]);
+        assert_eq!(code, 2, "{what}: {err}");
+        assert!(
+            err.contains(&format!("PNG chunk {what} at offset {at} has a bad CRC")),
+            "{err}"
+        );
+    }
     // The intact file renders.
     let good = write(dir.path(), "good.png", &png);
     let (code, _, err) = run(&[

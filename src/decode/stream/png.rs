@@ -105,6 +105,7 @@ impl<'a> Idat<'a> {
                     }
                 }
                 if !is_idat {
+                    self.check_trailing(pos + 4)?;
                     self.ended = true;
                     break;
                 }
@@ -134,6 +135,63 @@ impl<'a> Idat<'a> {
             self.chunk_left -= n as u64;
             self.zpos += n as u64;
             got += n;
+        }
+        Ok(())
+    }
+
+    /// Walk to the end of the image data (and past it, see [`Idat::check_trailing`]) once the
+    /// zlib stream has ended, for the CRCs. A file cut after its image data stays readable.
+    fn finish(&mut self) -> Result<(), FormatError> {
+        let (mut scratch, mut segs) = (Vec::new(), Vec::new());
+        while !self.ended {
+            scratch.clear();
+            segs.clear();
+            self.fill(&mut scratch, &mut segs, READ_BLOCK);
+        }
+        match self.error.take() {
+            Some(FormatError::Truncated(_)) | None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// The CRCs of the chunks after the image data, up to IEND (a walk that reached the end
+    /// of the image data). A file cut after its image data stays readable, as before.
+    fn check_trailing(&mut self, mut at: u64) -> Result<(), FormatError> {
+        for _ in 0..4096 {
+            let head = self.window.bytes(at, 8)?;
+            if head.len() < 8 {
+                return Ok(());
+            }
+            let len = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
+            let kind = [head[4], head[5], head[6], head[7]];
+            let mut h = crc32fast::Hasher::new();
+            h.update(&kind);
+            let end = at + 8 + len;
+            let mut p = at + 8;
+            while p < end {
+                let b = self.window.bytes(p, ((end - p) as usize).min(READ_BLOCK))?;
+                if b.is_empty() {
+                    return Ok(());
+                }
+                h.update(b);
+                p += b.len() as u64;
+            }
+            let c = self.window.bytes(end, 4)?;
+            if c.len() < 4 {
+                return Ok(());
+            }
+            let stored = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+            let computed = h.finalize();
+            if stored != computed {
+                return Err(FormatError::invalid(format!(
+                    "PNG chunk {} at offset {at} has a bad CRC (stored {stored:08x}, computed {computed:08x})",
+                    String::from_utf8_lossy(&kind)
+                )));
+            }
+            if &kind == b"IEND" {
+                return Ok(());
+            }
+            at = end + 4;
         }
         Ok(())
     }
@@ -272,6 +330,9 @@ fn inflate(
             match status {
                 TINFLStatus::Done => {
                     send_data(tx, buf, from, pos, snapshots)?;
+                    // The rest of the last IDAT chunk and the chunks after it: their CRCs (a
+                    // bad CRC found while the stream was read is reported here too).
+                    idat.finish()?;
                     let _ = tx.send(Msg::End);
                     return Ok(());
                 }
@@ -635,7 +696,9 @@ fn unfilter_side(
                 if let Some(e) = failed {
                     return Err(e);
                 }
-                if done.get() {
+                // Done with the wanted rows; a decode that includes the last row waits for the
+                // walk to end, so a bad CRC at the end of the image data is reported.
+                if done.get() && end_row < page.height {
                     return Ok(());
                 }
                 let _ = spare.try_send(buf);
