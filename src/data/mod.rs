@@ -8,8 +8,6 @@
 
 pub mod stats;
 
-use crate::error::FormatError;
-
 /// Numeric type of one stored sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SampleType {
@@ -199,25 +197,6 @@ impl SampleBuf {
         with_samples!(self, v => v.get(i).map_or(0.0, |s| s.to_f64()))
     }
 
-    /// Copy `count` samples from `src[from..]` to `self[to..]` (same type).
-    pub fn copy_within_from(&mut self, to: usize, src: &SampleBuf, from: usize, count: usize) {
-        macro_rules! copy {
-            ($($var:ident),*) => {
-                match (self, src) {
-                    $((SampleBuf::$var(d), SampleBuf::$var(s)) => {
-                        if let (Some(d), Some(s)) =
-                            (d.get_mut(to..to + count), s.get(from..from + count))
-                        {
-                            d.copy_from_slice(s);
-                        }
-                    })*
-                    _ => {}
-                }
-            };
-        }
-        copy!(U8, U16, U32, U64, I8, I16, I32, I64, F32, F64);
-    }
-
     /// Decode `count` stored samples of type `ty` (byte order `big_endian`) from `src` into
     /// `self[at..]`; missing bytes read as zero.
     pub fn fill_from_bytes(
@@ -270,25 +249,6 @@ impl SampleBuf {
                 b[0], b[1], b[2], b[3]
             ]))),
             (SampleBuf::F64(d), _) => fill!(d, |b: [u8; 8]| f64::from_bits(u64::from_be_bytes(b))),
-        }
-    }
-
-    /// Every `step`-th pixel's channels from `src` (pixels `first, first+step, ...`), `count` of
-    /// them, into `self` at pixel `at`.
-    pub fn gather_pixels(
-        &mut self,
-        at: usize,
-        src: &SampleBuf,
-        (first, step, count): (usize, usize, usize),
-        channels: usize,
-    ) {
-        for i in 0..count {
-            self.copy_within_from(
-                (at + i) * channels,
-                src,
-                (first + i * step) * channels,
-                channels,
-            );
         }
     }
 }
@@ -400,16 +360,6 @@ pub fn ome_channel_names(xml: &str) -> Vec<String> {
         names.push(name.to_string());
     }
     names
-}
-
-/// Check a header's sample count against what we can hold.
-pub fn check_channels(n: u64) -> Result<usize, FormatError> {
-    if n == 0 || n > 255 {
-        return Err(FormatError::invalid(format!(
-            "{n} channels (1 to 255 supported)"
-        )));
-    }
-    Ok(n as usize)
 }
 
 #[cfg(test)]

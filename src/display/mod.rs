@@ -313,11 +313,6 @@ impl Compiled {
         out
     }
 
-    /// Map into `out` (RGBA, `pixels` long).
-    pub fn map_into(&self, buf: &SampleBuf, pixels: usize, out: &mut [u8]) {
-        with_samples!(buf, v => self.map_typed(v, pixels, out));
-    }
-
     fn map_typed<T: Sample>(&self, v: &[T], pixels: usize, out: &mut [u8]) {
         let top = (LUT_SIZE - 1) as f64;
         let nodata = self.nodata;
