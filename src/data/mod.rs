@@ -197,6 +197,16 @@ impl SampleBuf {
         with_samples!(self, v => v.get(i).map_or(0.0, |s| s.to_f64()))
     }
 
+    /// Set sample `i` to `v`, converted to the buffer's type (ignored past the end).
+    pub fn set(&mut self, i: usize, v: f64) {
+        fn put<T: Sample>(d: &mut [T], i: usize, v: f64) {
+            if let Some(s) = d.get_mut(i) {
+                *s = T::from_f64(v);
+            }
+        }
+        with_samples!(self, d => put(d, i, v));
+    }
+
     /// Decode `count` stored samples of type `ty` (byte order `big_endian`) from `src` into
     /// `self[at..]`; missing bytes read as zero.
     pub fn fill_from_bytes(
@@ -253,6 +263,12 @@ impl SampleBuf {
     }
 }
 
+/// Whether stored value `v` is no-data: NaN, or `nodata`.
+#[inline]
+pub fn is_nodata(v: f64, nodata: Option<f64>) -> bool {
+    v.is_nan() || nodata == Some(v)
+}
+
 /// What the channels of a data page mean.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataInfo {
@@ -284,10 +300,16 @@ impl DataInfo {
         }
     }
 
+    /// Whether stored value `v` is no-data: NaN, or the page's no-data value.
+    #[inline]
+    pub fn is_nodata(&self, v: f64) -> bool {
+        is_nodata(v, self.nodata)
+    }
+
     /// Physical value of stored value `v`, `None` for no-data (NaN or the no-data value).
     #[inline]
     pub fn value(&self, v: f64) -> Option<f64> {
-        if v.is_nan() || self.nodata == Some(v) {
+        if self.is_nodata(v) {
             return None;
         }
         Some(match self.scale {

@@ -6,12 +6,11 @@
 use std::sync::OnceLock;
 
 use super::Piece;
-use crate::data::{Sample, SampleBuf, SampleType};
+use crate::data::{SampleBuf, SampleType};
 use crate::error::FormatError;
 use crate::format::fits::{Dither, TileCodec, TileTable};
 use crate::format::{Page, Storage};
 use crate::source::Source;
-use crate::with_samples;
 
 /// SUBTRACTIVE_DITHER_2's marker of an exact zero.
 const ZERO_VALUE: i64 = -2_147_483_646;
@@ -43,19 +42,6 @@ pub fn decode_unit(source: &Source, page: &Page, unit: u64) -> Result<Piece, For
     let channels = t.planes as usize;
     let col = (unit % u64::from(page.grid.across())) as u32;
     let (w, x0) = (extent.width() as usize, col * t.tile_w);
-    let info = page.data.as_deref();
-    let offset = if page.raw.flip_sign {
-        // The unsigned conventions: stored signed, shown shifted by 2^(n−1).
-        info.and_then(|_| match page.raw.data_type() {
-            Some(SampleType::U16) => Some(32768.0),
-            Some(SampleType::U32) => Some(2_147_483_648.0),
-            Some(SampleType::U64) => Some(9_223_372_036_854_775_808.0),
-            Some(SampleType::I8) => Some(-128.0),
-            _ => None,
-        })
-    } else {
-        None
-    };
     let super::Native::Data { data, .. } = &mut piece.native else {
         return Err(FormatError::invalid(
             "internal: a FITS tile piece without samples",
@@ -76,23 +62,13 @@ pub fn decode_unit(source: &Source, page: &Page, unit: u64) -> Result<Piece, For
                 }
                 let dst_row = (y - extent.y0) as usize;
                 for lx in 0..tw.min(w) {
-                    let v = values[ly * tw + lx];
-                    let v = offset.map_or(v, |o| v + o);
-                    set(data, (dst_row * w + lx) * channels + p as usize, v);
+                    let v = values[ly * tw + lx] + t.shift;
+                    data.set((dst_row * w + lx) * channels + p as usize, v);
                 }
             }
         }
     }
     Ok(piece)
-}
-
-fn set(buf: &mut SampleBuf, i: usize, v: f64) {
-    fn put<T: Sample>(d: &mut [T], i: usize, v: f64) {
-        if let Some(s) = d.get_mut(i) {
-            *s = T::from_f64(v);
-        }
-    }
-    with_samples!(buf, d => put(d, i, v));
 }
 
 /// The `n` values of tile `index`, as `f64` (quantization undone, nulls as NaN).

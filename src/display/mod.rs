@@ -317,7 +317,7 @@ impl Compiled {
         let top = (LUT_SIZE - 1) as f64;
         let nodata = self.nodata;
         let index = |s: f64, ch: &CompiledChannel| -> Option<usize> {
-            if s.is_nan() || nodata == Some(s) {
+            if crate::data::is_nodata(s, nodata) {
                 return None;
             }
             Some(((s * ch.a + ch.b) * top + 0.5).clamp(0.0, top) as usize)

@@ -426,6 +426,8 @@ pub struct TileTable {
     pub quant: Option<Quant>,
     /// Stored value meaning no-data (ZBLANK) in the quantized integers.
     pub zblank: Option<i64>,
+    /// Added to decoded values: BZERO of the unsigned conventions (stored signed), else 0.
+    pub shift: f64,
 }
 
 impl TileTable {
@@ -727,6 +729,7 @@ fn compressed_page(
         raw,
         quant,
         zblank: h.int("ZBLANK")?,
+        shift: if flip { bzero } else { 0.0 },
     };
     Ok(Page {
         width,

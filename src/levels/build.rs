@@ -440,8 +440,7 @@ impl BuildJob {
                     let start = ((y - e.y0) * e.width()) as usize * spp;
                     for i in 0..e.width() as usize * spp {
                         let v = buf.get(start + i);
-                        row[e.x0 as usize * spp + i] =
-                            (!v.is_nan() && info.nodata != Some(v)).then_some(v);
+                        row[e.x0 as usize * spp + i] = (!info.is_nodata(v)).then_some(v);
                     }
                 }
                 row_out(&row)?;
