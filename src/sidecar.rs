@@ -102,7 +102,7 @@ impl LevelPlan {
         if fs.is_empty() || !ok {
             return None;
         }
-        let disk_samples = if float { spp } else { stored_samples(spp) };
+        let disk_samples = stored_samples(spp, float);
         let sample_bytes = if float { 4 } else { 1 };
         let mut levels: Vec<LevelGeom> = fs
             .iter()
@@ -155,11 +155,7 @@ impl LevelPlan {
 
     /// Samples per pixel on disk.
     pub fn stored_samples(&self) -> u8 {
-        if self.float {
-            self.spp
-        } else {
-            stored_samples(self.spp)
-        }
+        stored_samples(self.spp, self.float)
     }
 
     /// The file's first 16 + [`IDENTITY_LEN`] bytes and every IFD: everything but the pixels.
@@ -262,15 +258,16 @@ impl LevelPlan {
     }
 }
 
-/// RGB is padded to RGBX: four bytes a pixel is a layout that can be memory-mapped.
-fn stored_samples(spp: u8) -> u8 {
-    if spp == 3 { 4 } else { spp }
+/// Samples a pixel on disk: 8-bit RGB is padded to RGBX (four bytes a pixel is a layout that
+/// can be memory-mapped); float levels are stored as they are.
+fn stored_samples(spp: u8, float: bool) -> u8 {
+    if spp == 3 && !float { 4 } else { spp }
 }
 
 fn entry_count(spp: u8, float: bool) -> u64 {
     if float {
         13 + u64::from(spp > 1)
-    } else if stored_samples(spp) == 4 {
+    } else if stored_samples(spp, false) == 4 {
         13
     } else {
         12
