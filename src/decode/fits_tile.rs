@@ -87,11 +87,11 @@ fn decode_tile(
                 "FITS tile {index} has no data"
             )));
         }
-        let bytes = read(source, off, len)?;
+        let bytes = super::read_chunk(source, off, len, "FITS tile")?;
         let raw = gunzip(&bytes, n * t.raw.bytes())?;
         return Ok(be_values(&raw, t.raw, n));
     }
-    let bytes = read(source, off, len)?;
+    let bytes = super::read_chunk(source, off, len, "FITS tile")?;
     let ints: Vec<f64> = match t.codec {
         TileCodec::Rice { block, bytepix } => rice(&bytes, n, bytepix, block)?
             .into_iter()
@@ -144,15 +144,6 @@ fn decode_tile(
         }
     }
     Ok(out)
-}
-
-fn read(source: &Source, off: u64, len: u64) -> Result<Vec<u8>, FormatError> {
-    if len > crate::format::tiff::MAX_CHUNK_BYTES {
-        return Err(FormatError::too_large(format!("FITS tile of {len} bytes")));
-    }
-    let mut buf = vec![0u8; len as usize];
-    source.read_exact_at(off, &mut buf)?;
-    Ok(buf)
 }
 
 /// Big-endian values of type `ty`.

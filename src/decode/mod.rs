@@ -215,6 +215,23 @@ impl Piece {
     }
 }
 
+/// The stored bytes of one compressed chunk (a TIFF chunk we decompress ourselves, a FITS
+/// tile), at most [`crate::format::tiff::MAX_CHUNK_BYTES`] of them: no allocation sized by a
+/// header beyond that.
+pub(crate) fn read_chunk(
+    source: &Source,
+    offset: u64,
+    len: u64,
+    what: &str,
+) -> Result<Vec<u8>, FormatError> {
+    if len > crate::format::tiff::MAX_CHUNK_BYTES {
+        return Err(FormatError::too_large(format!("{what} of {len} bytes")));
+    }
+    let mut buf = vec![0u8; len as usize];
+    source.read_exact_at(offset, &mut buf)?;
+    Ok(buf)
+}
+
 /// Decode the piece `extent` (columns from `pieces::Geometry`) of `unit`. Sequential streams are not
 /// decoded here: see [`stream::decode_bands`].
 pub fn decode_piece(

@@ -153,11 +153,7 @@ fn decode_palette_chunk(source: &Source, page: &Page, unit: u64) -> Result<Piece
     };
     let extent = page.grid.unit_extent(unit);
     let (off, len) = page.unit_bytes(unit, 0);
-    if len > crate::format::tiff::MAX_CHUNK_BYTES {
-        return Err(FormatError::too_large(format!("TIFF chunk of {len} bytes")));
-    }
-    let mut input = vec![0u8; len as usize];
-    source.read_exact_at(off, &mut input)?;
+    let input = super::read_chunk(source, off, len, "TIFF chunk")?;
     // Tiles are stored whole (padded at the image's edges); strips hold their own rows.
     let rows = if page.grid.chunk_w < page.width || page.grid.chunk_h > extent.height() {
         page.grid.chunk_h
