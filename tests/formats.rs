@@ -744,23 +744,9 @@ fn bmp_claiming_a_huge_palette_renders_with_a_warning() {
     let bad = write(dir.path(), "huge.bmp", &bytes);
     let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
     let region = format!("0,0,{W},{H}");
-    let (code, _, err) = run(&[
-        "render",
-        good.to_str().expect("utf8"),
-        "--region",
-        &region,
-        "-o",
-        a.to_str().expect("utf8"),
-    ]);
+    let (code, err) = render_cli(&good, &region, &a, &[]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = run(&[
-        "render",
-        bad.to_str().expect("utf8"),
-        "--region",
-        &region,
-        "-o",
-        b.to_str().expect("utf8"),
-    ]);
+    let (code, err) = render_cli(&bad, &region, &b, &[]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("claims 2147483647 palette entries"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one warning line: {err}");
@@ -798,14 +784,7 @@ fn png_chunk_crc_mismatch_is_an_error_naming_the_chunk() {
     bad[at + 8 + len] ^= 0xFF;
     let p = write(dir.path(), "crc.png", &bad);
     let out = dir.path().join("o.png");
-    let (code, _, err) = run(&[
-        "render",
-        p.to_str().expect("utf8"),
-        "--region",
-        &format!("0,0,{W},{H}"),
-        "-o",
-        out.to_str().expect("utf8"),
-    ]);
+    let (code, err) = render_cli(&p, &format!("0,0,{W},{H}"), &out, &[]);
     assert_eq!(code, 2, "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
@@ -822,14 +801,7 @@ fn png_chunk_crc_mismatch_is_an_error_naming_the_chunk() {
         let mut bad = png.clone();
         bad[byte] ^= 0xFF;
         let p = write(dir.path(), &format!("crc-{what}.png"), &bad);
-        let (code, _, err) = run(&[
-            "render",
-            p.to_str().expect("utf8"),
-            "--region",
-            &format!("0,0,{W},{H}"),
-            "-o",
-            out.to_str().expect("utf8"),
-        ]);
+        let (code, err) = render_cli(&p, &format!("0,0,{W},{H}"), &out, &[]);
         assert_eq!(code, 2, "{what}: {err}");
         assert!(
             err.contains(&format!("PNG chunk {what} at offset {at} has a bad CRC")),
@@ -838,14 +810,7 @@ fn png_chunk_crc_mismatch_is_an_error_naming_the_chunk() {
     }
     // The intact file renders.
     let good = write(dir.path(), "good.png", &png);
-    let (code, _, err) = run(&[
-        "render",
-        good.to_str().expect("utf8"),
-        "--region",
-        &format!("0,0,{W},{H}"),
-        "-o",
-        out.to_str().expect("utf8"),
-    ]);
+    let (code, err) = render_cli(&good, &format!("0,0,{W},{H}"), &out, &[]);
     assert_eq!(code, 0, "{err}");
 }
 

@@ -8,7 +8,7 @@ use tessera::OpenImage;
 use tessera::decode::{Native, decode_piece, tiff::DecoderCache};
 
 use crate::support::synth::{TiffSpec, write_tiff_data};
-use crate::support::{self, encode::zlib, run, tempdir};
+use crate::support::{self, encode::zlib, render_cli, run, tempdir};
 
 /// Every native sample of page `page`, row-major, channels interleaved.
 fn native(path: &Path, page: u32) -> (u32, u32, usize, Vec<f64>) {
@@ -330,16 +330,12 @@ fn fits_conventions_decode_exactly() {
 
     // A window on the command line maps the 16-bit page exactly.
     let out = dir.path().join("w.png");
-    let (code, _, err) = run(&[
-        "render",
-        path.to_str().expect("utf8"),
-        "--region",
+    let (code, err) = render_cli(
+        &path,
         &format!("0,0,{w},{h}"),
-        "--window",
-        "0,65535",
-        "-o",
-        out.to_str().expect("utf8"),
-    ]);
+        &out,
+        &["--window", "0,65535"],
+    );
     assert_eq!(code, 0, "{err}");
     let png = image::open(&out).expect("png").to_rgba8();
     for y in 0..h {
@@ -371,15 +367,7 @@ fn twelve_bit_microscope_image_renders_visible_by_default() {
     write_tiff_data(&mut f, &spec, &sample, None).expect("write");
     drop(f);
     let out = dir.path().join("auto.png");
-    let (code, _, err) = run(&[
-        "render",
-        path.to_str().expect("utf8"),
-        "--region",
-        "0,0,64,48",
-        "--stats",
-        "-o",
-        out.to_str().expect("utf8"),
-    ]);
+    let (code, err) = render_cli(&path, "0,0,64,48", &out, &["--stats"]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("window channel 0:"), "{err}");
     let png = image::open(&out).expect("png").to_rgba8();
@@ -393,20 +381,19 @@ fn twelve_bit_microscope_image_renders_visible_by_default() {
         levels.len()
     );
     // Explicit window, transfer and colormap: each pixel is the colormap at its value.
-    let (code, _, err) = run(&[
-        "render",
-        path.to_str().expect("utf8"),
-        "--region",
+    let (code, err) = render_cli(
+        &path,
         "0,0,64,48",
-        "--window",
-        "80,4000",
-        "--transfer",
-        "sqrt",
-        "--colormap",
-        "viridis",
-        "-o",
-        out.to_str().expect("utf8"),
-    ]);
+        &out,
+        &[
+            "--window",
+            "80,4000",
+            "--transfer",
+            "sqrt",
+            "--colormap",
+            "viridis",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     let png = image::open(&out).expect("png").to_rgba8();
     for (x, y, p) in png.enumerate_pixels() {
@@ -421,16 +408,7 @@ fn twelve_bit_microscope_image_renders_visible_by_default() {
     let rgb = dir.path().join("rgb.tif");
     let mut f = std::fs::File::create(&rgb).expect("create");
     write_tiff_data(&mut f, &TiffSpec::new(8, 8, 3, 8, 2), &|_, _, _| 1.0, None).expect("w");
-    let (code, _, err) = run(&[
-        "render",
-        rgb.to_str().expect("utf8"),
-        "--region",
-        "0,0,8,8",
-        "--window",
-        "0,10",
-        "-o",
-        out.to_str().expect("utf8"),
-    ]);
+    let (code, err) = render_cli(&rgb, "0,0,8,8", &out, &["--window", "0,10"]);
     assert_ne!(code, 0);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
@@ -479,7 +457,7 @@ fn data_levels_are_float_means_that_skip_no_data() {
     let z = |b: &[u8]| zlib(b, flate2::Compression::fast());
     write_tiff_data(&mut f, &spec, &move |x, y, _| v(x, y), Some((8, &z))).expect("write");
     drop(f);
-    let (p, s) = (path.to_str().expect("utf8"), store.to_str().expect("utf8"));
+    let s = store.to_str().expect("utf8");
     let image = build_levels(&path, &store);
     let built = image.built_levels().expect("built");
     assert!(built.plan.float);
@@ -511,21 +489,20 @@ fn data_levels_are_float_means_that_skip_no_data() {
     }
     // A scaled render reads the float level, and its no-data block is transparent.
     let out_png = dir.path().join("s.png");
-    let (code, _, err) = run(&[
-        "render",
-        p,
-        "--region",
+    let (code, err) = render_cli(
+        &path,
         &format!("0,0,{w},{h}"),
-        "--scale",
-        "4",
-        "--window",
-        "-1000,1000",
-        "--levels-dir",
-        s,
-        "--stats",
-        "-o",
-        out_png.to_str().expect("utf8"),
-    ]);
+        &out_png,
+        &[
+            "--scale",
+            "4",
+            "--window",
+            "-1000,1000",
+            "--levels-dir",
+            s,
+            "--stats",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("level: 1/4 (built level"), "{err}");
     let png = image::open(&out_png).expect("png").to_rgba8();
@@ -768,16 +745,7 @@ fn damaged_tile_compressed_fits_fails_in_one_line() {
     let region = format!("0,0,{w},{h}");
     let check = |b: &[u8], what: &str| {
         let p = support::write(dir.path(), "bad.fits.fz", b);
-        let (code, _, err) = run(&[
-            "render",
-            p.to_str().expect("utf8"),
-            "--region",
-            &region,
-            "--window",
-            "0,30000",
-            "-o",
-            out.to_str().expect("utf8"),
-        ]);
+        let (code, err) = render_cli(&p, &region, &out, &["--window", "0,30000"]);
         assert!(code == 0 || code == 2, "{what}: exit {code}: {err}");
         if code != 0 {
             assert_eq!(err.trim().lines().count(), 1, "{what}: {err}");

@@ -206,6 +206,19 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `tessera render PATH --region REGION [EXTRA...] -o OUT`: the exit code and stderr.
+pub fn render_cli(path: &Path, region: &str, out: &Path, extra: &[&str]) -> (i32, String) {
+    let (p, o) = (
+        path.to_str().expect("utf-8 path"),
+        out.to_str().expect("utf-8 path"),
+    );
+    let mut args = vec!["render", p, "--region", region];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-o", o]);
+    let (code, _, err) = run(&args);
+    (code, err)
+}
+
 pub fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).expect("write fixture");
