@@ -248,6 +248,52 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
     })
 }
 
+/// An image's samples as BITPIX with BZERO/BSCALE make them (see [`sample_type`]).
+#[derive(Debug, Clone, Copy)]
+struct Scaled {
+    ty: SampleType,
+    /// Stored samples have their sign bit flipped (the unsigned conventions).
+    flip: bool,
+    bzero: f64,
+    /// Physical = stored · scale + offset, beyond the unsigned conventions.
+    scale: Option<(f64, f64)>,
+}
+
+fn scaled_type(h: &Header, bitpix: i64) -> Result<Scaled, FormatError> {
+    let bzero = h.real("BZERO")?.unwrap_or(0.0);
+    let bscale = h.real("BSCALE")?.unwrap_or(1.0);
+    if bscale == 0.0 {
+        return Err(FormatError::invalid("FITS BSCALE is 0"));
+    }
+    let (ty, flip, scale) = sample_type(bitpix, bzero, bscale)?;
+    Ok(Scaled {
+        ty,
+        flip,
+        bzero,
+        scale,
+    })
+}
+
+/// What a page's samples are: its [`DataInfo`] (scale, unit, no-data from `blank`, channel
+/// names) and the raw format its stored rows unpack with.
+fn samples(h: &Header, s: Scaled, channels: usize, blank: Option<i64>) -> (DataInfo, RawFormat) {
+    let Scaled {
+        ty: t,
+        flip,
+        bzero,
+        scale,
+    } = s;
+    let mut info = DataInfo::new(t, channels);
+    info.scale = scale;
+    info.unit = h.string("BUNIT").filter(|u| !u.is_empty());
+    // In the stored representation: the unsigned conventions shift BLANK by BZERO.
+    info.nodata = blank.map(|b| if flip { b as f64 + bzero } else { b as f64 });
+    let info = info.with_names(channel_names(h, channels));
+    let mut raw = RawFormat::new(PixelKind::Data(t), t.bits()).with_samples(channels as u8);
+    raw.flip_sign = flip;
+    (info, raw)
+}
+
 /// Channel names: `CNAMEn`, or `CTYPE3` and the plane number; one channel takes `EXTNAME`.
 /// Empty names leave the defaults (see [`DataInfo::with_names`]).
 fn channel_names(h: &Header, channels: usize) -> Vec<String> {
@@ -281,12 +327,8 @@ fn image_pages(
         .skip(2)
         .try_fold(1u64, |a, &n| a.checked_mul(n))
         .ok_or_else(|| FormatError::too_large("FITS cube depth"))?;
-    let bzero = h.real("BZERO")?.unwrap_or(0.0);
-    let bscale = h.real("BSCALE")?.unwrap_or(1.0);
-    if bscale == 0.0 {
-        return Err(FormatError::invalid("FITS BSCALE is 0"));
-    }
-    let (t, flip, scale) = sample_type(bitpix, bzero, bscale)?;
+    let scaled = scaled_type(h, bitpix)?;
+    let t = scaled.ty;
     let stride = u64::from(width) * u64::from(t.bits() / 8);
     let plane_stride = stride * u64::from(height);
     super::check_span(
@@ -300,23 +342,9 @@ fn image_pages(
     } else {
         (1, depth)
     };
-    let mut info = DataInfo::new(t, channels as usize);
-    info.scale = scale;
-    info.unit = h.string("BUNIT").filter(|u| !u.is_empty());
-    if !t.is_float()
-        && let Some(blank) = h.int("BLANK")?
-    {
-        // In the stored representation: the unsigned conventions shift it by BZERO.
-        info.nodata = Some(if flip {
-            blank as f64 + bzero
-        } else {
-            blank as f64
-        });
-    }
-    info = info.with_names(channel_names(h, channels as usize));
+    let blank = if t.is_float() { None } else { h.int("BLANK")? };
+    let (info, raw) = samples(h, scaled, channels as usize, blank);
     let info = Arc::new(info);
-    let mut raw = RawFormat::new(PixelKind::Data(t), t.bits()).with_samples(channels as u8);
-    raw.flip_sign = flip;
     // A band holds every channel: size it by all of them.
     let grid = Grid::new(
         width,
@@ -682,31 +710,24 @@ fn compressed_page(
     } else {
         None
     };
-    let bzero = h.real("BZERO")?.unwrap_or(0.0);
-    let bscale = h.real("BSCALE")?.unwrap_or(1.0);
-    if bscale == 0.0 {
-        return Err(FormatError::invalid("FITS BSCALE is 0"));
+    let mut scaled = scaled_type(h, zbitpix)?;
+    if quantized {
+        // Quantized floats come back as floats, unscaled.
+        scaled = Scaled {
+            ty: SampleType::F32,
+            flip: false,
+            scale: None,
+            ..scaled
+        };
     }
-    let (out_type, flip, scale) = if quantized {
-        (SampleType::F32, false, None)
-    } else {
-        sample_type(zbitpix, bzero, bscale)?
-    };
+    let (out_type, flip, bzero) = (scaled.ty, scaled.flip, scaled.bzero);
     let channels = planes as usize;
-    let mut info = DataInfo::new(out_type, channels);
-    info.scale = scale;
-    info.unit = h.string("BUNIT").filter(|u| !u.is_empty());
-    if !quantized && let Some(blank) = h.int("BLANK")?.or(h.int("ZBLANK")?) {
-        info.nodata = Some(if flip {
-            blank as f64 + bzero
-        } else {
-            blank as f64
-        });
-    }
-    info = info.with_names(channel_names(h, channels));
-    let mut raw_format =
-        RawFormat::new(PixelKind::Data(out_type), out_type.bits()).with_samples(channels as u8);
-    raw_format.flip_sign = flip;
+    let blank = if quantized {
+        None
+    } else {
+        h.int("BLANK")?.or(h.int("ZBLANK")?)
+    };
+    let (info, raw_format) = samples(h, scaled, channels, blank);
     // Units: a tile column by a band of whole tile rows (row tiles are grouped into bands).
     let stride = u64::from(width) * u64::from(out_type.bits() / 8) * planes;
     let band = if tile_h == 1 {
