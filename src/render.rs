@@ -182,7 +182,7 @@ pub fn default_display(
     };
     let mut mapping = Mapping::for_data(&info);
     let (mut stats, _) = auto_stats(loader, req)?;
-    mapping.auto(&mut stats, p, mapping.single.is_none() && info.rgb);
+    mapping.auto(&mut stats, p, &info);
     Ok(mapping)
 }
 

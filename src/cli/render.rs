@@ -128,8 +128,7 @@ pub fn run(a: RenderArgs) -> Result<()> {
                 WindowArg::Fixed(lo, hi) => mapping.set_window(lo, hi),
                 WindowArg::Auto(p) => {
                     let (mut st, _) = render::auto_stats(&loader, &req)?;
-                    let joint = mapping.single.is_none() && info.rgb;
-                    mapping.auto(&mut st, p, joint);
+                    mapping.auto(&mut st, p, info);
                 }
             }
             if let Some(t) = a.transfer {

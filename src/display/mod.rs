@@ -202,10 +202,11 @@ impl Mapping {
         }
     }
 
-    /// Set every window from percentiles of `stats`; RGB data share one window so colours
-    /// keep their balance. Returns whether anything was known to set.
-    pub fn auto(&mut self, stats: &mut Stats, p: Percentiles, joint: bool) -> bool {
-        if joint {
+    /// Set every window from percentiles of `stats` of `info`'s page; RGB data shown as RGB
+    /// share one window so colours keep their balance. Returns whether anything was known to
+    /// set.
+    pub fn auto(&mut self, stats: &mut Stats, p: Percentiles, info: &DataInfo) -> bool {
+        if info.rgb && self.single.is_none() {
             let Some((lo, hi)) = stats.joint_window(p.lo, p.hi) else {
                 return false;
             };
@@ -504,9 +505,9 @@ mod tests {
         let v: Vec<u16> = (0..1001).map(|i| 80 + i as u16 * 4).collect();
         stats.add(&info, &SampleBuf::U16(v), 1001, true);
         let mut m = Mapping::for_data(&info);
-        assert!(m.auto(&mut stats, Percentiles { lo: 0.0, hi: 100.0 }, false));
+        assert!(m.auto(&mut stats, Percentiles { lo: 0.0, hi: 100.0 }, &info));
         assert_eq!((m.channels[0].lo, m.channels[0].hi), (80.0, 4080.0));
-        assert!(m.auto(&mut stats, Percentiles::default(), false));
+        assert!(m.auto(&mut stats, Percentiles::default(), &info));
         assert!((m.channels[0].lo - 84.0).abs() < 1e-9);
         assert!((m.channels[0].hi - 4076.0).abs() < 1e-9);
     }

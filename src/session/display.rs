@@ -100,14 +100,9 @@ impl DisplayState {
         false
     }
 
-    fn joint(&self) -> bool {
-        self.info.rgb && self.mapping.single.is_none()
-    }
-
     fn apply_auto(&mut self) {
         let mut m = self.mapping.clone();
-        let joint = self.joint();
-        if m.auto(&mut self.stats, self.percentiles, joint) {
+        if m.auto(&mut self.stats, self.percentiles, &self.info) {
             self.applied_at = self.stats.count();
             self.set_mapping(m);
         }
@@ -128,8 +123,7 @@ impl DisplayState {
             }
         }
         let mut m = self.mapping.clone();
-        let joint = self.joint();
-        if m.auto(&mut stats, self.percentiles, joint) {
+        if m.auto(&mut stats, self.percentiles, &self.info) {
             self.auto = false;
             self.set_mapping(m);
         }
