@@ -6,6 +6,7 @@ mod support;
 
 mod built_levels;
 mod cli;
+mod codecs;
 mod formats;
 mod gui;
 mod levels;

@@ -14,8 +14,8 @@ use crate::support::encode::{encode_jpeg_rst, encode_png, jpeg_bytes, tiff_bytes
 use crate::support::synth::TiffSpec;
 use crate::support::{render_region, tempdir, write};
 
-/// Mutations per fixture: with the 22 fixtures below, under a minute of a debug `cargo test`.
-const MUTATIONS: u64 = 400;
+/// Mutations per fixture: with the 28 fixtures below, about a minute of a debug `cargo test`.
+const MUTATIONS: u64 = 300;
 /// Longer than any honest open and render of these small files.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -175,6 +175,20 @@ fn fixtures(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .encode(&rgba, 61, 43, image_webp::ColorType::Rgba8)
         .expect("webp");
     out.push(("a.webp".into(), webp));
+    // The codecs written by other encoders (tests/fixtures/make.sh).
+    for name in [
+        "j2k_tiled_lossy.jp2",
+        "j2k_untiled_gray16.j2k",
+        "j2k_tiles.tif",
+        "jxl_lossy.jxl",
+        "lerc_f32_deflate.tif",
+        "lerc_i16_zstd.tif",
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        out.push((name.into(), std::fs::read(path).expect("fixture")));
+    }
     out
 }
 

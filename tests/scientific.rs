@@ -5,39 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use tessera::OpenImage;
-use tessera::decode::{Native, decode_piece, tiff::DecoderCache};
 
 use crate::support::synth::{TiffSpec, write_tiff_data};
-use crate::support::{self, encode::zlib, render_cli, run, tempdir};
-
-/// Every native sample of page `page`, row-major, channels interleaved.
-fn native(path: &Path, page: u32) -> (u32, u32, usize, Vec<f64>) {
-    let image = OpenImage::open(path).expect("open");
-    let p = image.page(page).expect("page").clone();
-    let channels = p.data.as_ref().map_or(1, |d| d.channels);
-    let (w, h) = (p.width, p.height);
-    let mut out = vec![f64::NAN; w as usize * h as usize * channels];
-    let mut cache = DecoderCache::default();
-    cache.set_source(&image.source);
-    for unit in 0..p.unit_count() {
-        let e = p.grid.unit_extent(unit);
-        let piece = decode_piece(&image.source, &p, unit, e, &mut cache).expect("decode");
-        let Native::Data { data, channels: c } = &piece.native else {
-            panic!("{} is not decoded as data", path.display());
-        };
-        assert_eq!(*c, channels);
-        for y in e.y0..e.y1 {
-            for x in e.x0..e.x1 {
-                let i = ((y - e.y0) * e.width() + (x - e.x0)) as usize;
-                for k in 0..channels {
-                    out[(y as usize * w as usize + x as usize) * channels + k] =
-                        data.get(i * channels + k);
-                }
-            }
-        }
-    }
-    (w, h, channels, out)
-}
+use crate::support::{self, encode::zlib, native, render_cli, run, tempdir};
 
 /// A value of type (format, bits) at (x, y, c): spans the type's range, negative for signed,
 /// fractional for floats.

@@ -6,6 +6,8 @@
 
 pub mod fits_tile;
 pub mod indexed;
+pub mod jpeg2000;
+pub mod lerc;
 pub mod libjpeg;
 
 pub mod stream;
@@ -215,6 +217,28 @@ impl Piece {
     }
 }
 
+/// A piece made of stored rows `row_bytes` apart (a decompressed chunk, a decoder's output),
+/// unpacked by `raw`; rows beyond the data stay zero.
+pub(crate) fn piece_from_rows(
+    extent: Extent,
+    raw: &sample::RawFormat,
+    palette: Option<&[[u8; 4]]>,
+    data: &[u8],
+    row_bytes: usize,
+) -> Piece {
+    let mut piece = Piece::new(extent, raw);
+    let w = extent.width() as usize;
+    for (y, src) in data
+        .chunks_exact(row_bytes.max(1))
+        .take(extent.height() as usize)
+        .enumerate()
+    {
+        let (rgba, native) = piece.row_mut(y);
+        raw.unpack_row(src, w, palette, rgba, native);
+    }
+    piece
+}
+
 /// The stored bytes of one compressed chunk (a TIFF chunk we decompress ourselves, a FITS
 /// tile), at most [`crate::format::tiff::MAX_CHUNK_BYTES`] of them: no allocation sized by a
 /// header beyond that.
@@ -249,6 +273,8 @@ pub fn decode_piece(
         Storage::Chunks { .. } => tiff::decode_chunk(source, page, unit, tiff_cache),
         Storage::Indexed { .. } => indexed::decode_band(source, page, unit),
         Storage::Tiles(_) => fits_tile::decode_unit(source, page, unit),
+        Storage::J2k { .. } => jpeg2000::decode_unit(source, page, unit),
+        Storage::Jxl(d) => crate::format::jxl::decode_unit(source, page, d, unit),
         Storage::Stream { .. } => Err(FormatError::invalid(
             "internal: stream bands decode through decode_bands",
         )),

@@ -91,6 +91,35 @@ pub fn decode_chunk(
     if page.raw.kind == crate::sample::PixelKind::Palette {
         return decode_palette_chunk(source, page, unit);
     }
+    if let Storage::Chunks {
+        codec: Codec::Jpeg2000,
+        compression,
+        ..
+    } = &page.storage
+    {
+        if *planes != 1 {
+            return Err(FormatError::unsupported(
+                "planar TIFF with JPEG 2000 chunks",
+            ));
+        }
+        let (off, len) = page.unit_bytes(unit, 0);
+        let bytes = super::read_chunk(source, off, len, "TIFF chunk")?;
+        // Three components are YCbCr unless the code says RGB (33005), as OpenSlide and
+        // libvips (which writes YCbCr under 33003 and 33004) read them.
+        return super::jpeg2000::decode_tiff_chunk(&bytes, page, extent, *compression != 33005);
+    }
+    if let Storage::Chunks {
+        codec: Codec::Lerc, ..
+    } = &page.storage
+    {
+        if *planes != 1 {
+            return Err(FormatError::unsupported("planar TIFF with LERC chunks"));
+        }
+        let (off, len) = page.unit_bytes(unit, 0);
+        let bytes = super::read_chunk(source, off, len, "TIFF chunk")?;
+        let chunk = (page.grid.chunk_w, page.grid.chunk_h);
+        return super::lerc::decode_tiff_chunk(&bytes, page, extent, chunk);
+    }
     let decoder = cache.decoder(*ifd_index)?;
     let (chunk, _) = page.grid.unit_chunk(unit);
     let chunks_per_plane = u64::from(page.grid.across()) * u64::from(page.grid.chunk_rows());
@@ -111,7 +140,6 @@ pub fn decode_chunk(
         };
     }
     let palette = page.palette.as_deref().map(Vec::as_slice);
-    let mut piece = Piece::new(extent, &raw);
     let data = if bufs.len() == 1 {
         bufs.pop().unwrap_or_default()
     } else {
@@ -131,11 +159,9 @@ pub fn decode_chunk(
             row_bytes * h
         )));
     }
-    for (y, src) in data.chunks_exact(row_bytes).take(h).enumerate() {
-        let (rgba, native) = piece.row_mut(y);
-        raw.unpack_row(src, w, palette, rgba, native);
-    }
-    Ok(piece)
+    Ok(super::piece_from_rows(
+        extent, &raw, palette, &data, row_bytes,
+    ))
 }
 
 /// A compressed chunk of a palette page. The `tiff` crate refuses palette images in
@@ -191,17 +217,9 @@ fn decode_palette_chunk(source: &Source, page: &Page, unit: u64) -> Result<Piece
         }
     }
     let palette = page.palette.as_deref().map(Vec::as_slice);
-    let mut piece = Piece::new(extent, &page.raw);
-    let w = extent.width() as usize;
-    for (y, src) in data
-        .chunks_exact(stride)
-        .take(extent.height() as usize)
-        .enumerate()
-    {
-        let (rgba, native) = piece.row_mut(y);
-        page.raw.unpack_row(src, w, palette, rgba, native);
-    }
-    Ok(piece)
+    Ok(super::piece_from_rows(
+        extent, &page.raw, palette, &data, stride,
+    ))
 }
 
 /// TIFF LZW (MSB first, early code-size switch) into at most `expect` bytes.

@@ -12,7 +12,9 @@
 
 pub mod bmp;
 pub mod fits;
+pub mod jp2;
 pub mod jpeg;
+pub mod jxl;
 pub mod png;
 pub mod pnm;
 pub mod tiff;
@@ -50,6 +52,8 @@ pub enum FileFormat {
     Jpeg,
     Fits,
     WebP,
+    Jpeg2000,
+    JpegXl,
 }
 
 impl FileFormat {
@@ -62,6 +66,8 @@ impl FileFormat {
             FileFormat::Jpeg => "JPEG",
             FileFormat::Fits => "FITS",
             FileFormat::WebP => "WebP",
+            FileFormat::Jpeg2000 => "JPEG 2000",
+            FileFormat::JpegXl => "JPEG XL",
         }
     }
 }
@@ -227,6 +233,10 @@ pub enum Codec {
     WebP,
     /// A standalone WebP file, decoded whole.
     WebPImage,
+    /// TIFF JPEG 2000 tiles (33003, 33005: one codestream per tile), decoded by OpenJPEG.
+    Jpeg2000,
+    /// TIFF LERC (34887), alone or inside Deflate or ZSTD (GDAL's LercParameters).
+    Lerc,
     /// TIFF compression codes the `tiff` crate knows but we name generically.
     TiffOther(u16),
     /// Plain (ASCII) PNM samples, indexed once into bands.
@@ -249,6 +259,8 @@ impl Codec {
             Codec::Zstd => "tiff_zstd",
             Codec::WebP => "tiff_webp",
             Codec::WebPImage => "webp",
+            Codec::Jpeg2000 => "jpeg2k",
+            Codec::Lerc => "tiff_lerc",
             Codec::TiffOther(_) => "libtiff",
             Codec::PnmPlain => "ppm_plain",
             Codec::BmpRle4 => "bmp_rle4",
@@ -400,6 +412,14 @@ pub enum Storage {
     /// Tiles of a FITS tile-compressed image (`.fz`): a unit is a tile column by a band of
     /// whole tile rows, decoded from the tiles it covers (rows are stored bottom-up).
     Tiles(Arc<fits::TileTable>),
+    /// A JPEG 2000 codestream at one of its resolution levels (reduce factor): a unit is a
+    /// rectangle of its tiles, or an area of an untiled codestream.
+    J2k {
+        stream: Arc<jp2::Codestream>,
+        reduce: u8,
+    },
+    /// A JPEG XL image: a unit is a square rendered cropped from the shared decoder.
+    Jxl(Arc<jxl::Decoder>),
     /// A stream that decodes only from its start (PNG, JPEG): every band points at it until
     /// a pass has recorded checkpoints (`index`).
     Stream {
@@ -609,7 +629,11 @@ impl Page {
                     Access::Read
                 }
             }
-            Storage::Chunks { .. } | Storage::Indexed { .. } | Storage::Tiles(_) => Access::Decode,
+            Storage::Chunks { .. }
+            | Storage::Indexed { .. }
+            | Storage::Tiles(_)
+            | Storage::J2k { .. }
+            | Storage::Jxl(_) => Access::Decode,
             Storage::Stream { .. } => Access::Sequential,
         }
     }
@@ -674,6 +698,17 @@ impl Page {
                     .sum();
                 (t.tiles.get(first).map_or(0, |x| x.0), len)
             }
+            Storage::J2k { stream, reduce } => {
+                let tiles = stream.tiles_in(stream.reference_area(u32::from(*reduce), &ext));
+                let first = tiles
+                    .first()
+                    .and_then(|&t| stream.tiles.get(t))
+                    .and_then(|p| p.first())
+                    .map_or(0, |p| p.0);
+                (first, stream.tile_bytes(&tiles))
+            }
+            // The decoder holds the whole codestream; a unit has no bytes of its own.
+            Storage::Jxl(_) => (0, 0),
             Storage::Stream { offset, length, .. } => (*offset, *length),
         }
     }
@@ -757,6 +792,32 @@ impl Page {
                     ),
                 )
             }
+            Storage::J2k { stream, reduce } => {
+                let tiles = stream.tiles_in(stream.reference_area(u32::from(*reduce), &extent));
+                let (a, b) = (
+                    tiles.first().copied().unwrap_or(0),
+                    tiles.last().copied().unwrap_or(0),
+                );
+                let tiles = match tiles.len() {
+                    1 => format!("tile {a}"),
+                    n => format!("tiles {a}..={b} ({n})"),
+                };
+                (
+                    Codec::Jpeg2000.decoder_name(),
+                    format!("('{}', reduce={reduce}, {tiles})", self.raw.rawmode()),
+                )
+            }
+            Storage::Jxl(_) => (
+                "jpegxl",
+                format!(
+                    "('{}', crop {}x{}+{}+{})",
+                    self.raw.rawmode(),
+                    extent.width(),
+                    extent.height(),
+                    extent.x0,
+                    extent.y0
+                ),
+            ),
             Storage::Stream {
                 codec, interlaced, ..
             } => (
@@ -897,6 +958,10 @@ pub fn parse_with_progress(
         || magic.starts_with(b"MM\0+")
     {
         tiff::parse(source)
+    } else if jxl::sniff(magic) {
+        jxl::parse(source)
+    } else if jp2::sniff(magic) {
+        jp2::parse(source)
     } else if webp::sniff(magic) {
         webp::parse(source)
     } else if fits::sniff(magic) {

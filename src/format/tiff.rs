@@ -478,12 +478,10 @@ fn codec(compression: u16) -> Result<Codec, FormatError> {
         }
         50000 => Codec::Zstd,
         50001 => Codec::WebP,
-        33003 | 33004 | 33005 | 34712 => {
-            return Err(FormatError::unsupported(format!(
-                "JPEG 2000 compression ({compression}) in TIFF"
-            )));
-        }
-        34887 => return Err(FormatError::unsupported("LERC compression (34887) in TIFF")),
+        // Aperio's YCbCr (33003) and RGB (33005) tiles, and the older codes for the same:
+        // one JPEG 2000 codestream per chunk.
+        33003 | 33004 | 33005 | 34712 => Codec::Jpeg2000,
+        34887 => Codec::Lerc,
         c => Codec::TiffOther(c),
     })
 }

@@ -5,6 +5,7 @@
 //! C API directly.
 
 pub mod libjpeg;
+pub mod openjpeg;
 pub mod sigbus;
 
 use std::fs::File;
