@@ -110,6 +110,11 @@ impl Geometry {
             Storage::Stream { .. } => Windows::Cut {
                 width: STREAM_COLUMN_CHUNK,
             },
+            // JPEG 2000 decodes an area of a tile: a view decodes just the columns it needs.
+            Storage::J2k { stream, .. } => Windows::Columns {
+                width: stream.piece_side(),
+                align: 1,
+            },
             _ if page.column_readable() => Windows::Columns {
                 width: COLUMN_CHUNK,
                 align: if page.raw.bits_per_pixel().is_multiple_of(8) {

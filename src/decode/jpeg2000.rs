@@ -23,13 +23,20 @@ static BIG_UNITS: Mutex<()> = Mutex::new(());
 
 const EOC: [u8; 2] = [0xFF, 0xD9];
 
-/// Decode unit `unit` of a JPEG 2000 page.
-pub fn decode_unit(source: &Source, page: &Page, unit: u64) -> Result<Piece, FormatError> {
+/// Decode the piece `extent` (a window of unit `unit`) of a JPEG 2000 page.
+pub fn decode_unit(
+    source: &Source,
+    page: &Page,
+    unit: u64,
+    extent: Extent,
+) -> Result<Piece, FormatError> {
     let Storage::J2k { stream, reduce } = &page.storage else {
         return Err(FormatError::invalid("internal: not a JPEG 2000 page"));
     };
     let r = u32::from(*reduce);
-    let extent = page.grid.unit_extent(unit);
+    let extent = extent
+        .intersect(&page.grid.unit_extent(unit))
+        .ok_or_else(|| FormatError::invalid("internal: window outside its unit"))?;
     let area = stream.reference_area(r, &extent);
     let tiles = stream.tiles_in(area);
     // The virtual codestream: main header, the tiles' parts in order, EOC.

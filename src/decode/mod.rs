@@ -273,7 +273,7 @@ pub fn decode_piece(
         Storage::Chunks { .. } => tiff::decode_chunk(source, page, unit, tiff_cache),
         Storage::Indexed { .. } => indexed::decode_band(source, page, unit),
         Storage::Tiles(_) => fits_tile::decode_unit(source, page, unit),
-        Storage::J2k { .. } => jpeg2000::decode_unit(source, page, unit),
+        Storage::J2k { .. } => jpeg2000::decode_unit(source, page, unit, extent),
         Storage::Jxl(d) => crate::format::jxl::decode_unit(source, page, d, unit),
         Storage::Stream { .. } => Err(FormatError::invalid(
             "internal: stream bands decode through decode_bands",
