@@ -135,6 +135,19 @@ pub fn write_json(
             d.unit.as_deref().map_or("null".to_string(), json_str)
         )?;
     }
+    if let Some(p) = &page.physical {
+        write!(
+            out,
+            "\"pixel_size\":{{\"x\":{},\"y\":{},\"unit\":{},\"source\":{}}},",
+            p.x,
+            p.y,
+            json_str(match p.unit {
+                crate::physical::Unit::Metre => "m",
+                crate::physical::Unit::Degree => "deg",
+            }),
+            json_str(p.source)
+        )?;
+    }
     write!(out, "\"page_list\":[")?;
     for (i, p) in layout.pages.iter().enumerate() {
         write!(
@@ -245,6 +258,9 @@ pub fn write_table(
             .map(|u| format!(" ({u})"))
             .unwrap_or_default();
         writeln!(out, "channels: {}{unit}", d.names.join(", "))?;
+    }
+    if let Some(p) = &page.physical {
+        writeln!(out, "pixel:   {}", p.describe())?;
     }
     writeln!(out, "pages:   {}", layout.pages.len())?;
     for (i, p) in layout.pages.iter().enumerate() {

@@ -59,6 +59,7 @@ pub mod info;
 pub mod levels;
 pub mod loader;
 pub mod logging;
+pub mod physical;
 pub mod pieces;
 pub mod progress;
 pub mod pyramid;

@@ -12,5 +12,6 @@ mod gui;
 mod levels;
 mod malformed;
 mod mutation;
+mod physical;
 mod scientific;
 mod stream_index;

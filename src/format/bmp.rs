@@ -84,6 +84,7 @@ pub fn parse(source: &Source, progress: &Progress) -> Result<Layout, FormatError
         storage,
         reduced: false,
         data: None,
+        physical: None,
     };
     let page = if codec == Codec::Raw {
         let stride = (u64::from(width) * u64::from(bpp)).div_ceil(32) * 4;

@@ -370,6 +370,7 @@ fn image_pages(
             },
             reduced: false,
             data: Some(info.clone()),
+            physical: crate::physical::from_fits(&|k| h.string(k)),
         });
     }
     Ok(())
@@ -762,6 +763,7 @@ fn compressed_page(
         storage: Storage::Tiles(Arc::new(table)),
         reduced: false,
         data: Some(Arc::new(info)),
+        physical: crate::physical::from_fits(&|k| h.string(k)),
     })
 }
 

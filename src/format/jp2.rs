@@ -191,6 +191,7 @@ impl Codestream {
             },
             reduced: r > 0,
             data,
+            physical: None,
         })
     }
 }

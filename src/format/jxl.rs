@@ -77,6 +77,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
             storage: Storage::Jxl(Arc::new(Decoder::default())),
             reduced: false,
             data,
+            physical: None,
         }],
     })
 }

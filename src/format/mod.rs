@@ -526,6 +526,8 @@ pub struct Page {
     pub reduced: bool,
     /// What a data page's channels are ([`Mode::Data`] pages only).
     pub data: Option<Arc<DataInfo>>,
+    /// How big a pixel is, when the file says.
+    pub physical: Option<crate::physical::PixelSize>,
 }
 
 /// A tile descriptor, materialised for display.

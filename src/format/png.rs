@@ -162,6 +162,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
             },
             reduced: false,
             data: None,
+            physical: None,
         }],
     })
 }

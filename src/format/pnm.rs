@@ -289,6 +289,7 @@ fn raw_layout(
             },
             reduced: false,
             data: None,
+            physical: None,
         }],
     })
 }
@@ -347,6 +348,7 @@ fn index_plain(
             },
             reduced: false,
             data: None,
+            physical: None,
         }],
     })
 }

@@ -207,7 +207,69 @@ fn parse_page(d: &mut TiffDecoder, ifd_index: usize) -> Result<Page, FormatError
         },
         reduced: subfile & 1 == 1,
         data,
+        physical: physical_size(d),
     })
+}
+
+/// The pixel size the page's tags give: OME-XML or Aperio's description, GeoTIFF's
+/// ModelPixelScale, ImageJ's unit with the resolution tags, or the resolution tags alone.
+/// Unreadable tags give no size rather than an error.
+fn physical_size(d: &mut TiffDecoder) -> Option<crate::physical::PixelSize> {
+    use crate::physical::{self, PixelSize, Unit};
+    let description = d
+        .find_tag(Tag::ImageDescription)
+        .ok()
+        .flatten()
+        .and_then(|v| v.into_string().ok())
+        .unwrap_or_default();
+    if description.contains("<OME")
+        && let Some(p) = physical::from_ome(&description)
+    {
+        return Some(p);
+    }
+    if let Some(p) = physical::from_aperio(&description) {
+        return Some(p);
+    }
+    if let Some(scale) = d.find_tag(Tag::ModelPixelScaleTag).ok().flatten() {
+        let scale = scale.into_f64_vec().unwrap_or_default();
+        let keys = d
+            .find_tag(Tag::GeoKeyDirectoryTag)
+            .ok()
+            .flatten()
+            .and_then(|v| v.into_u16_vec().ok())
+            .unwrap_or_default();
+        if let Some(p) = physical::from_geotiff(&scale, &keys) {
+            return Some(p);
+        }
+    }
+    let rational = |d: &mut TiffDecoder, tag| match d.find_tag(tag).ok().flatten()? {
+        tiff::decoder::ifd::Value::Rational(n, m) if m != 0 => Some(f64::from(n) / f64::from(m)),
+        v => v.into_f64().ok(),
+    };
+    let (x, y) = (
+        rational(d, Tag::XResolution)?,
+        rational(d, Tag::YResolution)?,
+    );
+    // ImageJ keeps pixels per the `unit=` of its description, with ResolutionUnit "none".
+    if description.starts_with("ImageJ=") {
+        let per = description.lines().find_map(|l| {
+            Some(match l.strip_prefix("unit=")?.trim() {
+                "micron" | "um" | "µm" => 1e-6,
+                "nm" => 1e-9,
+                "mm" => 1e-3,
+                "cm" => 1e-2,
+                "m" | "meter" => 1.0,
+                _ => return None,
+            })
+        })?;
+        return PixelSize::new(per / x, per / y, Unit::Metre, "ImageJ unit and resolution");
+    }
+    let unit = d
+        .find_tag_unsigned::<u16>(Tag::ResolutionUnit)
+        .ok()
+        .flatten()
+        .unwrap_or(2);
+    physical::from_tiff_resolution(x, y, unit)
 }
 
 /// The sample type when a page is scientific data rather than a picture: signed or float

@@ -82,6 +82,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
             },
             reduced: false,
             data: None,
+            physical: None,
         }],
     })
 }

@@ -135,10 +135,44 @@ pub fn canvas_ui(
             StrokeKind::Inside,
         );
     }
+    if let Some(size) = &page.physical {
+        scale_bar(&painter, rect, size, view.zoom);
+    }
     if response.double_clicked() {
         out.commands.push(Command::Fit);
     }
     out
+}
+
+/// A scale bar at the canvas's bottom left: a round length (see `physical::scale_bar`) of at
+/// most 160 screen pixels, labelled.
+fn scale_bar(painter: &egui::Painter, rect: Rect, size: &crate::physical::PixelSize, zoom: f64) {
+    let Some((len, px)) = crate::physical::scale_bar(size, zoom, 160.0) else {
+        return;
+    };
+    let label = crate::physical::format_length(len, size.unit);
+    let left = rect.left_bottom() + egui::vec2(16.0, -18.0);
+    let right = left + egui::vec2(px as f32, 0.0);
+    let font = egui::FontId::proportional(13.0);
+    let text = painter.layout_no_wrap(label, font, Color32::WHITE);
+    let back = Rect::from_min_max(
+        left + egui::vec2(-8.0, -text.size().y - 10.0),
+        egui::pos2(right.x.max(left.x + text.size().x) + 8.0, left.y + 8.0),
+    );
+    painter.rect_filled(back, 4.0, Color32::from_black_alpha(150));
+    let stroke = Stroke::new(2.0, Color32::WHITE);
+    painter.line_segment([left, right], stroke);
+    for x in [left, right] {
+        painter.line_segment(
+            [x + egui::vec2(0.0, -5.0), x + egui::vec2(0.0, 3.0)],
+            stroke,
+        );
+    }
+    painter.galley(
+        left + egui::vec2(0.0, -text.size().y - 6.0),
+        text,
+        Color32::WHITE,
+    );
 }
 
 /// Drag pans, wheel and pinch zoom about the pointer; returns the image pixel under it.

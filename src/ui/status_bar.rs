@@ -28,10 +28,20 @@ pub fn status_bar_ui(
                     }
                     None => "not loaded".to_string(),
                 };
-                ui.label(format!("x {x}  y {y}  {}: {value}", page.mode));
+                let at = page.physical.map_or(String::new(), |p| {
+                    let f = |v: f64| crate::physical::format_length(v, p.unit);
+                    format!(" ({}, {})", f(f64::from(x) * p.x), f(f64::from(y) * p.y))
+                });
+                ui.label(format!("x {x}  y {y}{at}  {}: {value}", page.mode));
             }
             None => {
-                ui.label(format!("{}x{} {}", page.width, page.height, page.mode));
+                let size = page
+                    .physical
+                    .map_or(String::new(), |p| format!(", pixel {}", p.describe()));
+                ui.label(format!(
+                    "{}x{} {}{size}",
+                    page.width, page.height, page.mode
+                ));
             }
         }
         ui.separator();
