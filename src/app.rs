@@ -233,6 +233,28 @@ impl TesseraApp {
         }
     }
 
+    /// Show page `page` of the open file: a new session over the same image (its own pyramid,
+    /// display mapping and descriptor states), fitted to the window.
+    fn show_page(&mut self, page: u32) {
+        let Some(old) = &self.session else {
+            return;
+        };
+        if old.page == page || !old.pages().contains(&page) {
+            return;
+        }
+        let image = old.image.clone();
+        let budget = old.cache.lock().map_or(64 << 20, |c| c.budget());
+        self.session = None;
+        let session = Session::with_page(image, page, budget, TEXTURE_BUDGET);
+        let ctx = self.ctx.clone();
+        session
+            .loader
+            .set_notify(Arc::new(move || ctx.request_repaint()));
+        self.session = Some(session);
+        self.selected = None;
+        self.fit_mode = true;
+    }
+
     /// Whether a file is being opened.
     pub fn is_opening(&self) -> bool {
         self.opening.is_some()
@@ -422,6 +444,17 @@ impl TesseraApp {
                 self.errors.clear();
             }
             Command::Quit => self.ctx.send_viewport_cmd(egui::ViewportCommand::Close),
+            Command::ShowPage(n) => self.show_page(n),
+            Command::StepPage(d) => {
+                if let Some(s) = &self.session {
+                    let pages = s.pages().to_vec();
+                    let at = pages.iter().position(|&p| p == s.page).unwrap_or(0) as i64;
+                    let next = (at + i64::from(d)).clamp(0, pages.len() as i64 - 1);
+                    if let Some(&p) = pages.get(next as usize) {
+                        self.show_page(p);
+                    }
+                }
+            }
         }
     }
 
@@ -485,6 +518,12 @@ impl TesseraApp {
             if i.modifiers.command && i.key_pressed(egui::Key::O) {
                 cmds.push(Command::OpenDialog);
             }
+            if i.key_pressed(egui::Key::PageDown) {
+                cmds.push(Command::StepPage(1));
+            }
+            if i.key_pressed(egui::Key::PageUp) {
+                cmds.push(Command::StepPage(-1));
+            }
         });
         cmds
     }
@@ -512,6 +551,22 @@ impl TesseraApp {
                 }
             });
             ui.menu_button("View", |ui| {
+                if let Some(s) = &self.session {
+                    let pages = s.pages();
+                    if pages.len() > 1 {
+                        ui.menu_button("Page  (PageUp/PageDown)", |ui| {
+                            for &p in pages {
+                                let pg = &s.image.layout.pages[p as usize];
+                                let text =
+                                    format!("page {p}: {}x{} {}", pg.width, pg.height, pg.mode);
+                                if ui.radio(s.page == p, text).clicked() {
+                                    cmds.push(Command::ShowPage(p));
+                                }
+                            }
+                        });
+                        ui.separator();
+                    }
+                }
                 if ui.button("Fit to window  (0)").clicked() {
                     cmds.push(Command::Fit);
                 }

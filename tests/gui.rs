@@ -742,3 +742,42 @@ fn dragging_the_white_point_remaps_without_reading_the_file() {
         "displayed pixels got brighter: {mean_before:.1} → {mean_after:.1}"
     );
 }
+
+#[test]
+fn page_up_and_down_show_the_pages_of_a_multi_image_tiff_but_not_its_levels() {
+    let dir = crate::support::tempdir();
+    let path = dir.path().join("pages.tif");
+    // Page 0: 64x48 RGB; page 1: its 1/2 pyramid level (NewSubfileType 1); page 2: another
+    // image, 40x30 gray.
+    let mut level = TiffSpec::new(32, 24, 3, 8, 2);
+    level.subfile_type = 1;
+    let specs = [
+        TiffSpec::new(64, 48, 3, 8, 2),
+        level,
+        TiffSpec::new(40, 30, 1, 8, 1),
+    ];
+    let rgb = |x: u32, y: u32, c: u32| u16::from(crate::support::synth::pattern(x, y, c));
+    let gray = |x: u32, _: u32, _: u32| (x * 6) as u16;
+    let mut f = std::fs::File::create(&path).expect("create");
+    crate::support::synth::write_tiff_pages(&mut f, &specs, &[&rgb, &rgb, &gray], None)
+        .expect("tiff");
+    drop(f);
+    let mut h = harness(&path);
+    let page = |h: &Harness<'static, TesseraApp>| h.state().session.as_ref().map(|s| s.page);
+    assert_eq!(page(&h), Some(0));
+    assert!(h.query_by_label_contains("page 1 of 2").is_some());
+    h.key_press(egui::Key::PageDown);
+    h.step();
+    assert_eq!(page(&h), Some(2), "the pyramid level is skipped");
+    assert!(h.query_by_label_contains("page 2 of 2").is_some());
+    let s = h.state().session.as_ref().expect("session");
+    assert_eq!((s.page().width, s.page().height), (40, 30));
+    // The descriptor panel lists the page shown.
+    assert!(h.query_by_label_contains("TIFF 40x30 L").is_some());
+    h.key_press(egui::Key::PageDown);
+    h.step();
+    assert_eq!(page(&h), Some(2), "no page after the last");
+    h.key_press(egui::Key::PageUp);
+    h.step();
+    assert_eq!(page(&h), Some(0));
+}

@@ -51,6 +51,8 @@ pub struct Session {
     /// The display mapping of a data page (none for pictures).
     pub display: Option<DisplayState>,
     pub opened_at: Instant,
+    /// The pages a user can show (see [`shown_pages`]), found once.
+    pages: Vec<u32>,
 }
 
 /// Time one frame may spend mapping and uploading pieces: a display change re-maps the
@@ -63,6 +65,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Session {
     pub fn new(image: Arc<OpenImage>, cache_budget: usize, texture_budget: usize) -> Self {
+        Self::with_page(image, 0, cache_budget, texture_budget)
+    }
+
+    /// A session showing page `page` of the file (page 0 if there is no such page).
+    pub fn with_page(
+        image: Arc<OpenImage>,
+        page: u32,
+        cache_budget: usize,
+        texture_budget: usize,
+    ) -> Self {
         let mut cache = PieceCache::new(cache_budget);
         cache.track_evictions();
         let cache = Arc::new(Mutex::new(cache));
@@ -71,7 +83,11 @@ impl Session {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let workers = cores.saturating_sub(1).clamp(1, 8);
         let loader = Loader::new(image.clone(), cache.clone(), workers, 4096);
-        let page = 0;
+        let page = if (page as usize) < image.layout.pages.len() {
+            page
+        } else {
+            0
+        };
         let pyramid = pyramid_of(&image, page);
         let ready = pyramid.ready_rows(&image);
         let display = image.layout.pages[page as usize]
@@ -79,6 +95,7 @@ impl Session {
             .clone()
             .map(DisplayState::new);
         Self {
+            pages: shown_pages(&image),
             display,
             build: None,
             panel_level: 0,
@@ -96,6 +113,11 @@ impl Session {
             new_errors: Vec::new(),
             opened_at: Instant::now(),
         }
+    }
+
+    /// The pages a user can show: those that are not reduced copies of another page.
+    pub fn pages(&self) -> &[u32] {
+        &self.pages
     }
 
     /// The full-resolution page shown.
@@ -455,6 +477,25 @@ impl Drop for Session {
 }
 
 /// The pyramid of `page`; an image always has the page the session shows.
+/// Pages of `image` that are images of their own (pyramid levels are not listed).
+pub fn shown_pages(image: &OpenImage) -> Vec<u32> {
+    let pages = &image.layout.pages;
+    let levels: std::collections::HashSet<usize> = (0..pages.len())
+        .flat_map(|i| {
+            image
+                .layout
+                .reductions(i)
+                .into_iter()
+                .skip(1)
+                .map(|(p, _)| p)
+        })
+        .collect();
+    (0..pages.len())
+        .filter(|i| !levels.contains(i) && !pages[*i].reduced)
+        .map(|i| i as u32)
+        .collect()
+}
+
 fn pyramid_of(image: &OpenImage, page: u32) -> Pyramid {
     Pyramid::of(image, page).unwrap_or_else(|| {
         let p = &image.layout.pages[page as usize];

@@ -43,6 +43,10 @@ pub enum Command {
     ResetContrast,
     SetPercentiles(crate::display::Percentiles),
     ToggleDisplayPanel,
+    /// Show page `n` of the file (a page of its own, not a reduced copy of another).
+    ShowPage(u32),
+    /// The next or previous such page (`PageDown`/`PageUp`).
+    StepPage(i32),
 }
 
 /// Colours for descriptor states, shared by the overlay and the panel.

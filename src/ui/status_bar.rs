@@ -44,6 +44,12 @@ pub fn status_bar_ui(
                 ));
             }
         }
+        let pages = s.pages();
+        if pages.len() > 1 {
+            let at = pages.iter().position(|&p| p == s.page).unwrap_or(0);
+            ui.separator();
+            ui.label(format!("page {} of {}", at + 1, pages.len()));
+        }
         ui.separator();
         ui.label(format!("zoom {:.1}%", view.zoom * 100.0));
         ui.separator();
