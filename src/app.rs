@@ -83,6 +83,10 @@ pub struct StartOptions {
     /// Show the opening spinner and its Cancel button once an open takes this long (default
     /// 100 ms: quick opens do not flash it).
     pub open_feedback_after: Option<Duration>,
+    /// Show this page of the file once it is open (`--page`).
+    pub page: Option<u32>,
+    /// And centre on this place (`--at X,Y[,ZOOM]`, read with the page's pixel size).
+    pub at: Option<String>,
 }
 
 /// What the opening thread hands back: the image, and a level build to start (or why none
@@ -103,6 +107,14 @@ pub struct TesseraApp {
     /// Fit to window until the user zooms, pans or jumps: the view refits when the canvas
     /// changes size (window resize, panel shown or resized).
     fit_mode: bool,
+    /// `--page`/`--at` of the command line, applied once the file is open.
+    pending_place: Option<(Option<u32>, Option<String>)>,
+    /// The go-to field's text and its last error, while it is shown.
+    goto: Option<(String, Option<String>)>,
+    /// The window title last sent.
+    title: String,
+    /// A place to go to once the canvas has its size (the first frame after an open).
+    pending_goto: Option<crate::view::location::Location>,
     opening: Option<Opening>,
     dialog: Option<Receiver<Option<PathBuf>>>,
     /// Errors for the banner, newest last.
@@ -136,6 +148,11 @@ impl TesseraApp {
             session: None,
             view: Viewport::new(800.0, 600.0),
             fit_mode: false,
+            pending_place: (start.page.is_some() || start.at.is_some())
+                .then_some((start.page, start.at)),
+            goto: None,
+            title: String::new(),
+            pending_goto: None,
             opening: None,
             dialog: None,
             errors: Vec::new(),
@@ -233,6 +250,94 @@ impl TesseraApp {
         }
     }
 
+    /// The place on screen: page, centre and zoom.
+    pub fn location(&self) -> Option<(u32, crate::view::location::Location)> {
+        let s = self.session.as_ref()?;
+        Some((
+            s.page,
+            crate::view::location::Location {
+                x: self.view.center_x,
+                y: self.view.center_y,
+                zoom: Some(self.view.zoom),
+            },
+        ))
+    }
+
+    /// The command line that reopens the view ("copy location").
+    pub fn location_text(&self) -> Option<String> {
+        let (page, l) = self.location()?;
+        let path = self.session.as_ref()?.image.path().to_path_buf();
+        Some(crate::view::location::command_line(&path, page, &l))
+    }
+
+    /// The go-to field: `X,Y[,ZOOM]` in pixels or the image's units; Enter goes there.
+    fn goto_ui(&mut self, ctx: &egui::Context, cmds: &mut Vec<Command>) {
+        let Some((text, error)) = &mut self.goto else {
+            return;
+        };
+        let size = self.session.as_ref().and_then(|s| s.page().physical);
+        let mut open = true;
+        let mut go = false;
+        egui::Window::new("Go to")
+            .open(&mut open)
+            .collapsible(false)
+            .resizable(false)
+            .anchor(egui::Align2::CENTER_TOP, egui::vec2(0.0, 40.0))
+            .show(ctx, |ui| {
+                ui.label(match size {
+                    Some(_) => "X,Y[,ZOOM] in pixels or units (1.5mm,2mm,200%)",
+                    None => "X,Y[,ZOOM] in pixels (1200,800,0.5 or 200%)",
+                });
+                let r = ui.add(
+                    egui::TextEdit::singleline(text)
+                        .hint_text("x,y,zoom")
+                        .desired_width(280.0),
+                );
+                r.request_focus();
+                go = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                if ui.button("Go").clicked() {
+                    go = true;
+                }
+                if let Some(e) = error {
+                    ui.colored_label(egui::Color32::from_rgb(230, 90, 90), e.as_str());
+                }
+            });
+        if go {
+            match crate::view::location::parse(text, size.as_ref()) {
+                Ok(l) => {
+                    cmds.push(Command::GoToLocation(l));
+                    self.goto = None;
+                    return;
+                }
+                Err(e) => *error = Some(e),
+            }
+        }
+        if !open {
+            self.goto = None;
+        }
+    }
+
+    /// The window title: file, page, centre and zoom, sent when it changes.
+    fn update_title(&mut self, ctx: &egui::Context) {
+        let title = match (&self.session, self.location()) {
+            (Some(s), Some((page, l))) => format!(
+                "{} - page {page} - {} - {:.1}% - Tessera",
+                s.image
+                    .path()
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default(),
+                crate::view::location::format(&crate::view::location::Location { zoom: None, ..l }),
+                self.view.zoom * 100.0
+            ),
+            _ => "Tessera".to_string(),
+        };
+        if title != self.title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
+    }
+
     /// Show page `page` of the open file: a new session over the same image (its own pyramid,
     /// display mapping and descriptor states), fitted to the window.
     fn show_page(&mut self, page: u32) {
@@ -284,6 +389,20 @@ impl TesseraApp {
                 self.selected = None;
                 self.fit_mode = true;
                 self.errors.clear();
+                if let Some((page, at)) = self.pending_place.take() {
+                    if let Some(p) = page {
+                        self.show_page(p);
+                    }
+                    let size = self.session.as_ref().and_then(|s| s.page().physical);
+                    match at.map(|t| crate::view::location::parse(&t, size.as_ref())) {
+                        Some(Ok(l)) => {
+                            self.fit_mode = false;
+                            self.pending_goto = Some(l);
+                        }
+                        Some(Err(e)) => self.errors.push(format!("--at: {e}")),
+                        None => {}
+                    }
+                }
                 self.errors.extend(level_error);
                 self.settings.recent.retain(|p| *p != path);
                 self.settings.recent.insert(0, path);
@@ -337,6 +456,8 @@ impl TesseraApp {
                 | Command::ToggleFullscreen
                 | Command::Open(_)
                 | Command::OpenDialog
+                | Command::ToggleGoTo
+                | Command::CopyLocation
         ) {
             self.fit_mode = false;
         }
@@ -445,6 +566,27 @@ impl TesseraApp {
             }
             Command::Quit => self.ctx.send_viewport_cmd(egui::ViewportCommand::Close),
             Command::ShowPage(n) => self.show_page(n),
+            Command::GoToLocation(l) => {
+                if let Some((w, h)) = size {
+                    self.view.center_x = l.x.clamp(0.0, f64::from(w));
+                    self.view.center_y = l.y.clamp(0.0, f64::from(h));
+                    if let Some(z) = l.zoom {
+                        let min = self.view.min_zoom(w, h);
+                        self.view.zoom = z.clamp(min, crate::view::viewport::MAX_ZOOM);
+                    }
+                }
+            }
+            Command::ToggleGoTo => {
+                self.goto = match self.goto.take() {
+                    Some(_) => None,
+                    None => Some((String::new(), None)),
+                };
+            }
+            Command::CopyLocation => {
+                if let Some(text) = self.location_text() {
+                    self.ctx.copy_text(text);
+                }
+            }
             Command::StepPage(d) => {
                 if let Some(s) = &self.session {
                     let pages = s.pages().to_vec();
@@ -518,6 +660,12 @@ impl TesseraApp {
             if i.modifiers.command && i.key_pressed(egui::Key::O) {
                 cmds.push(Command::OpenDialog);
             }
+            if i.modifiers.command && i.key_pressed(egui::Key::G) {
+                cmds.push(Command::ToggleGoTo);
+            }
+            if i.modifiers.command && i.modifiers.shift && i.key_pressed(egui::Key::C) {
+                cmds.push(Command::CopyLocation);
+            }
             if i.key_pressed(egui::Key::PageDown) {
                 cmds.push(Command::StepPage(1));
             }
@@ -569,6 +717,12 @@ impl TesseraApp {
                 }
                 if ui.button("Fit to window  (0)").clicked() {
                     cmds.push(Command::Fit);
+                }
+                if ui.button("Go to...  (Ctrl+G)").clicked() {
+                    cmds.push(Command::ToggleGoTo);
+                }
+                if ui.button("Copy location  (Ctrl+Shift+C)").clicked() {
+                    cmds.push(Command::CopyLocation);
                 }
                 if ui.button("Actual size 100%  (1)").clicked() {
                     cmds.push(Command::ActualSize);
@@ -757,6 +911,7 @@ impl eframe::App for TesseraApp {
 
         egui::Panel::top("menu").show(ui, |ui| cmds.extend(self.menu_ui(ui)));
         self.error_banner_ui(ui, &mut cmds);
+        self.goto_ui(&ctx, &mut cmds);
         egui::Panel::bottom("status").show(ui, |ui| {
             status_bar_ui(ui, self.session.as_ref(), &self.view, self.hover);
         });
@@ -795,6 +950,13 @@ impl eframe::App for TesseraApp {
                     f64::from(canvas_rect.height()),
                 );
                 self.view.fit(s.page().width, s.page().height);
+            }
+            if let Some(l) = self.pending_goto.take() {
+                self.view.resize(
+                    f64::from(canvas_rect.width()),
+                    f64::from(canvas_rect.height()),
+                );
+                self.apply(Command::GoToLocation(l));
             }
             let fitted = self.view;
             let out = canvas_ui(
@@ -843,6 +1005,7 @@ impl eframe::App for TesseraApp {
             }
         }
         self.update_session(&ctx);
+        self.update_title(&ctx);
         if self.opening.is_some() {
             ctx.request_repaint_after(Duration::from_millis(50));
         }

@@ -781,3 +781,71 @@ fn page_up_and_down_show_the_pages_of_a_multi_image_tiff_but_not_its_levels() {
     h.step();
     assert_eq!(page(&h), Some(0));
 }
+
+/// A two-page TIFF: 64x48 RGB, then 40x30 gray.
+fn two_pages(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("two.tif");
+    let specs = [
+        TiffSpec::new(64, 48, 3, 8, 2),
+        TiffSpec::new(40, 30, 1, 8, 1),
+    ];
+    let rgb = |x: u32, y: u32, c: u32| u16::from(crate::support::synth::pattern(x, y, c));
+    let gray = |x: u32, _: u32, _: u32| (x * 6) as u16;
+    let mut f = std::fs::File::create(&path).expect("create");
+    crate::support::synth::write_tiff_pages(&mut f, &specs, &[&rgb, &gray], None).expect("tiff");
+    path
+}
+
+#[test]
+fn go_to_field_moves_the_view_and_copy_location_reopens_it() {
+    let dir = crate::support::tempdir();
+    let path = two_pages(dir.path());
+    let mut h = harness(&path);
+    h.key_press_modifiers(Modifiers::COMMAND, egui::Key::G);
+    h.step();
+    h.get_by_label("Go").click();
+    h.step();
+    h.step();
+    assert!(
+        h.query_by_label_contains("expected X,Y").is_some(),
+        "an empty place is an error, shown in the field"
+    );
+    h.get_by_role(egui::accesskit::Role::TextInput)
+        .type_text("12,34,400%");
+    h.step();
+    h.get_by_label("Go").click();
+    h.step();
+    h.step();
+    let v = h.state().view;
+    assert_eq!((v.center_x, v.center_y, v.zoom), (12.0, 34.0, 4.0));
+    let text = h.state().location_text().expect("location");
+    assert!(text.ends_with("two.tif --at 12,34,4"), "{text}");
+
+    // What "copy location" gives reopens the same place (page and all) from the command line.
+    h.key_press(egui::Key::PageDown);
+    h.step();
+    h.state_mut().apply(tessera::ui::Command::GoToLocation(
+        tessera::view::location::Location {
+            x: 20.0,
+            y: 10.0,
+            zoom: Some(2.0),
+        },
+    ));
+    let text = h.state().location_text().expect("location");
+    assert!(text.ends_with("two.tif --page 1 --at 20,10,2"), "{text}");
+    let mut again = build_from(StartOptions {
+        file: Some(path.clone()),
+        cache_mb: Some(64),
+        page: Some(1),
+        at: Some("20,10,2".into()),
+        ..StartOptions::default()
+    });
+    settle(&mut again, |app| !app.is_opening());
+    again.step();
+    let s = again.state();
+    assert_eq!(s.session.as_ref().map(|s| s.page), Some(1));
+    assert_eq!(
+        (s.view.center_x, s.view.center_y, s.view.zoom),
+        (20.0, 10.0, 2.0)
+    );
+}

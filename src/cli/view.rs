@@ -16,6 +16,12 @@ pub struct ViewArgs {
     /// CPU cache budget in MB [default: an eighth of RAM]
     #[arg(long, value_name = "M")]
     cache_mb: Option<u64>,
+    /// Show this page of the file
+    #[arg(long, value_name = "P")]
+    page: Option<u32>,
+    /// Centre the view here: pixels (or the image's units), and a zoom factor or percentage
+    #[arg(long, value_name = "X,Y[,ZOOM]")]
+    at: Option<String>,
     #[command(flatten)]
     levels: LevelArgs,
 }
@@ -38,11 +44,29 @@ pub fn run(a: ViewArgs) -> Result<()> {
         Some(p) => p,
         None => sample_path()?,
     };
-    window(file, a.cache_mb, &a.levels, None)
+    // The syntax is checked here; physical units are read once the image (and its pixel
+    // size) is open.
+    if let Some(text) = &a.at {
+        use tessera::physical::{PixelSize, Unit};
+        let ok = |unit| {
+            let any = PixelSize::new(1.0, 1.0, unit, "");
+            tessera::view::location::parse(text, any.as_ref())
+        };
+        ok(Unit::Metre)
+            .or_else(|_| ok(Unit::Degree))
+            .map_err(|e| anyhow::anyhow!("--at {e}"))?;
+    }
+    window(file, a.cache_mb, &a.levels, None, (a.page, a.at))
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
-    window(a.file, a.cache_mb, &a.levels, Some(a.fit_only))
+    window(
+        a.file,
+        a.cache_mb,
+        &a.levels,
+        Some(a.fit_only),
+        (None, None),
+    )
 }
 
 /// The sample shown when no file is given: embedded so the binary works from any directory.
@@ -68,6 +92,7 @@ fn window(
     cache_mb: Option<u64>,
     levels: &LevelArgs,
     bench: Option<bool>,
+    (page, at): (Option<u32>, Option<String>),
 ) -> Result<()> {
     // Fail fast, in one line, for a path that cannot be opened at all.
     std::fs::metadata(&file).with_context(|| format!("{}", file.display()))?;
@@ -80,6 +105,8 @@ fn window(
         // Level options on the command line override the viewer's settings for this run.
         levels: (cfg != LevelsConfig::default()).then_some(cfg),
         open_feedback_after: None,
+        page,
+        at,
     };
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,

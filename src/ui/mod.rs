@@ -47,6 +47,12 @@ pub enum Command {
     ShowPage(u32),
     /// The next or previous such page (`PageDown`/`PageUp`).
     StepPage(i32),
+    /// Centre on a place, at its zoom if it has one.
+    GoToLocation(crate::view::location::Location),
+    /// Show or hide the go-to field (`Ctrl+G`).
+    ToggleGoTo,
+    /// Put the command line that reopens this view on the clipboard.
+    CopyLocation,
 }
 
 /// Colours for descriptor states, shared by the overlay and the panel.
