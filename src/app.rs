@@ -113,6 +113,8 @@ pub struct TesseraApp {
     goto: Option<(String, Option<String>)>,
     /// The window title last sent.
     title: String,
+    /// The measure tool and its line.
+    pub measure: crate::ui::canvas::Measure,
     /// A place to go to once the canvas has its size (the first frame after an open).
     pending_goto: Option<crate::view::location::Location>,
     opening: Option<Opening>,
@@ -151,6 +153,7 @@ impl TesseraApp {
             pending_place: (start.page.is_some() || start.at.is_some())
                 .then_some((start.page, start.at)),
             goto: None,
+            measure: Default::default(),
             title: String::new(),
             pending_goto: None,
             opening: None,
@@ -458,6 +461,7 @@ impl TesseraApp {
                 | Command::OpenDialog
                 | Command::ToggleGoTo
                 | Command::CopyLocation
+                | Command::ToggleMeasure
         ) {
             self.fit_mode = false;
         }
@@ -582,6 +586,12 @@ impl TesseraApp {
                     None => Some((String::new(), None)),
                 };
             }
+            Command::ToggleMeasure => {
+                self.measure.active = !self.measure.active;
+                if !self.measure.active {
+                    self.measure.line = None;
+                }
+            }
             Command::CopyLocation => {
                 if let Some(text) = self.location_text() {
                     self.ctx.copy_text(text);
@@ -666,6 +676,9 @@ impl TesseraApp {
             if i.modifiers.command && i.modifiers.shift && i.key_pressed(egui::Key::C) {
                 cmds.push(Command::CopyLocation);
             }
+            if i.key_pressed(egui::Key::M) && !i.modifiers.command {
+                cmds.push(Command::ToggleMeasure);
+            }
             if i.key_pressed(egui::Key::PageDown) {
                 cmds.push(Command::StepPage(1));
             }
@@ -723,6 +736,12 @@ impl TesseraApp {
                 }
                 if ui.button("Copy location  (Ctrl+Shift+C)").clicked() {
                     cmds.push(Command::CopyLocation);
+                }
+                if ui
+                    .checkbox(&mut self.measure.active.clone(), "Measure  (M)")
+                    .clicked()
+                {
+                    cmds.push(Command::ToggleMeasure);
                 }
                 if ui.button("Actual size 100%  (1)").clicked() {
                     cmds.push(Command::ActualSize);
@@ -913,7 +932,13 @@ impl eframe::App for TesseraApp {
         self.error_banner_ui(ui, &mut cmds);
         self.goto_ui(&ctx, &mut cmds);
         egui::Panel::bottom("status").show(ui, |ui| {
-            status_bar_ui(ui, self.session.as_ref(), &self.view, self.hover);
+            status_bar_ui(
+                ui,
+                self.session.as_ref(),
+                &self.view,
+                self.hover,
+                &self.measure,
+            );
         });
         if self.settings.show_panel
             && let Some(s) = &self.session
@@ -965,6 +990,7 @@ impl eframe::App for TesseraApp {
                 &mut self.view,
                 self.settings.show_overlay,
                 self.selected,
+                &mut self.measure,
             );
             self.hover = out.hover_pixel;
             // A drag or a wheel step leaves fit mode.

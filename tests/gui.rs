@@ -849,3 +849,60 @@ fn go_to_field_moves_the_view_and_copy_location_reopens_it() {
         (20.0, 10.0, 2.0)
     );
 }
+
+#[test]
+fn the_measure_tool_gives_a_dragged_line_in_pixels_and_units() {
+    let dir = crate::support::tempdir();
+    // 0.5 µm pixels (OME-XML), so the length has units too.
+    let path = dir.path().join("ome.tif");
+    let mut spec = TiffSpec::new(400, 300, 3, 8, 2);
+    spec.description = Some(
+        r#"<OME><Image><Pixels PhysicalSizeX="0.5" PhysicalSizeY="0.5" SizeX="400" SizeY="300"/></Image></OME>"#
+            .into(),
+    );
+    let rgb = |x: u32, y: u32, c: u32| u16::from(crate::support::synth::pattern(x, y, c));
+    let mut f = std::fs::File::create(&path).expect("create");
+    write_tiff(&mut f, &spec, &rgb, None).expect("tiff");
+    drop(f);
+    let mut h = harness(&path);
+    h.key_press(egui::Key::Num1); // 100 %: a screen pixel is an image pixel
+    h.step();
+    h.key_press(egui::Key::M);
+    h.step();
+    assert!(h.query_by_label_contains("measure: drag a line").is_some());
+    let c = h.state().view;
+    let r = h.state().canvas_rect;
+    let p0 = r.center();
+    // 300 screen pixels right and 400 down would leave the canvas: 30 and 40.
+    let p1 = p0 + Vec2::new(30.0, 40.0);
+    drag(&mut h, p0, p1);
+    h.step();
+    let ((x0, y0), (x1, y1)) = h.state().measure.line.expect("a line");
+    let len = (x1 - x0).hypot(y1 - y0);
+    assert!((len - 50.0).abs() < 1.0, "length {len} px");
+    // The view did not pan: the drag measured.
+    assert_eq!(
+        (h.state().view.center_x, h.state().view.center_y),
+        (c.center_x, c.center_y)
+    );
+    let text = h
+        .state()
+        .measure
+        .describe(Some(
+            &tessera::physical::PixelSize::new(0.5e-6, 0.5e-6, tessera::physical::Unit::Metre, "t")
+                .expect("size"),
+        ))
+        .expect("text");
+    assert!(
+        h.query_by_label_contains(&format!("measured {text}"))
+            .is_some(),
+        "{text}"
+    );
+    assert!(text.contains("µm"), "{text}");
+    h.key_press(egui::Key::M);
+    h.step();
+    assert!(
+        h.state().measure.line.is_none(),
+        "turning the tool off clears the line"
+    );
+}

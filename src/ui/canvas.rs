@@ -9,6 +9,30 @@ use crate::session::Session;
 use crate::view::plan::ViewMode;
 use crate::view::viewport::Viewport;
 
+/// The measure tool: while `active`, a left drag draws a line (image coordinates) instead of
+/// panning; the line stays until the next one.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Measure {
+    pub active: bool,
+    pub line: Option<((f64, f64), (f64, f64))>,
+}
+
+impl Measure {
+    /// The line's length in pixels, and in the page's units when it has a pixel size.
+    pub fn describe(&self, size: Option<&crate::physical::PixelSize>) -> Option<String> {
+        let ((x0, y0), (x1, y1)) = self.line?;
+        let (dx, dy) = (x1 - x0, y1 - y0);
+        let px = dx.hypot(dy);
+        Some(match size {
+            Some(s) => format!(
+                "{px:.1} px ({})",
+                crate::physical::format_length(s.length(dx, dy), s.unit)
+            ),
+            None => format!("{px:.1} px"),
+        })
+    }
+}
+
 /// What the canvas reports back.
 #[derive(Default)]
 pub struct CanvasOutput {
@@ -42,6 +66,7 @@ pub fn canvas_ui(
     view: &mut Viewport,
     overlay: bool,
     selected: Option<u64>,
+    measure: &mut Measure,
 ) -> CanvasOutput {
     let mut out = CanvasOutput::default();
     let rect = ui.available_rect_before_wrap();
@@ -64,7 +89,22 @@ pub fn canvas_ui(
     let (iw, ih) = (page.width, page.height);
     let origin = rect.min;
 
-    out.hover_pixel = handle_input(ui, &response, view, origin, (iw, ih));
+    if measure.active && response.dragged_by(egui::PointerButton::Primary) {
+        // The measure tool takes left drags; the middle button still pans.
+        if let Some(pos) = response.interact_pointer_pos() {
+            let p =
+                view.image_from_screen(f64::from(pos.x - origin.x), f64::from(pos.y - origin.y));
+            // The line starts where the button went down (a drag begins a few pixels later).
+            let press = ui.input(|i| i.pointer.press_origin()).unwrap_or(pos);
+            let start = if response.drag_started() {
+                view.image_from_screen(f64::from(press.x - origin.x), f64::from(press.y - origin.y))
+            } else {
+                measure.line.map_or(p, |l| l.0)
+            };
+            measure.line = Some((start, p));
+        }
+    }
+    out.hover_pixel = handle_input(ui, &response, view, origin, (iw, ih), !measure.active);
     view.clamp_center(iw, ih);
 
     let visible = view.visible_extent(iw, ih, 0.0);
@@ -138,6 +178,32 @@ pub fn canvas_ui(
     if let Some(size) = &page.physical {
         scale_bar(&painter, rect, size, view.zoom);
     }
+    if let Some(((x0, y0), (x1, y1))) = measure.line {
+        let at = |x: f64, y: f64| {
+            let (sx, sy) = view.screen_from_image(x, y);
+            origin + egui::vec2(sx as f32, sy as f32)
+        };
+        let (a, b) = (at(x0, y0), at(x1, y1));
+        painter.line_segment([a, b], Stroke::new(4.0, Color32::from_black_alpha(160)));
+        painter.line_segment([a, b], Stroke::new(2.0, Color32::from_rgb(255, 210, 0)));
+        for p in [a, b] {
+            painter.circle_filled(p, 3.5, Color32::from_rgb(255, 210, 0));
+        }
+        if let Some(text) = measure.describe(page.physical.as_ref()) {
+            let galley =
+                painter.layout_no_wrap(text, egui::FontId::proportional(14.0), Color32::WHITE);
+            let pos = a + (b - a) * 0.5 + egui::vec2(8.0, -galley.size().y - 6.0);
+            painter.rect_filled(
+                Rect::from_min_size(
+                    pos - egui::vec2(4.0, 2.0),
+                    galley.size() + egui::vec2(8.0, 4.0),
+                ),
+                3.0,
+                Color32::from_black_alpha(170),
+            );
+            painter.galley(pos, galley, Color32::WHITE);
+        }
+    }
     if response.double_clicked() {
         out.commands.push(Command::Fit);
     }
@@ -182,10 +248,11 @@ fn handle_input(
     view: &mut Viewport,
     origin: Pos2,
     (iw, ih): (u32, u32),
+    left_pans: bool,
 ) -> Option<(u32, u32)> {
     let mut hover = None;
     // Input: drag pans, wheel / pinch zoom about the pointer.
-    if response.dragged_by(egui::PointerButton::Primary)
+    if (left_pans && response.dragged_by(egui::PointerButton::Primary))
         || response.dragged_by(egui::PointerButton::Middle)
     {
         let d = response.drag_delta();

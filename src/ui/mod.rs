@@ -53,6 +53,8 @@ pub enum Command {
     ToggleGoTo,
     /// Put the command line that reopens this view on the clipboard.
     CopyLocation,
+    /// Turn the measure tool on or off (`M`); off clears its line.
+    ToggleMeasure,
 }
 
 /// Colours for descriptor states, shared by the overlay and the panel.

@@ -12,6 +12,7 @@ pub fn status_bar_ui(
     session: Option<&Session>,
     view: &Viewport,
     hover: Option<(u32, u32)>,
+    measure: &super::canvas::Measure,
 ) {
     ui.horizontal(|ui| {
         let Some(s) = session else {
@@ -49,6 +50,13 @@ pub fn status_bar_ui(
             let at = pages.iter().position(|&p| p == s.page).unwrap_or(0);
             ui.separator();
             ui.label(format!("page {} of {}", at + 1, pages.len()));
+        }
+        if measure.active {
+            ui.separator();
+            match measure.describe(page.physical.as_ref()) {
+                Some(text) => ui.label(format!("measured {text}")),
+                None => ui.label("measure: drag a line"),
+            };
         }
         ui.separator();
         ui.label(format!("zoom {:.1}%", view.zoom * 100.0));
