@@ -26,6 +26,10 @@ use crate::view::viewport::Viewport;
 
 /// Bytes of texture uploaded per frame at most, so panning never stutters.
 pub const UPLOAD_BYTES_PER_FRAME: usize = 4 << 20;
+/// A native dialog that returns nothing sooner than this was never shown (`rfd` with no
+/// portal and no `zenity`).
+const NO_DIALOG_WITHIN: Duration = Duration::from_millis(300);
+
 /// GPU texture budget.
 pub const TEXTURE_BUDGET: usize = 512 << 20;
 const STORAGE_KEY: &str = "tessera-settings";
@@ -118,7 +122,13 @@ pub struct TesseraApp {
     /// A place to go to once the canvas has its size (the first frame after an open).
     pending_goto: Option<crate::view::location::Location>,
     opening: Option<Opening>,
-    dialog: Option<Receiver<Option<PathBuf>>>,
+    /// The native dialog's answer, and how long it took to come.
+    dialog: Option<Receiver<(Option<PathBuf>, Duration)>>,
+    /// The in-window file browser, while it is shown.
+    pub browser: Option<crate::ui::file_browser::FileBrowser>,
+    /// No native dialog answered here (it returned nothing at once): File > Open goes
+    /// straight to the in-window browser.
+    no_native_dialog: bool,
     /// Errors for the banner, newest last.
     pub errors: Vec<String>,
     pub selected: Option<u64>,
@@ -158,6 +168,8 @@ impl TesseraApp {
             pending_goto: None,
             opening: None,
             dialog: None,
+            browser: None,
+            no_native_dialog: false,
             errors: Vec::new(),
             selected: None,
             hover: None,
@@ -430,12 +442,18 @@ impl TesseraApp {
         if self.dialog.is_some() {
             return;
         }
+        if self.no_native_dialog {
+            self.open_browser();
+            return;
+        }
         let (tx, rx) = channel();
         let ctx = self.ctx.clone();
         let spawned = std::thread::Builder::new()
             .name("tessera-dialog".into())
             .spawn(move || {
-                let _ = tx.send(rfd::FileDialog::new().set_title("Open image").pick_file());
+                let asked = Instant::now();
+                let picked = rfd::FileDialog::new().set_title("Open image").pick_file();
+                let _ = tx.send((picked, asked.elapsed()));
                 ctx.request_repaint();
             });
         if spawned.is_ok() {
@@ -462,6 +480,7 @@ impl TesseraApp {
                 | Command::ToggleGoTo
                 | Command::CopyLocation
                 | Command::ToggleMeasure
+                | Command::OpenBrowser
         ) {
             self.fit_mode = false;
         }
@@ -586,6 +605,7 @@ impl TesseraApp {
                     None => Some((String::new(), None)),
                 };
             }
+            Command::OpenBrowser => self.open_browser(),
             Command::ToggleMeasure => {
                 self.measure.active = !self.measure.active;
                 if !self.measure.active {
@@ -695,6 +715,9 @@ impl TesseraApp {
             ui.menu_button("File", |ui| {
                 if ui.button("Open...  (Ctrl+O)").clicked() {
                     cmds.push(Command::OpenDialog);
+                }
+                if ui.button("Open with the built-in browser...").clicked() {
+                    cmds.push(Command::OpenBrowser);
                 }
                 ui.menu_button("Recent", |ui| {
                     if self.settings.recent.is_empty() {
@@ -887,14 +910,34 @@ impl TesseraApp {
         }
     }
 
+    /// Show the in-window file browser, in the open file's folder (or the home folder).
+    fn open_browser(&mut self) {
+        let dir = self
+            .session
+            .as_ref()
+            .and_then(|s| s.image.path().parent().map(std::path::Path::to_path_buf))
+            .filter(|d| d.is_dir())
+            .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_else(|| PathBuf::from("/"));
+        self.browser = Some(crate::ui::file_browser::FileBrowser::new(dir));
+    }
+
     /// The file dialog's answer, once it comes.
     fn poll_dialog(&mut self) {
         if let Some(rx) = &self.dialog {
             match rx.try_recv() {
-                Ok(path) => {
+                Ok((path, took)) => {
                     self.dialog = None;
-                    if let Some(p) = path {
-                        self.open(p);
+                    match path {
+                        Some(p) => self.open(p),
+                        // Nothing, at once: no portal and no zenity answered (no person
+                        // cancels a dialog this fast). Fall back to the in-window browser.
+                        None if took < NO_DIALOG_WITHIN => {
+                            self.no_native_dialog = true;
+                            self.open_browser();
+                        }
+                        None => {}
                     }
                 }
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => self.dialog = None,
@@ -931,6 +974,17 @@ impl eframe::App for TesseraApp {
         egui::Panel::top("menu").show(ui, |ui| cmds.extend(self.menu_ui(ui)));
         self.error_banner_ui(ui, &mut cmds);
         self.goto_ui(&ctx, &mut cmds);
+        if let Some(b) = &mut self.browser {
+            use crate::ui::file_browser::Action;
+            match b.ui(&ctx) {
+                Action::Open(p) => {
+                    self.browser = None;
+                    cmds.push(Command::Open(p));
+                }
+                Action::Close => self.browser = None,
+                Action::None => {}
+            }
+        }
         egui::Panel::bottom("status").show(ui, |ui| {
             status_bar_ui(
                 ui,

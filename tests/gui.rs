@@ -906,3 +906,46 @@ fn the_measure_tool_gives_a_dragged_line_in_pixels_and_units() {
         "turning the tool off clears the line"
     );
 }
+
+#[test]
+fn the_built_in_browser_lists_images_describes_the_selected_one_and_opens_it() {
+    let dir = crate::support::tempdir();
+    let first = tiled(dir.path());
+    let second = two_pages(dir.path());
+    std::fs::write(dir.path().join("notes.txt"), b"not an image").expect("write");
+    std::fs::create_dir(dir.path().join("more")).expect("dir");
+    let mut h = harness(&first);
+    h.state_mut().apply(tessera::ui::Command::OpenBrowser);
+    h.step();
+    h.step();
+    assert!(
+        h.query_by_label_contains("[more]").is_some(),
+        "folders are listed"
+    );
+    assert!(
+        h.query_by_label_contains("notes.txt").is_none(),
+        "not an image"
+    );
+    h.get_by_label_contains("two.tif").click();
+    // The header is read off the UI thread: wait for its description.
+    settle(&mut h, |app| app.browser.is_some());
+    let start = Instant::now();
+    while h
+        .query_by_label_contains("two.tif: TIFF 64x48 RGB, 2 pages")
+        .is_none()
+    {
+        assert!(start.elapsed() < Duration::from_secs(10), "no description");
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.get_by_label("Open").click();
+    h.step();
+    settle(&mut h, |app| {
+        !app.is_opening()
+            && app
+                .session
+                .as_ref()
+                .is_some_and(|s| s.image.path() == second)
+    });
+    assert!(h.state().browser.is_none(), "the browser closes on open");
+}

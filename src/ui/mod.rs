@@ -4,6 +4,7 @@
 pub mod canvas;
 pub mod descriptor_panel;
 pub mod display_panel;
+pub mod file_browser;
 pub mod navigator;
 pub mod status_bar;
 
@@ -55,6 +56,8 @@ pub enum Command {
     CopyLocation,
     /// Turn the measure tool on or off (`M`); off clears its line.
     ToggleMeasure,
+    /// The in-window file browser (where no native dialog exists).
+    OpenBrowser,
 }
 
 /// Colours for descriptor states, shared by the overlay and the panel.
