@@ -53,6 +53,19 @@ pub struct Settings {
     pub keep_levels: bool,
     pub levels_dir: Option<PathBuf>,
     pub levels_cap_mb: u64,
+    /// Bookmarks per image, by path.
+    pub bookmarks: std::collections::BTreeMap<PathBuf, Vec<Bookmark>>,
+    pub show_bookmarks: bool,
+}
+
+/// A named place in an image: page, centre and zoom.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Bookmark {
+    pub name: String,
+    pub page: u32,
+    pub x: f64,
+    pub y: f64,
+    pub zoom: f64,
 }
 
 impl Default for Settings {
@@ -69,6 +82,8 @@ impl Default for Settings {
             keep_levels: true,
             levels_dir: None,
             levels_cap_mb: LevelsConfig::default().cap_bytes >> 20,
+            bookmarks: Default::default(),
+            show_bookmarks: false,
         }
     }
 }
@@ -91,6 +106,8 @@ pub struct StartOptions {
     pub page: Option<u32>,
     /// And centre on this place (`--at X,Y[,ZOOM]`, read with the page's pixel size).
     pub at: Option<String>,
+    /// Start from these settings instead of the stored ones (tests, embedding).
+    pub settings: Option<Settings>,
 }
 
 /// What the opening thread hands back: the image, and a level build to start (or why none
@@ -148,9 +165,10 @@ pub struct TesseraApp {
 
 impl TesseraApp {
     pub fn new(cc: &eframe::CreationContext<'_>, start: StartOptions) -> Self {
-        let mut settings: Settings = cc
-            .storage
-            .and_then(|s| eframe::get_value(s, STORAGE_KEY))
+        let mut settings: Settings = start
+            .settings
+            .clone()
+            .or_else(|| cc.storage.and_then(|s| eframe::get_value(s, STORAGE_KEY)))
             .unwrap_or_default();
         if let Some(mb) = start.cache_mb {
             settings.cache_mb = mb;
@@ -276,6 +294,52 @@ impl TesseraApp {
                 zoom: Some(self.view.zoom),
             },
         ))
+    }
+
+    /// The open image's bookmarks.
+    pub fn bookmarks(&self) -> &[Bookmark] {
+        self.session
+            .as_ref()
+            .and_then(|s| self.settings.bookmarks.get(s.image.path()))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The bookmarks panel: each bookmark's name (editable), Go and Delete.
+    fn bookmarks_ui(&mut self, ui: &mut egui::Ui, cmds: &mut Vec<Command>) {
+        ui.heading("Bookmarks");
+        if ui.button("Add bookmark  (Ctrl+D)").clicked() {
+            cmds.push(Command::AddBookmark);
+        }
+        ui.separator();
+        let Some(path) = self.session.as_ref().map(|s| s.image.path().to_path_buf()) else {
+            return;
+        };
+        let Some(marks) = self.settings.bookmarks.get_mut(&path) else {
+            ui.label("No bookmarks for this image");
+            return;
+        };
+        for (i, b) in marks.iter_mut().enumerate() {
+            ui.horizontal(|ui| {
+                ui.add(
+                    egui::TextEdit::singleline(&mut b.name)
+                        .hint_text("bookmark name")
+                        .desired_width(150.0),
+                );
+                if ui.button("Go").clicked() {
+                    cmds.push(Command::GoToBookmark(i));
+                }
+                if ui.button("Delete").clicked() {
+                    cmds.push(Command::DeleteBookmark(i));
+                }
+            });
+            ui.label(format!(
+                "page {}, {:.0},{:.0}, {:.1}%",
+                b.page,
+                b.x,
+                b.y,
+                b.zoom * 100.0
+            ));
+        }
     }
 
     /// The command line that reopens the view ("copy location").
@@ -481,6 +545,9 @@ impl TesseraApp {
                 | Command::CopyLocation
                 | Command::ToggleMeasure
                 | Command::OpenBrowser
+                | Command::AddBookmark
+                | Command::ToggleBookmarks
+                | Command::DeleteBookmark(_)
         ) {
             self.fit_mode = false;
         }
@@ -606,6 +673,48 @@ impl TesseraApp {
                 };
             }
             Command::OpenBrowser => self.open_browser(),
+            Command::AddBookmark => {
+                if let Some((page, l)) = self.location()
+                    && let Some(s) = &self.session
+                {
+                    let path = s.image.path().to_path_buf();
+                    let marks = self.settings.bookmarks.entry(path).or_default();
+                    marks.push(Bookmark {
+                        name: format!("page {page} at {:.0},{:.0}", l.x, l.y),
+                        page,
+                        x: l.x,
+                        y: l.y,
+                        zoom: self.view.zoom,
+                    });
+                    self.settings.show_bookmarks = true;
+                }
+            }
+            Command::ToggleBookmarks => {
+                self.settings.show_bookmarks = !self.settings.show_bookmarks;
+            }
+            Command::GoToBookmark(i) => {
+                if let Some(b) = self.bookmarks().get(i).cloned() {
+                    self.show_page(b.page);
+                    self.fit_mode = false;
+                    self.pending_goto = Some(crate::view::location::Location {
+                        x: b.x,
+                        y: b.y,
+                        zoom: Some(b.zoom),
+                    });
+                }
+            }
+            Command::DeleteBookmark(i) => {
+                if let Some(s) = &self.session
+                    && let Some(marks) = self.settings.bookmarks.get_mut(s.image.path())
+                    && i < marks.len()
+                {
+                    marks.remove(i);
+                    if marks.is_empty() {
+                        let path = s.image.path().to_path_buf();
+                        self.settings.bookmarks.remove(&path);
+                    }
+                }
+            }
             Command::ToggleMeasure => {
                 self.measure.active = !self.measure.active;
                 if !self.measure.active {
@@ -641,7 +750,9 @@ impl TesseraApp {
             if i.key_pressed(egui::Key::ArrowLeft) || i.key_pressed(egui::Key::A) {
                 pan.0 -= step;
             }
-            if i.key_pressed(egui::Key::ArrowRight) || i.key_pressed(egui::Key::D) {
+            if i.key_pressed(egui::Key::ArrowRight)
+                || (i.key_pressed(egui::Key::D) && !i.modifiers.command)
+            {
                 pan.0 += step;
             }
             if i.key_pressed(egui::Key::ArrowUp) || i.key_pressed(egui::Key::W) {
@@ -695,6 +806,12 @@ impl TesseraApp {
             }
             if i.modifiers.command && i.modifiers.shift && i.key_pressed(egui::Key::C) {
                 cmds.push(Command::CopyLocation);
+            }
+            if i.modifiers.command && i.key_pressed(egui::Key::D) {
+                cmds.push(Command::AddBookmark);
+            }
+            if i.key_pressed(egui::Key::K) && !i.modifiers.command {
+                cmds.push(Command::ToggleBookmarks);
             }
             if i.key_pressed(egui::Key::M) && !i.modifiers.command {
                 cmds.push(Command::ToggleMeasure);
@@ -765,6 +882,15 @@ impl TesseraApp {
                     .clicked()
                 {
                     cmds.push(Command::ToggleMeasure);
+                }
+                if ui
+                    .checkbox(&mut self.settings.show_bookmarks.clone(), "Bookmarks  (K)")
+                    .clicked()
+                {
+                    cmds.push(Command::ToggleBookmarks);
+                }
+                if ui.button("Add bookmark  (Ctrl+D)").clicked() {
+                    cmds.push(Command::AddBookmark);
                 }
                 if ui.button("Actual size 100%  (1)").clicked() {
                     cmds.push(Command::ActualSize);
@@ -1009,6 +1135,12 @@ impl eframe::App for TesseraApp {
                         &self.visible_units,
                     ));
                 });
+        }
+        if self.settings.show_bookmarks && self.session.is_some() {
+            egui::Panel::left("bookmarks")
+                .resizable(true)
+                .default_size(260.0)
+                .show(ui, |ui| self.bookmarks_ui(ui, &mut cmds));
         }
         if self.settings.show_display
             && let Some(d) = self.session.as_ref().and_then(|s| s.display.as_ref())

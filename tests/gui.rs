@@ -949,3 +949,75 @@ fn the_built_in_browser_lists_images_describes_the_selected_one_and_opens_it() {
     });
     assert!(h.state().browser.is_none(), "the browser closes on open");
 }
+
+/// eframe's storage, in memory.
+#[derive(Default)]
+struct Memory(std::collections::HashMap<String, String>);
+
+impl eframe::Storage for Memory {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_string(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn bookmarks_keep_page_centre_and_zoom_and_survive_a_restart() {
+    use eframe::App as _;
+    let dir = crate::support::tempdir();
+    let path = two_pages(dir.path());
+    let mut h = harness(&path);
+    h.key_press(egui::Key::PageDown);
+    h.step();
+    h.state_mut().apply(tessera::ui::Command::GoToLocation(
+        tessera::view::location::Location {
+            x: 25.0,
+            y: 12.0,
+            zoom: Some(3.0),
+        },
+    ));
+    h.step();
+    h.key_press_modifiers(Modifiers::COMMAND, egui::Key::D);
+    h.step();
+    h.step();
+    assert_eq!(h.state().bookmarks().len(), 1);
+    assert!(h.query_by_label_contains("page 1, 25,12, 300.0%").is_some());
+    // Elsewhere, then back through the panel's Go.
+    h.key_press(egui::Key::PageUp);
+    h.step();
+    h.get_by_label("Go").click();
+    h.step();
+    h.step();
+    let s = h.state();
+    assert_eq!(s.session.as_ref().map(|s| s.page), Some(1));
+    assert_eq!(
+        (s.view.center_x, s.view.center_y, s.view.zoom),
+        (25.0, 12.0, 3.0)
+    );
+
+    // Saved the way eframe saves settings, and read back by a new app.
+    let mut storage = Memory::default();
+    h.state_mut().save(&mut storage);
+    let settings: tessera::app::Settings =
+        eframe::get_value(&storage, "tessera-settings").expect("stored settings");
+    let mut again = build_from(StartOptions {
+        file: Some(path.clone()),
+        cache_mb: Some(64),
+        settings: Some(settings),
+        ..StartOptions::default()
+    });
+    settle(&mut again, |app| !app.is_opening());
+    again.step();
+    let marks = again.state().bookmarks().to_vec();
+    assert_eq!(marks.len(), 1);
+    assert_eq!(
+        (marks[0].page, marks[0].x, marks[0].y, marks[0].zoom),
+        (1, 25.0, 12.0, 3.0)
+    );
+}

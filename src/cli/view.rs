@@ -107,6 +107,7 @@ fn window(
         open_feedback_after: None,
         page,
         at,
+        settings: None,
     };
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,

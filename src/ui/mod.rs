@@ -58,6 +58,13 @@ pub enum Command {
     ToggleMeasure,
     /// The in-window file browser (where no native dialog exists).
     OpenBrowser,
+    /// Bookmark the view (`Ctrl+D`).
+    AddBookmark,
+    /// Show or hide the bookmarks panel (`K`).
+    ToggleBookmarks,
+    /// Go to bookmark `i` of the open image.
+    GoToBookmark(usize),
+    DeleteBookmark(usize),
 }
 
 /// Colours for descriptor states, shared by the overlay and the panel.
