@@ -58,6 +58,20 @@ pub struct Settings {
     pub show_bookmarks: bool,
 }
 
+/// An export under way: its progress (and Cancel), and where its result arrives.
+pub type RunningExport = (Arc<crate::progress::Progress>, Receiver<Result<(), String>>);
+
+/// The export window: the region (`X,Y,W,H`), the shrink factor, the file, and the export
+/// running in the background with its progress.
+pub struct ExportState {
+    pub region: String,
+    pub scale: u32,
+    pub path: String,
+    pub running: Option<RunningExport>,
+    /// What the last export came to.
+    pub message: Option<String>,
+}
+
 /// A named place in an image: page, centre and zoom.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Bookmark {
@@ -136,6 +150,8 @@ pub struct TesseraApp {
     title: String,
     /// The measure tool and its line.
     pub measure: crate::ui::canvas::Measure,
+    /// The export window, while it is shown.
+    pub export: Option<ExportState>,
     /// A place to go to once the canvas has its size (the first frame after an open).
     pending_goto: Option<crate::view::location::Location>,
     opening: Option<Opening>,
@@ -182,6 +198,7 @@ impl TesseraApp {
                 .then_some((start.page, start.at)),
             goto: None,
             measure: Default::default(),
+            export: None,
             title: String::new(),
             pending_goto: None,
             opening: None,
@@ -294,6 +311,161 @@ impl TesseraApp {
                 zoom: Some(self.view.zoom),
             },
         ))
+    }
+
+    /// Open the export window on the region in view, with a file name beside the image.
+    fn show_export(&mut self) {
+        let Some(s) = &self.session else {
+            return;
+        };
+        let p = s.page();
+        let e = self
+            .view
+            .visible_extent(p.width, p.height, 0.0)
+            .unwrap_or(p.extent());
+        let stem = s
+            .image
+            .path()
+            .file_stem()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "export".into());
+        let dir = s
+            .image
+            .path()
+            .parent()
+            .map(|d| d.to_path_buf())
+            .unwrap_or_default();
+        let name = format!("{stem}-{}-{}-{}x{}.png", e.x0, e.y0, e.width(), e.height());
+        self.export = Some(ExportState {
+            region: format!("{},{},{},{}", e.x0, e.y0, e.width(), e.height()),
+            scale: 1,
+            path: dir.join(name).display().to_string(),
+            running: None,
+            message: None,
+        });
+    }
+
+    /// Start exporting what the export window says, on a background thread.
+    fn start_export(&mut self) {
+        let (Some(s), Some(ex)) = (&self.session, &mut self.export) else {
+            return;
+        };
+        let nums: Vec<Option<u32>> = ex
+            .region
+            .split(',')
+            .map(|v| v.trim().parse().ok())
+            .collect();
+        let [Some(x), Some(y), Some(w), Some(h)] = nums[..] else {
+            ex.message = Some(format!("region '{}': expected X,Y,W,H", ex.region));
+            return;
+        };
+        let request = crate::export::ExportRequest {
+            page: s.page,
+            region: Extent::new(x, y, x.saturating_add(w), y.saturating_add(h)),
+            scale: ex.scale.max(1),
+            out: PathBuf::from(ex.path.trim()),
+            cache_bytes: 64 << 20,
+        };
+        let image = s.image.clone();
+        let mapping = s.display.as_ref().map(|d| d.compiled().clone());
+        let progress = Arc::new(crate::progress::Progress::new());
+        let (tx, rx) = channel();
+        let ctx = self.ctx.clone();
+        let p = progress.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tessera-export".into())
+            .spawn(move || {
+                let r = crate::export::export_png(image, &request, mapping.as_ref(), &p)
+                    .map_err(|e| e.to_string());
+                let _ = tx.send(r);
+                ctx.request_repaint();
+            });
+        match spawned {
+            Ok(_) => {
+                ex.running = Some((progress, rx));
+                ex.message = None;
+            }
+            Err(e) => ex.message = Some(format!("cannot start the export: {e}")),
+        }
+    }
+
+    /// The export window: region, level, file, Export; then progress and Cancel.
+    fn export_ui(&mut self, ctx: &egui::Context) {
+        let Some(ex) = &mut self.export else {
+            return;
+        };
+        if let Some((_, rx)) = &ex.running
+            && let Ok(r) = rx.try_recv()
+        {
+            ex.running = None;
+            ex.message = Some(match r {
+                Ok(()) => format!("saved {}", ex.path),
+                Err(e) => e,
+            });
+        }
+        let mut open = true;
+        let mut start = false;
+        egui::Window::new("Export region")
+            .open(&mut open)
+            .collapsible(false)
+            .resizable(false)
+            .show(ctx, |ui| {
+                egui::Grid::new("export").num_columns(2).show(ui, |ui| {
+                    ui.label("Region X,Y,W,H");
+                    ui.add(egui::TextEdit::singleline(&mut ex.region).hint_text("x,y,w,h"));
+                    ui.end_row();
+                    ui.label("Level");
+                    egui::ComboBox::from_id_salt("export-scale")
+                        .selected_text(format!("1/{}", ex.scale))
+                        .show_ui(ui, |ui| {
+                            for k in [1u32, 2, 4, 8, 16, 32, 64] {
+                                ui.selectable_value(&mut ex.scale, k, format!("1/{k}"));
+                            }
+                        });
+                    ui.end_row();
+                    ui.label("PNG file");
+                    ui.add(
+                        egui::TextEdit::singleline(&mut ex.path)
+                            .hint_text("file.png")
+                            .desired_width(360.0),
+                    );
+                    ui.end_row();
+                });
+                ui.label("Data pages are written as displayed (the current mapping).");
+                match &ex.running {
+                    Some((p, _)) => {
+                        ui.horizontal(|ui| {
+                            ui.add(
+                                egui::ProgressBar::new(p.fraction().unwrap_or(0.0))
+                                    .show_percentage(),
+                            );
+                            if ui.button("Cancel export").clicked() {
+                                p.cancel();
+                            }
+                        });
+                    }
+                    None => {
+                        if ui.button("Export").clicked() {
+                            start = true;
+                        }
+                    }
+                }
+                if let Some(m) = &ex.message {
+                    ui.label(m.as_str());
+                }
+            });
+        if start {
+            self.start_export();
+        }
+        if !open
+            && let Some(ex) = self.export.take()
+            && let Some((p, _)) = &ex.running
+        {
+            p.cancel();
+        }
+        if self.export.as_ref().is_some_and(|e| e.running.is_some()) {
+            ctx.request_repaint_after(Duration::from_millis(100));
+        }
     }
 
     /// The open image's bookmarks.
@@ -548,6 +720,7 @@ impl TesseraApp {
                 | Command::AddBookmark
                 | Command::ToggleBookmarks
                 | Command::DeleteBookmark(_)
+                | Command::ShowExport
         ) {
             self.fit_mode = false;
         }
@@ -673,6 +846,7 @@ impl TesseraApp {
                 };
             }
             Command::OpenBrowser => self.open_browser(),
+            Command::ShowExport => self.show_export(),
             Command::AddBookmark => {
                 if let Some((page, l)) = self.location()
                     && let Some(s) = &self.session
@@ -807,6 +981,9 @@ impl TesseraApp {
             if i.modifiers.command && i.modifiers.shift && i.key_pressed(egui::Key::C) {
                 cmds.push(Command::CopyLocation);
             }
+            if i.modifiers.command && i.key_pressed(egui::Key::E) {
+                cmds.push(Command::ShowExport);
+            }
             if i.modifiers.command && i.key_pressed(egui::Key::D) {
                 cmds.push(Command::AddBookmark);
             }
@@ -835,6 +1012,9 @@ impl TesseraApp {
                 }
                 if ui.button("Open with the built-in browser...").clicked() {
                     cmds.push(Command::OpenBrowser);
+                }
+                if ui.button("Export region...  (Ctrl+E)").clicked() {
+                    cmds.push(Command::ShowExport);
                 }
                 ui.menu_button("Recent", |ui| {
                     if self.settings.recent.is_empty() {
@@ -1100,6 +1280,7 @@ impl eframe::App for TesseraApp {
         egui::Panel::top("menu").show(ui, |ui| cmds.extend(self.menu_ui(ui)));
         self.error_banner_ui(ui, &mut cmds);
         self.goto_ui(&ctx, &mut cmds);
+        self.export_ui(&ctx);
         if let Some(b) = &mut self.browser {
             use crate::ui::file_browser::Action;
             match b.ui(&ctx) {

@@ -52,6 +52,7 @@ pub mod data;
 pub mod decode;
 pub mod display;
 pub mod error;
+pub mod export;
 pub mod format;
 pub mod image;
 pub mod index;

@@ -1021,3 +1021,37 @@ fn bookmarks_keep_page_centre_and_zoom_and_survive_a_restart() {
         (1, 25.0, 12.0, 3.0)
     );
 }
+
+#[test]
+fn the_export_window_saves_the_view_as_png() {
+    let dir = crate::support::tempdir();
+    let path = tiled(dir.path());
+    let mut h = harness(&path);
+    h.key_press_modifiers(Modifiers::COMMAND, egui::Key::E);
+    h.step();
+    h.step();
+    let out = dir.path().join("view.png");
+    {
+        let ex = h.state_mut().export.as_mut().expect("export window");
+        assert!(ex.region.starts_with("0,0,"), "the view: {}", ex.region);
+        ex.region = "100,50,640,480".into();
+        ex.scale = 2;
+        ex.path = out.display().to_string();
+    }
+    h.step();
+    h.get_by_label("Export").click();
+    h.step();
+    let start = Instant::now();
+    while h
+        .query_by_label_contains(&format!("saved {}", out.display()))
+        .is_none()
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "no export");
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let img = image::open(&out).expect("png").to_rgba8();
+    assert_eq!((img.width(), img.height()), (320, 240));
+    let want = crate::support::render_region(&path, (100, 50, 640, 480), 2).expect("render");
+    assert!(img.as_raw() == &want.data);
+}

@@ -65,6 +65,8 @@ pub enum Command {
     /// Go to bookmark `i` of the open image.
     GoToBookmark(usize),
     DeleteBookmark(usize),
+    /// Show the export window (`Ctrl+E`), its region set to the view.
+    ShowExport,
 }
 
 /// Colours for descriptor states, shared by the overlay and the panel.
