@@ -67,6 +67,9 @@ pub struct RenderArgs {
     levels: LevelArgs,
 }
 
+/// Outputs bigger than this (64 Mpx, 256 MB as RGBA) are streamed to the PNG.
+const STREAM_PIXELS: u64 = 64 << 20;
+
 fn parse_region(s: &str) -> Result<(u64, u64, u64, u64), String> {
     render::parse_region(s).ok_or_else(|| format!("takes X,Y,W,H, not {s:?}"))
 }
@@ -158,6 +161,39 @@ pub fn run(a: RenderArgs) -> Result<()> {
         }
         None => None,
     };
+    let (ow, oh) = (
+        region.width().div_ceil(a.scale),
+        region.height().div_ceil(a.scale),
+    );
+    if u64::from(ow) * u64::from(oh) > STREAM_PIXELS {
+        // A big output is rendered and encoded a band at a time (see `export`): memory stays
+        // within the cache budget whatever the region's size.
+        let export = tessera::export::ExportRequest {
+            page: a.page,
+            region,
+            scale: a.scale,
+            out: a.output.clone(),
+            cache_bytes: budget,
+        };
+        drop(loader);
+        tessera::export::export_png(
+            image.clone(),
+            &export,
+            compiled.as_ref(),
+            &tessera::progress::Progress::new(),
+        )?;
+        if a.stats {
+            eprintln!(
+                "streamed {ow}x{oh} in bands of {} rows\nbytes read: {} in {} reads\ntime: {:.1} ms\npeak memory: {:.1} MB",
+                tessera::export::BAND_ROWS,
+                image.bytes_read(),
+                image.read_calls(),
+                start.elapsed().as_secs_f64() * 1000.0,
+                stats::peak_rss_bytes() as f64 / 1e6
+            );
+        }
+        return Ok(());
+    }
     let (img, rstats) = render::render_mapped(&loader, req, compiled.as_ref())?;
     // Keep the checkpoints this render's pass found, even short of the stream's end: the
     // next render or open resumes from them.
