@@ -48,6 +48,7 @@
 pub mod app;
 pub mod bench_view;
 pub mod cache;
+pub mod convert;
 pub mod data;
 pub mod decode;
 pub mod display;

@@ -7,6 +7,7 @@ mod support;
 mod built_levels;
 mod cli;
 mod codecs;
+mod convert;
 mod export;
 mod formats;
 mod gui;

@@ -1,6 +1,7 @@
 //! The command line: arguments (clap), one module per subcommand, the progress bar. Every
 //! decision about images lives in the library; these modules parse, call and print.
 
+mod convert;
 mod index;
 mod info;
 mod levels;
@@ -33,6 +34,8 @@ enum Command {
     Render(render::RenderArgs),
     /// Build the zoomed-out levels (kept for the viewer and for renders).
     Levels(levels::LevelsArgs),
+    /// Write any image Tessera reads as a tiled (Big)TIFF, optionally with a pyramid.
+    Convert(convert::ConvertArgs),
     /// Record a PNG/JPEG's checkpoints (kept with the levels).
     Index(index::IndexArgs),
     /// Drive the viewer along a scripted path and print one JSON line of timings.
@@ -96,6 +99,7 @@ pub fn run() -> ExitCode {
         Some(Command::Info(a)) => info::run(a),
         Some(Command::Render(a)) => render::run(a),
         Some(Command::Levels(a)) => levels::run(a),
+        Some(Command::Convert(a)) => convert::run(a),
         Some(Command::Index(a)) => index::run(a),
         Some(Command::BenchView(a)) => view::bench(a),
     };

@@ -1,0 +1,114 @@
+//! `tessera convert`: a tiled TIFF with a pyramid that the `tiff` crate reads back with the
+//! expected tiles, compression and levels, whose full-resolution page equals the source and
+//! whose levels equal a 2x2 box filter computed here.
+
+use tiff::decoder::{Decoder, DecodingResult};
+use tiff::tags::Tag;
+
+use crate::support::synth::{TiffSpec, pattern, write_tiff};
+use crate::support::{run, tempdir};
+
+const W: u32 = 300;
+const H: u32 = 203;
+
+fn source(x: u32, y: u32, c: u32) -> u8 {
+    pattern(x, y, c)
+}
+
+/// The 2x2 box filter (an odd last row or column averaged with itself), rounded half up.
+fn reduce(img: &[u8], w: u32, h: u32) -> (Vec<u8>, u32, u32) {
+    let (ow, oh) = (w.div_ceil(2), h.div_ceil(2));
+    let mut out = vec![0u8; (ow * oh * 3) as usize];
+    for y in 0..oh {
+        for x in 0..ow {
+            for c in 0..3 {
+                let px = |xx: u32, yy: u32| {
+                    u32::from(img[((yy.min(h - 1) * w + xx.min(w - 1)) * 3 + c) as usize])
+                };
+                let s = px(2 * x, 2 * y)
+                    + px(2 * x + 1, 2 * y)
+                    + px(2 * x, 2 * y + 1)
+                    + px(2 * x + 1, 2 * y + 1);
+                out[((y * ow + x) * 3 + c) as usize] = ((s + 2) / 4) as u8;
+            }
+        }
+    }
+    (out, ow, oh)
+}
+
+#[test]
+fn convert_writes_a_tiled_pyramid_tiff_others_read() {
+    let dir = tempdir();
+    let input = dir.path().join("in.tif");
+    let mut f = std::fs::File::create(&input).expect("create");
+    write_tiff(
+        &mut f,
+        &TiffSpec::new(W, H, 3, 8, 2).strips(16),
+        &|x, y, c| u16::from(source(x, y, c)),
+        None,
+    )
+    .expect("tiff");
+    drop(f);
+    let out = dir.path().join("out.tif");
+    let (code, _, err) = run(&[
+        "convert",
+        input.to_str().expect("utf-8"),
+        out.to_str().expect("utf-8"),
+        "--tile",
+        "64",
+        "--compression",
+        "zstd",
+        "--pyramid",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut want: Vec<u8> = (0..H)
+        .flat_map(|y| (0..W).flat_map(move |x| (0..3).map(move |c| source(x, y, c))))
+        .collect();
+    let (mut w, mut h) = (W, H);
+    let mut d = Decoder::new(std::fs::File::open(&out).expect("open")).expect("tiff decoder");
+    let mut level = 0;
+    loop {
+        assert_eq!(d.dimensions().expect("dims"), (w, h), "level {level}");
+        assert_eq!(d.get_tag_u32(Tag::TileWidth).expect("tiled"), 64);
+        assert_eq!(d.get_tag_u32(Tag::Compression).expect("compression"), 50000);
+        let sub = d
+            .find_tag_unsigned::<u32>(Tag::NewSubfileType)
+            .expect("tag")
+            .unwrap_or(0);
+        assert_eq!(sub, u32::from(level > 0), "level {level} is marked reduced");
+        let DecodingResult::U8(got) = d.read_image().expect("decode") else {
+            panic!("not 8-bit");
+        };
+        assert!(got == want, "level {level} differs from the box filter");
+        if !d.more_images() {
+            break;
+        }
+        d.next_image().expect("next");
+        (want, w, h) = reduce(&want, w, h);
+        level += 1;
+    }
+    // 300x203 → 150x102 → 75x51 → 38x26 (the first that fits one 64-pixel tile).
+    assert_eq!((level, w, h), (3, 38, 26));
+    // Tessera reads it back as a pyramid.
+    let image = tessera::OpenImage::open(&out).expect("reopen");
+    assert_eq!(image.layout.reductions(0).len(), 4);
+}
+
+#[test]
+fn convert_refuses_to_overwrite_its_input() {
+    let dir = tempdir();
+    let input = dir.path().join("in.tif");
+    let mut f = std::fs::File::create(&input).expect("create");
+    write_tiff(
+        &mut f,
+        &TiffSpec::new(8, 8, 3, 8, 2),
+        &|x, y, c| u16::from(source(x, y, c)),
+        None,
+    )
+    .expect("tiff");
+    drop(f);
+    let p = input.to_str().expect("utf-8");
+    let (code, _, err) = run(&["convert", p, p]);
+    assert_ne!(code, 0);
+    assert!(err.contains("refusing"), "{err}");
+}
