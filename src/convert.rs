@@ -7,14 +7,12 @@
 
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::OpenImage;
-use crate::cache::PieceCache;
 use crate::display::Compiled;
 use crate::error::{Error, FormatError};
 use crate::format::{Extent, Mode};
-use crate::loader::Loader;
 use crate::progress::Progress;
 use crate::render::{RenderRequest, render_mapped};
 
@@ -111,14 +109,7 @@ pub fn convert(
         path: req.out.clone(),
         source,
     };
-    let page = image.page(req.page)?.clone();
-    let region = req
-        .region
-        .intersect(&page.extent())
-        .ok_or_else(|| Error::Request {
-            path: image.path().to_path_buf(),
-            msg: "the region is outside the page".into(),
-        })?;
+    let (page, region) = crate::export::clip(&image, req.page, req.region)?;
     let tile = req.tile.clamp(16, 4096) / 16 * 16;
     // Palette pages are written expanded (RGB), data pages as displayed (RGB).
     let spp = match page.mode {
@@ -144,11 +135,7 @@ pub fn convert(
             done: 0,
         })
         .collect();
-    let cache = Arc::new(Mutex::new(PieceCache::new(req.cache_bytes.max(16 << 20))));
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(8);
-    let loader = Loader::new(image.clone(), cache, workers, 4096);
+    let loader = crate::export::own_loader(&image, req.cache_bytes);
     let part = crate::export::part_path(&req.out);
     let result = (|| -> Result<(), Error> {
         let file = std::fs::File::create(&part).map_err(io_err)?;
@@ -185,13 +172,7 @@ pub fn convert(
         w.flush().map_err(io_err)?;
         Ok(())
     })();
-    match result {
-        Ok(()) => std::fs::rename(&part, &req.out).map_err(io_err),
-        Err(e) => {
-            let _ = std::fs::remove_file(&part);
-            Err(e)
-        }
-    }
+    crate::export::finish(&part, &req.out, result)
 }
 
 /// RGBA rows as `spp` samples a pixel (gray from R, alpha kept where written).

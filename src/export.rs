@@ -43,6 +43,49 @@ pub fn part_path(out: &Path) -> PathBuf {
     out.with_file_name(name)
 }
 
+/// The page and the part of `region` inside it, or an error naming the image.
+pub(crate) fn clip(
+    image: &OpenImage,
+    page: u32,
+    region: Extent,
+) -> Result<(crate::format::Page, Extent), Error> {
+    let p = image.page(page)?.clone();
+    let clipped = region
+        .intersect(&p.extent())
+        .ok_or_else(|| Error::Request {
+            path: image.path().to_path_buf(),
+            msg: format!(
+                "region {region:?} is outside the {}x{} page",
+                p.width, p.height
+            ),
+        })?;
+    Ok((p, clipped))
+}
+
+/// A loader of the writer's own (its own cache of `cache_bytes`, at least 16 MB), so that a
+/// long write neither evicts the viewer's pieces nor grows past its budget.
+pub(crate) fn own_loader(image: &Arc<OpenImage>, cache_bytes: usize) -> Loader {
+    let cache = Arc::new(Mutex::new(PieceCache::new(cache_bytes.max(16 << 20))));
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
+    Loader::new(image.clone(), cache, workers, 4096)
+}
+
+/// Rename the finished part file to `out`, or remove it if the write failed.
+pub(crate) fn finish(part: &Path, out: &Path, result: Result<(), Error>) -> Result<(), Error> {
+    match result {
+        Ok(()) => std::fs::rename(part, out).map_err(|source| Error::Open {
+            path: out.to_path_buf(),
+            source,
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(part);
+            Err(e)
+        }
+    }
+}
+
 /// Export `req.region` of `image` to a PNG at `req.out`, through `mapping` for data pages
 /// (the display mapping on screen), reporting rows to `progress`, which can cancel it.
 pub fn export_png(
@@ -55,27 +98,13 @@ pub fn export_png(
         path: req.out.clone(),
         source,
     };
-    let page = image.page(req.page)?.clone();
-    let region = req
-        .region
-        .intersect(&page.extent())
-        .ok_or_else(|| Error::Request {
-            path: image.path().to_path_buf(),
-            msg: format!(
-                "region {:?} is outside the {}x{} page",
-                req.region, page.width, page.height
-            ),
-        })?;
+    let (_, region) = clip(&image, req.page, req.region)?;
     let scale = req.scale.max(1);
     let (ow, oh) = (
         region.width().div_ceil(scale),
         region.height().div_ceil(scale),
     );
-    let cache = Arc::new(Mutex::new(PieceCache::new(req.cache_bytes.max(16 << 20))));
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(8);
-    let loader = Loader::new(image.clone(), cache, workers, 4096);
+    let loader = own_loader(&image, req.cache_bytes);
     let part = part_path(&req.out);
     let result = (|| -> Result<(), Error> {
         let file = std::fs::File::create(&part).map_err(path_err)?;
@@ -109,11 +138,5 @@ pub fn export_png(
         stream.finish().map_err(io)?;
         Ok(())
     })();
-    match result {
-        Ok(()) => std::fs::rename(&part, &req.out).map_err(path_err),
-        Err(e) => {
-            let _ = std::fs::remove_file(&part);
-            Err(e)
-        }
-    }
+    finish(&part, &req.out, result)
 }
