@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use crate::OpenImage;
 use crate::cache::PieceCache;
 use crate::display::Compiled;
-use crate::error::{Error, FormatError};
+use crate::error::Error;
 use crate::format::Extent;
 use crate::loader::Loader;
 use crate::progress::Progress;
@@ -117,12 +117,13 @@ pub fn export_png(
         let mut stream = writer.stream_writer().map_err(io)?;
         let mut row = 0u32;
         while row < oh {
-            if progress.is_cancelled() {
-                return Err(Error::Format {
+            // Reports what is done so far, and fails once cancelled.
+            progress
+                .update(u64::from(row), u64::from(oh))
+                .map_err(|source| Error::Format {
                     path: req.out.clone(),
-                    source: FormatError::Cancelled,
-                });
-            }
+                    source,
+                })?;
             let rows = BAND_ROWS.min(oh - row);
             // The band's source rows: whole output rows of `scale` source rows each.
             let y0 = region.y0 + row * scale;
@@ -133,8 +134,9 @@ pub fn export_png(
             use std::io::Write;
             stream.write_all(&img.data).map_err(path_err)?;
             row += rows;
-            let _ = progress.update(u64::from(row), u64::from(oh));
         }
+        // Every row is in: a cancel from now on comes too late to matter.
+        let _ = progress.update(u64::from(oh), u64::from(oh));
         stream.finish().map_err(io)?;
         Ok(())
     })();

@@ -38,7 +38,7 @@ impl PixelSize {
         )
     }
 
-    /// A length of `pixels` along x, in the size's unit.
+    /// The length of a displacement of `dx`, `dy` pixels, in the size's unit.
     pub fn length(&self, dx: f64, dy: f64) -> f64 {
         ((dx * self.x).powi(2) + (dy * self.y).powi(2)).sqrt()
     }

@@ -91,34 +91,30 @@ pub fn decode_chunk(
     if page.raw.kind == crate::sample::PixelKind::Palette {
         return decode_palette_chunk(source, page, unit);
     }
+    // Codecs the `tiff` crate cannot decode: the chunk's bytes go to our own decoder.
     if let Storage::Chunks {
-        codec: Codec::Jpeg2000,
+        codec: codec @ (Codec::Jpeg2000 | Codec::Lerc),
         compression,
         ..
     } = &page.storage
     {
+        let j2k = *codec == Codec::Jpeg2000;
         if *planes != 1 {
-            return Err(FormatError::unsupported(
-                "planar TIFF with JPEG 2000 chunks",
-            ));
+            return Err(FormatError::unsupported(format!(
+                "planar TIFF with {} chunks",
+                if j2k { "JPEG 2000" } else { "LERC" }
+            )));
         }
         let (off, len) = page.unit_bytes(unit, 0);
         let bytes = super::read_chunk(source, off, len, "TIFF chunk")?;
-        // Three components are YCbCr unless the code says RGB (33005), as OpenSlide and
-        // libvips (which writes YCbCr under 33003 and 33004) read them.
-        return super::jpeg2000::decode_tiff_chunk(&bytes, page, extent, *compression != 33005);
-    }
-    if let Storage::Chunks {
-        codec: Codec::Lerc, ..
-    } = &page.storage
-    {
-        if *planes != 1 {
-            return Err(FormatError::unsupported("planar TIFF with LERC chunks"));
-        }
-        let (off, len) = page.unit_bytes(unit, 0);
-        let bytes = super::read_chunk(source, off, len, "TIFF chunk")?;
-        let chunk = (page.grid.chunk_w, page.grid.chunk_h);
-        return super::lerc::decode_tiff_chunk(&bytes, page, extent, chunk);
+        return if j2k {
+            // Three components are YCbCr unless the code says RGB (33005), as OpenSlide and
+            // libvips (which writes YCbCr under 33003 and 33004) read them.
+            super::jpeg2000::decode_tiff_chunk(&bytes, page, extent, *compression != 33005)
+        } else {
+            let chunk = (page.grid.chunk_w, page.grid.chunk_h);
+            super::lerc::decode_tiff_chunk(&bytes, page, extent, chunk)
+        };
     }
     let decoder = cache.decoder(*ifd_index)?;
     let (chunk, _) = page.grid.unit_chunk(unit);

@@ -131,8 +131,21 @@ fn parse_page(d: &mut TiffDecoder, ifd_index: usize) -> Result<Page, FormatError
     if d.byte_order() == tiff::tags::ByteOrder::LittleEndian {
         raw = raw.little_endian();
     }
+    // Read once: OME-XML channel names and the pixel size both come from it.
+    let description = d
+        .find_tag(Tag::ImageDescription)
+        .ok()
+        .flatten()
+        .and_then(|v| v.into_string().ok())
+        .unwrap_or_default();
     let data = match data {
-        Some(t) => Some(Arc::new(data_info(d, t, per_pixel, photometric)?)),
+        Some(t) => Some(Arc::new(data_info(
+            d,
+            &description,
+            t,
+            per_pixel,
+            photometric,
+        )?)),
         None => None,
     };
     let palette = if kind == PixelKind::Palette {
@@ -207,27 +220,21 @@ fn parse_page(d: &mut TiffDecoder, ifd_index: usize) -> Result<Page, FormatError
         },
         reduced: subfile & 1 == 1,
         data,
-        physical: physical_size(d),
+        physical: physical_size(d, &description),
     })
 }
 
 /// The pixel size the page's tags give: OME-XML or Aperio's description, GeoTIFF's
 /// ModelPixelScale, ImageJ's unit with the resolution tags, or the resolution tags alone.
 /// Unreadable tags give no size rather than an error.
-fn physical_size(d: &mut TiffDecoder) -> Option<crate::physical::PixelSize> {
+fn physical_size(d: &mut TiffDecoder, description: &str) -> Option<crate::physical::PixelSize> {
     use crate::physical::{self, PixelSize, Unit};
-    let description = d
-        .find_tag(Tag::ImageDescription)
-        .ok()
-        .flatten()
-        .and_then(|v| v.into_string().ok())
-        .unwrap_or_default();
     if description.contains("<OME")
-        && let Some(p) = physical::from_ome(&description)
+        && let Some(p) = physical::from_ome(description)
     {
         return Some(p);
     }
-    if let Some(p) = physical::from_aperio(&description) {
+    if let Some(p) = physical::from_aperio(description) {
         return Some(p);
     }
     if let Some(scale) = d.find_tag(Tag::ModelPixelScaleTag).ok().flatten() {
@@ -307,17 +314,15 @@ fn data_type(
 /// Channel names (OME-XML in ImageDescription), the GDAL no-data value, RGB-ness.
 fn data_info(
     d: &mut TiffDecoder,
+    description: &str,
     sample: SampleType,
     channels: u16,
     photometric: u16,
 ) -> Result<DataInfo, FormatError> {
     let mut info = DataInfo::new(sample, usize::from(channels));
     info.rgb = photometric == 2;
-    if let Ok(Some(v)) = d.find_tag(Tag::ImageDescription)
-        && let Ok(text) = v.into_string()
-        && text.contains("<OME")
-    {
-        info = info.with_names(crate::data::ome_channel_names(&text));
+    if description.contains("<OME") {
+        info = info.with_names(crate::data::ome_channel_names(description));
     }
     if let Ok(Some(v)) = d.find_tag(Tag::GdalNodata)
         && let Ok(text) = v.into_string()
