@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::OpenImage;
 use crate::display::Compiled;
-use crate::error::{Error, FormatError};
+use crate::error::Error;
 use crate::format::{Extent, Mode};
 use crate::progress::Progress;
 use crate::render::{RenderRequest, render_mapped};
@@ -87,13 +87,14 @@ fn level_sizes(w: u32, h: u32, tile: u32, pyramid: bool) -> Vec<(u32, u32)> {
     out
 }
 
-/// The samples written per pixel for a page of `mode`: 1, 2, 3 or 4.
+/// The samples written per pixel for a page of `mode`: 1, 2, 3 or 4. Palettes are written
+/// expanded (their colours), data pages as displayed, CMYK as rendered RGB.
 fn samples_for(mode: Mode) -> usize {
     match mode {
-        Mode::Bilevel | Mode::L | Mode::P | Mode::I16 => 1,
-        Mode::La | Mode::La16 | Mode::Pa => 2,
-        Mode::Rgba | Mode::Rgba16 | Mode::Cmyka => 4,
-        _ => 3,
+        Mode::Bilevel | Mode::L | Mode::I16 => 1,
+        Mode::La | Mode::La16 => 2,
+        Mode::Rgba | Mode::Rgba16 | Mode::Cmyka | Mode::Pa => 4,
+        Mode::P | Mode::Data | Mode::Rgb | Mode::Rgb16 | Mode::Cmyk | Mode::Cmyk16 => 3,
     }
 }
 
@@ -111,11 +112,7 @@ pub fn convert(
     };
     let (page, region) = crate::export::clip(&image, req.page, req.region)?;
     let tile = req.tile.clamp(16, 4096) / 16 * 16;
-    // Palette pages are written expanded (RGB), data pages as displayed (RGB).
-    let spp = match page.mode {
-        Mode::P | Mode::Data => 3,
-        m => samples_for(m),
-    };
+    let spp = samples_for(page.mode);
     let sizes = level_sizes(region.width(), region.height(), tile, req.pyramid);
     let raw_total: u64 = sizes
         .iter()
@@ -150,20 +147,22 @@ pub fn convert(
         }
         let mut y = region.y0;
         while y < region.y1 {
-            if progress.is_cancelled() {
-                return Err(Error::Format {
+            // Reports what is done so far, and fails once cancelled.
+            progress
+                .update(u64::from(y - region.y0), u64::from(region.height()))
+                .map_err(|source| Error::Format {
                     path: req.out.clone(),
-                    source: FormatError::Cancelled,
-                });
-            }
+                    source,
+                })?;
             let y1 = (y + tile).min(region.y1);
             let band = Extent::new(region.x0, y, region.x1, y1);
             let (img, _) = render_mapped(&loader, RenderRequest::new(req.page, band, 1), mapping)?;
             let rows = pack(&img.data, spp);
             push_rows(&mut levels, 0, rows, tile, spp, req.compression, &mut w).map_err(io_err)?;
             y = y1;
-            let _ = progress.update(u64::from(y - region.y0), u64::from(region.height()));
         }
+        // Every row is in: a cancel from now on comes too late to matter.
+        let _ = progress.update(u64::from(region.height()), u64::from(region.height()));
         // Levels whose last row is odd still hold one row: reduce it alone.
         for i in 0..levels.len() {
             flush_level(&mut levels, i, tile, spp, req.compression, &mut w).map_err(io_err)?;
