@@ -58,20 +58,6 @@ pub struct Settings {
     pub show_bookmarks: bool,
 }
 
-/// An export under way: its progress (and Cancel), and where its result arrives.
-pub type RunningExport = (Arc<crate::progress::Progress>, Receiver<Result<(), String>>);
-
-/// The export window: the region (`X,Y,W,H`), the shrink factor, the file, and the export
-/// running in the background with its progress.
-pub struct ExportState {
-    pub region: String,
-    pub scale: u32,
-    pub path: String,
-    pub running: Option<RunningExport>,
-    /// What the last export came to.
-    pub message: Option<String>,
-}
-
 /// A named place in an image: page, centre and zoom.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Bookmark {
@@ -151,7 +137,9 @@ pub struct TesseraApp {
     /// The measure tool and its line.
     pub measure: crate::ui::canvas::Measure,
     /// The export window, while it is shown.
-    pub export: Option<ExportState>,
+    pub export: Option<crate::ui::export_window::ExportWindow>,
+    /// The rectangle selected with Shift+drag (for export).
+    pub selection: crate::ui::canvas::Selection,
     /// A place to go to once the canvas has its size (the first frame after an open).
     pending_goto: Option<crate::view::location::Location>,
     opening: Option<Opening>,
@@ -199,6 +187,7 @@ impl TesseraApp {
             goto: None,
             measure: Default::default(),
             export: None,
+            selection: Default::default(),
             title: String::new(),
             pending_goto: None,
             opening: None,
@@ -313,158 +302,39 @@ impl TesseraApp {
         ))
     }
 
-    /// Open the export window on the region in view, with a file name beside the image.
+    /// Open the export window on the selection, or else the region in view.
     fn show_export(&mut self) {
         let Some(s) = &self.session else {
             return;
         };
         let p = s.page();
         let e = self
-            .view
-            .visible_extent(p.width, p.height, 0.0)
+            .selection
+            .rect
+            .and_then(|r| r.intersect(&p.extent()))
+            .or_else(|| self.view.visible_extent(p.width, p.height, 0.0))
             .unwrap_or(p.extent());
-        let stem = s
-            .image
-            .path()
-            .file_stem()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_else(|| "export".into());
-        let dir = s
-            .image
-            .path()
-            .parent()
-            .map(|d| d.to_path_buf())
-            .unwrap_or_default();
-        let name = format!("{stem}-{}-{}-{}x{}.png", e.x0, e.y0, e.width(), e.height());
-        self.export = Some(ExportState {
-            region: format!("{},{},{},{}", e.x0, e.y0, e.width(), e.height()),
-            scale: 1,
-            path: dir.join(name).display().to_string(),
-            running: None,
-            message: None,
-        });
+        self.export = Some(crate::ui::export_window::ExportWindow::new(s, e));
     }
 
-    /// Start exporting what the export window says, on a background thread.
-    fn start_export(&mut self) {
-        let (Some(s), Some(ex)) = (&self.session, &mut self.export) else {
-            return;
-        };
-        let nums: Vec<Option<u32>> = ex
-            .region
-            .split(',')
-            .map(|v| v.trim().parse().ok())
-            .collect();
-        let [Some(x), Some(y), Some(w), Some(h)] = nums[..] else {
-            ex.message = Some(format!("region '{}': expected X,Y,W,H", ex.region));
-            return;
-        };
-        let request = crate::export::ExportRequest {
-            page: s.page,
-            region: Extent::new(x, y, x.saturating_add(w), y.saturating_add(h)),
-            scale: ex.scale.max(1),
-            out: PathBuf::from(ex.path.trim()),
-            cache_bytes: 64 << 20,
-        };
-        let image = s.image.clone();
-        let mapping = s.display.as_ref().map(|d| d.compiled().clone());
-        let progress = Arc::new(crate::progress::Progress::new());
-        let (tx, rx) = channel();
-        let ctx = self.ctx.clone();
-        let p = progress.clone();
-        let spawned = std::thread::Builder::new()
-            .name("tessera-export".into())
-            .spawn(move || {
-                let r = crate::export::export_png(image, &request, mapping.as_ref(), &p)
-                    .map_err(|e| e.to_string());
-                let _ = tx.send(r);
-                ctx.request_repaint();
-            });
-        match spawned {
-            Ok(_) => {
-                ex.running = Some((progress, rx));
-                ex.message = None;
-            }
-            Err(e) => ex.message = Some(format!("cannot start the export: {e}")),
-        }
-    }
-
-    /// The export window: region, level, file, Export; then progress and Cancel.
+    /// The export window, and what it asks for.
     fn export_ui(&mut self, ctx: &egui::Context) {
+        use crate::ui::export_window::ExportAction;
         let Some(ex) = &mut self.export else {
             return;
         };
-        if let Some((_, rx)) = &ex.running
-            && let Ok(r) = rx.try_recv()
-        {
-            ex.running = None;
-            ex.message = Some(match r {
-                Ok(()) => format!("saved {}", ex.path),
-                Err(e) => e,
-            });
-        }
-        let mut open = true;
-        let mut start = false;
-        egui::Window::new("Export region")
-            .open(&mut open)
-            .collapsible(false)
-            .resizable(false)
-            .show(ctx, |ui| {
-                egui::Grid::new("export").num_columns(2).show(ui, |ui| {
-                    ui.label("Region X,Y,W,H");
-                    ui.add(egui::TextEdit::singleline(&mut ex.region).hint_text("x,y,w,h"));
-                    ui.end_row();
-                    ui.label("Level");
-                    egui::ComboBox::from_id_salt("export-scale")
-                        .selected_text(format!("1/{}", ex.scale))
-                        .show_ui(ui, |ui| {
-                            for k in [1u32, 2, 4, 8, 16, 32, 64] {
-                                ui.selectable_value(&mut ex.scale, k, format!("1/{k}"));
-                            }
-                        });
-                    ui.end_row();
-                    ui.label("PNG file");
-                    ui.add(
-                        egui::TextEdit::singleline(&mut ex.path)
-                            .hint_text("file.png")
-                            .desired_width(360.0),
-                    );
-                    ui.end_row();
-                });
-                ui.label("Data pages are written as displayed (the current mapping).");
-                match &ex.running {
-                    Some((p, _)) => {
-                        ui.horizontal(|ui| {
-                            ui.add(
-                                egui::ProgressBar::new(p.fraction().unwrap_or(0.0))
-                                    .show_percentage(),
-                            );
-                            if ui.button("Cancel export").clicked() {
-                                p.cancel();
-                            }
-                        });
-                    }
-                    None => {
-                        if ui.button("Export").clicked() {
-                            start = true;
-                        }
-                    }
+        let data = self
+            .session
+            .as_ref()
+            .is_some_and(|s| s.page().data.is_some());
+        match ex.ui(ctx, data, self.view.orient) {
+            ExportAction::Start => {
+                if let Some(s) = &self.session {
+                    ex.start(s, self.view.orient, ctx);
                 }
-                if let Some(m) = &ex.message {
-                    ui.label(m.as_str());
-                }
-            });
-        if start {
-            self.start_export();
-        }
-        if !open
-            && let Some(ex) = self.export.take()
-            && let Some((p, _)) = &ex.running
-        {
-            p.cancel();
-        }
-        if self.export.as_ref().is_some_and(|e| e.running.is_some()) {
-            ctx.request_repaint_after(Duration::from_millis(100));
+            }
+            ExportAction::Close => self.export = None,
+            ExportAction::None => {}
         }
     }
 
@@ -606,8 +476,10 @@ impl TesseraApp {
         session
             .loader
             .set_notify(Arc::new(move || ctx.request_repaint()));
+        self.view.orient = session.page().orientation;
         self.session = Some(session);
         self.selected = None;
+        self.selection = Default::default();
         self.fit_mode = true;
     }
 
@@ -636,8 +508,10 @@ impl TesseraApp {
                 if let Some(job) = job {
                     session.start_build(job, notify);
                 }
+                self.view.orient = session.page().orientation;
                 self.session = Some(session);
                 self.selected = None;
+                self.selection = Default::default();
                 self.fit_mode = true;
                 self.errors.clear();
                 if let Some((page, at)) = self.pending_place.take() {
@@ -721,6 +595,9 @@ impl TesseraApp {
                 | Command::ToggleBookmarks
                 | Command::DeleteBookmark(_)
                 | Command::ShowExport
+                | Command::Turn(_)
+                | Command::ResetOrientation
+                | Command::ClearSelection
         ) {
             self.fit_mode = false;
         }
@@ -847,6 +724,13 @@ impl TesseraApp {
             }
             Command::OpenBrowser => self.open_browser(),
             Command::ShowExport => self.show_export(),
+            Command::Turn(o) => self.view.orient = self.view.orient.then(o),
+            Command::ClearSelection => self.selection = Default::default(),
+            Command::ResetOrientation => {
+                if let Some(s) = &self.session {
+                    self.view.orient = s.page().orientation;
+                }
+            }
             Command::AddBookmark => {
                 if let Some((page, l)) = self.location()
                     && let Some(s) = &self.session
@@ -936,9 +820,11 @@ impl TesseraApp {
                 pan.1 += step;
             }
             if pan != (0.0, 0.0) {
+                // The arrows move along the screen's axes, however the image is turned.
+                let (dx, dy) = self.view.orient.inverse().apply(pan.0, pan.1);
                 cmds.push(Command::CenterOn(
-                    self.view.center_x + pan.0,
-                    self.view.center_y + pan.1,
+                    self.view.center_x + dx,
+                    self.view.center_y + dy,
                 ));
             }
             if i.key_pressed(egui::Key::Plus) || i.key_pressed(egui::Key::Equals) {
@@ -992,6 +878,23 @@ impl TesseraApp {
             }
             if i.key_pressed(egui::Key::M) && !i.modifiers.command {
                 cmds.push(Command::ToggleMeasure);
+            }
+            if i.key_pressed(egui::Key::R) && !i.modifiers.command {
+                let o = crate::orientation::Orientation::CW;
+                cmds.push(Command::Turn(if i.modifiers.shift {
+                    o.inverse()
+                } else {
+                    o
+                }));
+            }
+            if i.key_pressed(egui::Key::F) && !i.modifiers.command {
+                cmds.push(Command::Turn(crate::orientation::Orientation::FLIP_H));
+            }
+            if i.key_pressed(egui::Key::V) && !i.modifiers.command {
+                cmds.push(Command::Turn(crate::orientation::Orientation::FLIP_V));
+            }
+            if i.key_pressed(egui::Key::Escape) {
+                cmds.push(Command::ClearSelection);
             }
             if i.key_pressed(egui::Key::PageDown) {
                 cmds.push(Command::StepPage(1));
@@ -1051,6 +954,25 @@ impl TesseraApp {
                 if ui.button("Fit to window  (0)").clicked() {
                     cmds.push(Command::Fit);
                 }
+                ui.menu_button("Orientation", |ui| {
+                    use crate::orientation::Orientation;
+                    for (text, o) in [
+                        ("Rotate clockwise  (R)", Orientation::CW),
+                        (
+                            "Rotate counter-clockwise  (Shift+R)",
+                            Orientation::CW.inverse(),
+                        ),
+                        ("Mirror left-right  (F)", Orientation::FLIP_H),
+                        ("Flip top-bottom  (V)", Orientation::FLIP_V),
+                    ] {
+                        if ui.button(text).clicked() {
+                            cmds.push(Command::Turn(o));
+                        }
+                    }
+                    if ui.button("As the file says").clicked() {
+                        cmds.push(Command::ResetOrientation);
+                    }
+                });
                 if ui.button("Go to...  (Ctrl+G)").clicked() {
                     cmds.push(Command::ToggleGoTo);
                 }
@@ -1358,6 +1280,7 @@ impl eframe::App for TesseraApp {
                 self.settings.show_overlay,
                 self.selected,
                 &mut self.measure,
+                &mut self.selection,
             );
             self.hover = out.hover_pixel;
             // A drag or a wheel step leaves fit mode.

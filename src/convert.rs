@@ -3,18 +3,23 @@
 //! `vips tiffsave --tile --pyramid` writes), streamed a row of tiles at a time: the source is
 //! rendered one tile row at a time through the normal render path, each level keeps only the
 //! two rows of tiles it is reducing, and compressed tiles go straight to the file. Pictures
-//! are written as 8-bit gray, gray+alpha, RGB or RGBA; data pages as displayed (their mapping).
+//! are written as 8-bit gray, gray+alpha, RGB or RGBA (JPEG: gray or YCbCr, without alpha);
+//! data pages as displayed (their mapping), or as their native samples (any integer or float
+//! type, levels the mean of the valid samples). The output can be shrunk and turned (see
+//! [`crate::export::Frame`]): the export window writes its TIFFs here.
 
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::OpenImage;
+use crate::data::{SampleBuf, SampleType};
 use crate::display::Compiled;
 use crate::error::Error;
+use crate::export::Frame;
 use crate::format::{Extent, Mode};
+use crate::orientation::Orientation;
 use crate::progress::Progress;
-use crate::render::{RenderRequest, render_mapped};
 
 /// Tile compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,31 +27,76 @@ pub enum Compression {
     None,
     Deflate,
     Zstd,
+    /// Baseline JPEG at this quality (1-100): 8-bit gray or YCbCr 4:2:0, no alpha.
+    Jpeg(u8),
 }
 
 impl Compression {
+    /// `none`, `deflate`, `zstd`, `jpeg` (quality 85) or `jpeg:Q`.
     pub fn parse(s: &str) -> Result<Self, String> {
         Ok(match s {
             "none" => Self::None,
             "deflate" => Self::Deflate,
             "zstd" => Self::Zstd,
-            _ => return Err(format!("compression {s:?}: none, deflate or zstd")),
+            "jpeg" => Self::Jpeg(85),
+            _ => match s.strip_prefix("jpeg:").map(str::parse::<u8>) {
+                Some(Ok(q)) if (1..=100).contains(&q) => Self::Jpeg(q),
+                _ => {
+                    return Err(format!(
+                        "compression {s:?}: none, deflate, zstd, jpeg or jpeg:Q (Q 1-100)"
+                    ));
+                }
+            },
         })
     }
+
     fn code(self) -> u16 {
         match self {
             Self::None => 1,
             Self::Deflate => 8,
             Self::Zstd => 50000,
+            Self::Jpeg(_) => 7,
         }
     }
-    fn compress(self, data: &[u8]) -> Vec<u8> {
-        match self {
+
+    /// Whether the tiles go through horizontal differencing first (lossless codecs only).
+    fn predicts(self) -> bool {
+        matches!(self, Self::Deflate | Self::Zstd)
+    }
+
+    /// Compress one tile of `side` x `side` pixels.
+    fn compress(self, data: &[u8], side: usize, px: &Pixels) -> std::io::Result<Vec<u8>> {
+        Ok(match self {
             Self::None => data.to_vec(),
             Self::Deflate => miniz_oxide::deflate::compress_to_vec_zlib(data, 4),
-            Self::Zstd => zstd::bulk::compress(data, 3).unwrap_or_else(|_| data.to_vec()),
-        }
+            Self::Zstd => zstd::bulk::compress(data, 3)?,
+            Self::Jpeg(q) => jpeg_tile(data, side, px.spp, q)?,
+        })
     }
+}
+
+/// A complete baseline JPEG of one tile (its own tables: TIFF allows that, and libtiff, GDAL
+/// and vips read it). mozjpeg is already here for decoding; it reports errors by unwinding.
+fn jpeg_tile(data: &[u8], side: usize, spp: usize, quality: u8) -> std::io::Result<Vec<u8>> {
+    let space = if spp == 1 {
+        mozjpeg::ColorSpace::JCS_GRAYSCALE
+    } else {
+        mozjpeg::ColorSpace::JCS_RGB
+    };
+    std::panic::catch_unwind(|| -> std::io::Result<Vec<u8>> {
+        let mut c = mozjpeg::Compress::new(space);
+        // Plain baseline libjpeg-turbo settings: no progressive scans, which TIFF forbids.
+        c.set_fastest_defaults();
+        c.set_size(side, side);
+        c.set_quality(f32::from(quality));
+        if spp > 1 {
+            c.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
+        }
+        let mut started = c.start_compress(Vec::new())?;
+        started.write_scanlines(data)?;
+        started.finish()
+    })
+    .unwrap_or_else(|_| Err(std::io::Error::other("the JPEG encoder failed")))
 }
 
 /// What to convert.
@@ -54,11 +104,35 @@ impl Compression {
 pub struct ConvertRequest {
     pub page: u32,
     pub region: Extent,
+    /// Integer shrink factor of the output (1: full resolution).
+    pub scale: u32,
+    /// Turn and flip the output.
+    pub orient: Orientation,
     pub tile: u32,
     pub compression: Compression,
     pub pyramid: bool,
+    /// Data pages: write the stored samples instead of the displayed colours.
+    pub native: bool,
     pub out: PathBuf,
     pub cache_bytes: usize,
+}
+
+/// How the output's pixels are stored: `spp` samples of type `ty` (8-bit unsigned for
+/// pictures), RGB photometric or not, and the value that means no data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Pixels {
+    spp: usize,
+    ty: SampleType,
+    rgb: bool,
+    nodata: Option<f64>,
+    /// Pictures: the last sample is alpha (2 or 4 samples).
+    alpha: bool,
+}
+
+impl Pixels {
+    fn bytes_per_pixel(&self) -> usize {
+        self.spp * self.ty.bytes()
+    }
 }
 
 /// One level being written: its size, tile offsets and lengths, and the rows of pixels
@@ -98,6 +172,40 @@ fn samples_for(mode: Mode) -> usize {
     }
 }
 
+/// How `req` stores the pixels of `page`, or why it cannot.
+fn pixels_for(page: &crate::format::Page, req: &ConvertRequest) -> Result<Pixels, String> {
+    if let (true, Some(info)) = (req.native, &page.data) {
+        if matches!(req.compression, Compression::Jpeg(_)) {
+            return Err(
+                "JPEG holds 8-bit pictures: write native samples with deflate, zstd or none".into(),
+            );
+        }
+        let ty = match info.sample {
+            SampleType::F16 => SampleType::F32,
+            t => t,
+        };
+        return Ok(Pixels {
+            spp: info.channels.max(1),
+            ty,
+            rgb: info.rgb && info.channels == 3,
+            nodata: info.nodata,
+            alpha: false,
+        });
+    }
+    let mut spp = samples_for(page.mode);
+    if matches!(req.compression, Compression::Jpeg(_)) {
+        // JPEG has no alpha: gray or colour alone.
+        spp = if spp <= 2 { 1 } else { 3 };
+    }
+    Ok(Pixels {
+        spp,
+        ty: SampleType::U8,
+        rgb: spp >= 3,
+        nodata: None,
+        alpha: spp == 2 || spp == 4,
+    })
+}
+
 /// Convert `req.region` of `image` to a tiled TIFF. Written as `NAME.part`, renamed when
 /// complete.
 pub fn convert(
@@ -111,12 +219,22 @@ pub fn convert(
         source,
     };
     let (page, region) = crate::export::clip(&image, req.page, req.region)?;
+    let px = pixels_for(&page, req).map_err(|msg| Error::Request {
+        path: req.out.clone(),
+        msg,
+    })?;
+    let frame = Frame {
+        page: req.page,
+        region,
+        scale: req.scale.max(1),
+        orient: req.orient,
+    };
+    let (ow, oh) = frame.size();
     let tile = req.tile.clamp(16, 4096) / 16 * 16;
-    let spp = samples_for(page.mode);
-    let sizes = level_sizes(region.width(), region.height(), tile, req.pyramid);
+    let sizes = level_sizes(ow, oh, tile, req.pyramid);
     let raw_total: u64 = sizes
         .iter()
-        .map(|&(w, h)| u64::from(w) * u64::from(h) * spp as u64)
+        .map(|&(w, h)| u64::from(w) * u64::from(h) * px.bytes_per_pixel() as u64)
         .sum();
     // Classic TIFF offsets are 32-bit: BigTIFF when the file could pass 4 GB.
     let big = raw_total > (3 << 30);
@@ -134,6 +252,11 @@ pub fn convert(
         .collect();
     let loader = crate::export::own_loader(&image, req.cache_bytes);
     let part = crate::export::part_path(&req.out);
+    let out = Out {
+        tile,
+        px,
+        comp: req.compression,
+    };
     let result = (|| -> Result<(), Error> {
         let file = std::fs::File::create(&part).map_err(io_err)?;
         let mut w = BufWriter::with_capacity(4 << 20, file);
@@ -145,29 +268,32 @@ pub fn convert(
             w.write_all(&[b'I', b'I', 42, 0, 0, 0, 0, 0])
                 .map_err(io_err)?;
         }
-        let mut y = region.y0;
-        while y < region.y1 {
+        let native = px.ty != SampleType::U8 || page.data.is_some() && req.native;
+        let mut y = 0;
+        while y < oh {
             // Reports what is done so far, and fails once cancelled.
             progress
-                .update(u64::from(y - region.y0), u64::from(region.height()))
+                .update(u64::from(y), u64::from(oh))
                 .map_err(|source| Error::Format {
                     path: req.out.clone(),
                     source,
                 })?;
-            let y1 = (y + tile).min(region.y1);
-            let band = Extent::new(region.x0, y, region.x1, y1);
-            let (img, _) = render_mapped(&loader, RenderRequest::new(req.page, band, 1), mapping)?;
-            let rows = pack(&img.data, spp);
-            push_rows(&mut levels, 0, rows, tile, spp, req.compression, &mut w).map_err(io_err)?;
+            let y1 = (y + tile).min(oh);
+            let rows = if native {
+                frame.native_rows(&loader, y, y1)?
+            } else {
+                pack(&frame.display_rows(&loader, mapping, y, y1)?, px.spp)
+            };
+            push_rows(&mut levels, 0, rows, &out, &mut w).map_err(io_err)?;
             y = y1;
         }
         // Every row is in: a cancel from now on comes too late to matter.
-        let _ = progress.update(u64::from(region.height()), u64::from(region.height()));
+        let _ = progress.update(u64::from(oh), u64::from(oh));
         // Levels whose last row is odd still hold one row: reduce it alone.
         for i in 0..levels.len() {
-            flush_level(&mut levels, i, tile, spp, req.compression, &mut w).map_err(io_err)?;
+            flush_level(&mut levels, i, &out, &mut w).map_err(io_err)?;
         }
-        write_ifds(&mut w, &levels, tile, spp, req.compression, big).map_err(io_err)?;
+        write_ifds(&mut w, &levels, &out, big).map_err(io_err)?;
         w.flush().map_err(io_err)?;
         Ok(())
     })();
@@ -187,38 +313,43 @@ fn pack(rgba: &[u8], spp: usize) -> Vec<u8> {
     }
 }
 
+/// How tiles are cut, stored and compressed.
+struct Out {
+    tile: u32,
+    px: Pixels,
+    comp: Compression,
+}
+
 /// Give level `i` more rows: write its full tile rows, and reduce pairs of rows into the next.
 fn push_rows<W: Write + Seek>(
     levels: &mut [Level],
     i: usize,
     rows: Vec<u8>,
-    tile: u32,
-    spp: usize,
-    comp: Compression,
+    out: &Out,
     w: &mut W,
 ) -> std::io::Result<()> {
-    let stride = levels[i].width as usize * spp;
+    let stride = levels[i].width as usize * out.px.bytes_per_pixel();
     let n = rows.len() / stride.max(1);
     levels[i].done += n as u32;
     levels[i].rows.extend_from_slice(&rows);
     if i + 1 < levels.len() {
         levels[i].pending.extend_from_slice(&rows);
     }
-    let tile_bytes = tile as usize * stride;
+    let tile_bytes = out.tile as usize * stride;
     while levels[i].rows.len() >= tile_bytes {
         let band: Vec<u8> = levels[i].rows.drain(..tile_bytes).collect();
-        write_tile_row(&mut levels[i], &band, tile, spp, comp, w)?;
+        write_tile_row(&mut levels[i], &band, out, w)?;
     }
     if levels[i].done == levels[i].height && !levels[i].rows.is_empty() {
         let band = std::mem::take(&mut levels[i].rows);
-        write_tile_row(&mut levels[i], &band, tile, spp, comp, w)?;
+        write_tile_row(&mut levels[i], &band, out, w)?;
     }
     if i + 1 < levels.len() {
         let pairs = levels[i].pending.len() / (2 * stride);
         if pairs > 0 {
             let src: Vec<u8> = levels[i].pending.drain(..pairs * 2 * stride).collect();
-            let reduced = reduce(&src, levels[i].width, spp, pairs);
-            push_rows(levels, i + 1, reduced, tile, spp, comp, w)?;
+            let reduced = reduce(&src, levels[i].width, &out.px, pairs);
+            push_rows(levels, i + 1, reduced, out, w)?;
         }
     }
     Ok(())
@@ -228,24 +359,32 @@ fn push_rows<W: Write + Seek>(
 fn flush_level<W: Write + Seek>(
     levels: &mut [Level],
     i: usize,
-    tile: u32,
-    spp: usize,
-    comp: Compression,
+    out: &Out,
     w: &mut W,
 ) -> std::io::Result<()> {
     if i + 1 < levels.len() && !levels[i].pending.is_empty() {
         let mut src = std::mem::take(&mut levels[i].pending);
         let copy = src.clone();
         src.extend_from_slice(&copy);
-        let reduced = reduce(&src, levels[i].width, spp, 1);
-        push_rows(levels, i + 1, reduced, tile, spp, comp, w)?;
+        let reduced = reduce(&src, levels[i].width, &out.px, 1);
+        push_rows(levels, i + 1, reduced, out, w)?;
     }
     Ok(())
 }
 
 /// 2x2 box filter of `pairs` pairs of rows (an odd last column is averaged with itself).
-fn reduce(src: &[u8], width: u32, spp: usize, pairs: usize) -> Vec<u8> {
+/// Native samples: the mean of the valid samples (see [`SampleBuf::shrink`]).
+fn reduce(src: &[u8], width: u32, px: &Pixels, pairs: usize) -> Vec<u8> {
     let w = width as usize;
+    let spp = px.spp;
+    if px.ty != SampleType::U8 || px.nodata.is_some() {
+        let n = src.len() / px.ty.bytes();
+        let mut buf = SampleBuf::zeroed(px.ty, n);
+        buf.fill_from_bytes(0, src, n, px.ty, false);
+        return buf
+            .shrink((w, 2 * pairs), spp, 2, px.ty, px.nodata)
+            .to_le_bytes();
+    }
     let ow = w.div_ceil(2);
     let stride = w * spp;
     let mut out = vec![0u8; ow * spp * pairs];
@@ -265,43 +404,72 @@ fn reduce(src: &[u8], width: u32, spp: usize, pairs: usize) -> Vec<u8> {
     out
 }
 
+/// Horizontal differencing (TIFF predictor 2) of one row of integer samples `bytes` wide,
+/// little-endian, `spp` to a pixel.
+fn predict_row(row: &mut [u8], spp: usize, bytes: usize) {
+    macro_rules! diff {
+        ($t:ty) => {{
+            let n = row.len() / bytes;
+            let get = |row: &[u8], i: usize| {
+                <$t>::from_le_bytes(
+                    row[i * bytes..(i + 1) * bytes]
+                        .try_into()
+                        .unwrap_or_default(),
+                )
+            };
+            for i in (spp..n).rev() {
+                let v = get(row, i).wrapping_sub(get(row, i - spp));
+                row[i * bytes..(i + 1) * bytes].copy_from_slice(&v.to_le_bytes());
+            }
+        }};
+    }
+    match bytes {
+        1 => {
+            for i in (spp..row.len()).rev() {
+                row[i] = row[i].wrapping_sub(row[i - spp]);
+            }
+        }
+        2 => diff!(u16),
+        4 => diff!(u32),
+        _ => diff!(u64),
+    }
+}
+
 /// Cut a band of up to `tile` rows into tiles (padded to whole tiles), compress them on all
 /// cores, and write them in order.
 fn write_tile_row<W: Write + Seek>(
     level: &mut Level,
     band: &[u8],
-    tile: u32,
-    spp: usize,
-    comp: Compression,
+    out: &Out,
     w: &mut W,
 ) -> std::io::Result<()> {
-    let stride = level.width as usize * spp;
+    let bpp = out.px.bytes_per_pixel();
+    let stride = level.width as usize * bpp;
     let rows = band.len() / stride.max(1);
-    let t = tile as usize;
-    let across = level.width.div_ceil(tile) as usize;
-    let tile_data = |tx: usize| {
-        let mut buf = vec![0u8; t * t * spp];
+    let t = out.tile as usize;
+    let across = level.width.div_ceil(out.tile) as usize;
+    // Floats are stored without a predictor (predictor 3 is not written).
+    let predict = out.comp.predicts() && !out.px.ty.is_float();
+    let tile_data = |tx: usize| -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; t * t * bpp];
         let x0 = tx * t;
         let cols = t.min(level.width as usize - x0);
         for r in 0..rows {
-            let src = &band[r * stride + x0 * spp..r * stride + (x0 + cols) * spp];
-            buf[r * t * spp..r * t * spp + cols * spp].copy_from_slice(src);
+            let src = &band[r * stride + x0 * bpp..r * stride + (x0 + cols) * bpp];
+            buf[r * t * bpp..r * t * bpp + cols * bpp].copy_from_slice(src);
         }
-        if comp != Compression::None {
-            // Horizontal differencing (TIFF predictor 2): smaller and faster to compress.
-            for row in buf.chunks_exact_mut(t * spp) {
-                for i in (spp..row.len()).rev() {
-                    row[i] = row[i].wrapping_sub(row[i - spp]);
-                }
+        if predict {
+            for row in buf.chunks_exact_mut(t * bpp) {
+                predict_row(row, out.px.spp, out.px.ty.bytes());
             }
         }
-        comp.compress(&buf)
+        out.comp.compress(&buf, t, &out.px)
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
     let per = across.div_ceil(threads);
-    let mut done: Vec<Vec<u8>> = Vec::with_capacity(across);
+    let mut done: Vec<std::io::Result<Vec<u8>>> = Vec::with_capacity(across);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|k| {
@@ -321,6 +489,7 @@ fn write_tile_row<W: Write + Seek>(
         return Err(std::io::Error::other("a tile compressor failed"));
     }
     for data in done {
+        let data = data?;
         let at = w.stream_position()?;
         w.write_all(&data)?;
         level.offsets.push(at);
@@ -334,18 +503,32 @@ fn write_tile_row<W: Write + Seek>(
 fn write_ifds<W: Write + Seek>(
     w: &mut W,
     levels: &[Level],
-    tile: u32,
-    spp: usize,
-    comp: Compression,
+    out: &Out,
     big: bool,
 ) -> std::io::Result<()> {
+    const ASCII: u16 = 2;
     const SHORT: u16 = 3;
     const LONG: u16 = 4;
     const LONG8: u16 = 16;
-    let photometric: u64 = if spp >= 3 { 2 } else { 1 };
+    let (tile, px, comp) = (out.tile, &out.px, out.comp);
+    let spp = px.spp;
+    let jpeg = matches!(comp, Compression::Jpeg(_));
+    let photometric: u64 = match (px.rgb, jpeg) {
+        (true, true) => 6, // YCbCr: what the JPEG tiles hold
+        (true, false) => 2,
+        _ => 1,
+    };
+    let format: u64 = if px.ty.is_float() {
+        3
+    } else if px.ty.is_signed() {
+        2
+    } else {
+        1
+    };
     let offset_type = if big { LONG8 } else { LONG };
     let type_size = |t: u16| match t {
-        SHORT => 2usize,
+        ASCII => 1usize,
+        SHORT => 2,
         LONG => 4,
         _ => 8,
     };
@@ -356,7 +539,7 @@ fn write_ifds<W: Write + Seek>(
             (254, LONG, vec![u64::from(i > 0)]),
             (256, LONG, vec![u64::from(l.width)]),
             (257, LONG, vec![u64::from(l.height)]),
-            (258, SHORT, vec![8; spp]),
+            (258, SHORT, vec![u64::from(px.ty.bits()); spp]),
             (259, SHORT, vec![u64::from(comp.code())]),
             (262, SHORT, vec![photometric]),
             (277, SHORT, vec![spp as u64]),
@@ -366,11 +549,26 @@ fn write_ifds<W: Write + Seek>(
             (324, offset_type, l.offsets.clone()),
             (325, offset_type, l.lengths.clone()),
         ];
-        if spp == 2 || spp == 4 {
-            tags.push((338, SHORT, vec![2])); // ExtraSamples: unassociated alpha
+        let colour = if px.rgb { 3 } else { 1 };
+        if spp > colour {
+            // ExtraSamples: unassociated alpha for pictures, unspecified data channels.
+            let extra = if px.alpha { 2 } else { 0 };
+            tags.push((338, SHORT, vec![extra; spp - colour]));
         }
-        if comp != Compression::None {
+        if comp.predicts() && !px.ty.is_float() {
             tags.push((317, SHORT, vec![2])); // Predictor: horizontal differencing
+        }
+        if format != 1 {
+            tags.push((339, SHORT, vec![format; spp])); // SampleFormat
+        }
+        if jpeg && px.rgb {
+            tags.push((530, SHORT, vec![2, 2])); // YCbCrSubSampling: 4:2:0
+        }
+        if let Some(v) = px.nodata {
+            // GDAL_NODATA, as GDAL writes it: the value as text.
+            let mut text: Vec<u64> = format!("{v}").bytes().map(u64::from).collect();
+            text.push(0);
+            tags.push((42113, ASCII, text));
         }
         tags.sort_by_key(|t| t.0);
         // Arrays too long for their entry go first, out of line.
@@ -424,6 +622,7 @@ fn write_ifds<W: Write + Seek>(
 /// One value of TIFF type `ty`, little-endian.
 fn put<W: Write>(w: &mut W, ty: u16, v: u64) -> std::io::Result<()> {
     match ty {
+        2 => w.write_all(&[v as u8]),
         3 => w.write_all(&(v as u16).to_le_bytes()),
         4 => w.write_all(&(v as u32).to_le_bytes()),
         _ => w.write_all(&v.to_le_bytes()),

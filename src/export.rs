@@ -3,6 +3,10 @@
 //! into the PNG encoder, so a region far bigger than RAM exports within the loader's cache
 //! budget. It is written beside the target as `NAME.part` and renamed only when complete: a
 //! cancelled or failed export leaves no file under the final name.
+//!
+//! [`Frame`] is what an export (PNG here, TIFF in `convert`) writes: a region of a page, shrunk
+//! by a scale and turned by an orientation, handed out a band of output rows at a time, as
+//! displayed RGBA or as the page's native samples.
 
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -14,8 +18,9 @@ use crate::display::Compiled;
 use crate::error::Error;
 use crate::format::Extent;
 use crate::loader::Loader;
+use crate::orientation::Orientation;
 use crate::progress::Progress;
-use crate::render::{RenderRequest, render_mapped};
+use crate::render::{RenderRequest, render_mapped, render_samples};
 
 /// Output rows rendered per band.
 pub const BAND_ROWS: u32 = 256;
@@ -31,6 +36,119 @@ pub struct ExportRequest {
     pub out: PathBuf,
     /// CPU cache budget of the export's own loader.
     pub cache_bytes: usize,
+    /// Turn and flip the output (the view's orientation).
+    pub orient: Orientation,
+}
+
+/// Full-resolution samples a native band reads at once (before shrinking): bounds memory
+/// whatever the scale and orientation.
+const NATIVE_CHUNK_SAMPLES: u64 = 8 << 20;
+
+/// What an export writes: `region` of `page` shrunk by `scale`, turned by `orient`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    pub page: u32,
+    pub region: Extent,
+    pub scale: u32,
+    pub orient: Orientation,
+}
+
+impl Frame {
+    /// The output before it is turned: the region shrunk by the scale.
+    fn scaled(&self) -> (u32, u32) {
+        let s = self.scale.max(1);
+        (
+            self.region.width().div_ceil(s),
+            self.region.height().div_ceil(s),
+        )
+    }
+
+    /// The output's size as written.
+    pub fn size(&self) -> (u32, u32) {
+        let (w, h) = self.scaled();
+        self.orient.display_size(w, h)
+    }
+
+    /// The full-resolution pixels behind `e`, a rectangle of the scaled (unturned) output.
+    fn full(&self, e: &Extent) -> Extent {
+        let s = self.scale.max(1);
+        let r = &self.region;
+        Extent::new(
+            r.x0 + e.x0 * s,
+            r.y0 + e.y0 * s,
+            (r.x0 + e.x1 * s).min(r.x1),
+            (r.y0 + e.y1 * s).min(r.y1),
+        )
+    }
+
+    /// Output rows `y0..y1` and the scaled pixels they show.
+    fn band(&self, y0: u32, y1: u32) -> (Extent, Extent) {
+        let out = Extent::new(0, y0, self.size().0, y1);
+        (out, self.orient.source_extent(self.scaled(), &out))
+    }
+
+    /// Output rows `y0..y1` as RGBA, a data page through `mapping`.
+    pub fn display_rows(
+        &self,
+        loader: &Loader,
+        mapping: Option<&Compiled>,
+        y0: u32,
+        y1: u32,
+    ) -> Result<Vec<u8>, Error> {
+        let (out, src) = self.band(y0, y1);
+        let request = RenderRequest::new(self.page, self.full(&src), self.scale.max(1));
+        let (img, _) = render_mapped(loader, request, mapping)?;
+        Ok(if self.orient.is_identity() {
+            img.data
+        } else {
+            self.orient.remap(self.scaled(), &img.data, &src, &out, 4)
+        })
+    }
+
+    /// Output rows `y0..y1` of a data page as its stored samples (little-endian, float16 as
+    /// float32), shrunk by the mean of the valid samples.
+    pub fn native_rows(&self, loader: &Loader, y0: u32, y1: u32) -> Result<Vec<u8>, Error> {
+        let page = loader.image().page(self.page)?.clone();
+        let info = page.data.clone().ok_or_else(|| Error::Request {
+            path: loader.image().path().to_path_buf(),
+            msg: format!("page {} holds pictures, not data samples", self.page),
+        })?;
+        let ch = info.channels.max(1);
+        let s = self.scale.max(1);
+        let (out, src) = self.band(y0, y1);
+        // Whole scaled rows of `src`, as many as keep the full-resolution read bounded.
+        let per_row = u64::from(src.width()) * u64::from(s) * u64::from(s) * ch as u64;
+        let rows = (NATIVE_CHUNK_SAMPLES / per_row.max(1)).clamp(1, u64::from(u32::MAX)) as u32;
+        let mut bytes = Vec::new();
+        let mut y = src.y0;
+        while y < src.y1 {
+            let y1 = (y + rows).min(src.y1);
+            let full = self.full(&Extent::new(src.x0, y, src.x1, y1));
+            let (buf, _) = render_samples(loader, self.page, full)?;
+            let buf = if s > 1 {
+                let dims = (full.width() as usize, full.height() as usize);
+                buf.shrink(dims, ch, s as usize, info.sample, info.nodata)
+            } else {
+                buf
+            };
+            bytes.extend_from_slice(&buf.to_le_bytes());
+            y = y1;
+        }
+        Ok(if self.orient.is_identity() {
+            bytes
+        } else {
+            let bpp = ch * native_sample_bytes(info.sample);
+            self.orient.remap(self.scaled(), &bytes, &src, &out, bpp)
+        })
+    }
+}
+
+/// Bytes a native sample of type `ty` is written with (float16 is written as float32).
+pub fn native_sample_bytes(ty: crate::data::SampleType) -> usize {
+    match ty {
+        crate::data::SampleType::F16 => 4,
+        t => t.bytes(),
+    }
 }
 
 /// The partial file an export writes before it is complete.
@@ -99,11 +217,13 @@ pub fn export_png(
         source,
     };
     let (_, region) = clip(&image, req.page, req.region)?;
-    let scale = req.scale.max(1);
-    let (ow, oh) = (
-        region.width().div_ceil(scale),
-        region.height().div_ceil(scale),
-    );
+    let frame = Frame {
+        page: req.page,
+        region,
+        scale: req.scale.max(1),
+        orient: req.orient,
+    };
+    let (ow, oh) = frame.size();
     let loader = own_loader(&image, req.cache_bytes);
     let part = part_path(&req.out);
     let result = (|| -> Result<(), Error> {
@@ -125,14 +245,9 @@ pub fn export_png(
                     source,
                 })?;
             let rows = BAND_ROWS.min(oh - row);
-            // The band's source rows: whole output rows of `scale` source rows each.
-            let y0 = region.y0 + row * scale;
-            let y1 = (y0 + rows * scale).min(region.y1);
-            let band = Extent::new(region.x0, y0, region.x1, y1);
-            let (img, _) =
-                render_mapped(&loader, RenderRequest::new(req.page, band, scale), mapping)?;
+            let band = frame.display_rows(&loader, mapping, row, row + rows)?;
             use std::io::Write;
-            stream.write_all(&img.data).map_err(path_err)?;
+            stream.write_all(&band).map_err(path_err)?;
             row += rows;
         }
         // Every row is in: a cancel from now on comes too late to matter.

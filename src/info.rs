@@ -148,6 +148,7 @@ pub fn write_json(
             json_str(p.source)
         )?;
     }
+    write!(out, "\"orientation\":{},", page.orientation.exif())?;
     write!(out, "\"page_list\":[")?;
     for (i, p) in layout.pages.iter().enumerate() {
         write!(
@@ -261,6 +262,14 @@ pub fn write_table(
     }
     if let Some(p) = &page.physical {
         writeln!(out, "pixel:   {}", p.describe())?;
+    }
+    if !page.orientation.is_identity() {
+        writeln!(
+            out,
+            "orient:  {} (Orientation tag {}; shown turned, coordinates are stored pixels)",
+            page.orientation.describe(),
+            page.orientation.exif()
+        )?;
     }
     writeln!(out, "pages:   {}", layout.pages.len())?;
     for (i, p) in layout.pages.iter().enumerate() {

@@ -61,6 +61,7 @@ pub mod info;
 pub mod levels;
 pub mod loader;
 pub mod logging;
+pub mod orientation;
 pub mod physical;
 pub mod pieces;
 pub mod progress;

@@ -381,6 +381,71 @@ pub fn render_mapped(
     Ok((out.finish(), stats))
 }
 
+/// The stored samples of `region` of data page `page` at full resolution, interleaved
+/// (`pixel * channels + channel`), in the page's sample type (float16 as float32): what a
+/// native export writes. Read through `loader` like a render.
+pub fn render_samples(
+    loader: &Loader,
+    page: u32,
+    region: Extent,
+) -> Result<(crate::data::SampleBuf, usize), Error> {
+    let image = loader.image().clone();
+    let base = image.page(page)?;
+    let request = |msg: String| Error::Request {
+        path: image.path().to_path_buf(),
+        msg,
+    };
+    let info = base
+        .data
+        .clone()
+        .ok_or_else(|| request(format!("page {page} holds pictures, not data samples")))?;
+    let r = region;
+    if r.is_empty() || r.x1 > base.width || r.y1 > base.height {
+        return Err(request(format!(
+            "region {r:?} is empty or outside the image ({}x{})",
+            base.width, base.height
+        )));
+    }
+    let ch = info.channels.max(1);
+    if r.pixels() * ch as u64 > MAX_OUTPUT_PIXELS {
+        return Err(request(format!("{r:?} holds too many samples at once")));
+    }
+    let pyramid =
+        Pyramid::of(&image, page).ok_or_else(|| request(format!("page {page} does not exist")))?;
+    let level = *pyramid
+        .get(0)
+        .ok_or_else(|| request("the page has no levels".into()))?;
+    let keys = level.geometry.keys_exact(level.source, &r);
+    let w = r.width() as usize;
+    let mut out = crate::data::SampleBuf::zeroed(info.sample, r.pixels() as usize * ch);
+    let mut wrong = None;
+    fetch(loader, &keys, |piece, _| {
+        let Some(common) = piece.extent.intersect(&r) else {
+            return;
+        };
+        let Some((buf, c)) = piece.samples().filter(|(_, c)| *c == ch) else {
+            wrong = Some(piece.extent);
+            return;
+        };
+        let n = common.width() as usize * c;
+        let pw = piece.extent.width() as usize;
+        for y in common.y0..common.y1 {
+            let from =
+                ((y - piece.extent.y0) as usize * pw + (common.x0 - piece.extent.x0) as usize) * c;
+            let at = ((y - r.y0) as usize * w + (common.x0 - r.x0) as usize) * c;
+            if !out.copy_run(at, buf, from, n) {
+                wrong = Some(piece.extent);
+            }
+        }
+    })?;
+    match wrong {
+        Some(e) => Err(request(format!(
+            "piece {e:?} did not decode to the page's samples"
+        ))),
+        None => Ok((out, ch)),
+    }
+}
+
 /// Where the output's pixels come from: a region of the full-resolution image, shrunk by
 /// `scale`, read from a level with `factor` full-resolution pixels per level pixel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -112,3 +112,84 @@ fn convert_refuses_to_overwrite_its_input() {
     assert_ne!(code, 0);
     assert!(err.contains("refusing"), "{err}");
 }
+
+#[test]
+fn convert_writes_jpeg_tiles_that_others_decode() {
+    let dir = tempdir();
+    let input = dir.path().join("in.tif");
+    let mut f = std::fs::File::create(&input).expect("create");
+    // A smooth picture: JPEG keeps it within a few levels.
+    let smooth = |x: u32, y: u32, c: u32| ((x + 2 * y + 40 * c) % 256) as u8 / 2 + 60;
+    write_tiff(
+        &mut f,
+        &TiffSpec::new(W, H, 4, 8, 2).strips(32),
+        &|x, y, c| {
+            if c == 3 {
+                255
+            } else {
+                u16::from(smooth(x, y, c))
+            }
+        },
+        None,
+    )
+    .expect("tiff");
+    drop(f);
+    let out = dir.path().join("jpeg.tif");
+    let (code, _, err) = run(&[
+        "convert",
+        input.to_str().expect("utf-8"),
+        out.to_str().expect("utf-8"),
+        "--tile",
+        "64",
+        "--compression",
+        "jpeg:92",
+        "--pyramid",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut d = Decoder::new(std::fs::File::open(&out).expect("open")).expect("tiff decoder");
+    assert_eq!(d.get_tag_u32(Tag::Compression).expect("compression"), 7);
+    // YCbCr 4:2:0 colour, and the alpha dropped (JPEG has none).
+    assert_eq!(
+        d.get_tag_u32(Tag::PhotometricInterpretation).expect("ph"),
+        6
+    );
+    assert_eq!(d.get_tag_u32(Tag::SamplesPerPixel).expect("spp"), 3);
+    // Each tile is a complete JPEG: decode them with the `image` crate's decoder (the `tiff`
+    // crate hands back JPEG YCbCr unconverted) and compare with the source.
+    let offsets = d.get_tag_u64_vec(Tag::TileOffsets).expect("offsets");
+    let counts = d.get_tag_u64_vec(Tag::TileByteCounts).expect("counts");
+    let file = std::fs::read(&out).expect("read");
+    let across = W.div_ceil(64);
+    let (mut total, mut n) = (0u64, 0u64);
+    for (i, (&o, &c)) in offsets.iter().zip(&counts).enumerate() {
+        let bytes = &file[o as usize..(o + c) as usize];
+        let tile = image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
+            .expect("a JPEG tile")
+            .to_rgb8();
+        assert_eq!(tile.dimensions(), (64, 64));
+        let (tx, ty) = (i as u32 % across * 64, i as u32 / across * 64);
+        for y in ty..(ty + 64).min(H) {
+            for x in tx..(tx + 64).min(W) {
+                let p = tile.get_pixel(x - tx, y - ty);
+                for ch in 0..3 {
+                    total += u64::from(p[ch as usize].abs_diff(smooth(x, y, ch)));
+                    n += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(n, u64::from(W * H * 3), "the tiles cover the image");
+    let mean = total as f64 / n as f64;
+    assert!(mean < 3.0, "mean error {mean}");
+    assert!(d.more_images(), "a pyramid");
+    // Quality out of range is refused on the command line.
+    let (code, _, err) = run(&[
+        "convert",
+        input.to_str().expect("utf-8"),
+        out.to_str().expect("utf-8"),
+        "--compression",
+        "jpeg:0",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("jpeg:Q"), "{err}");
+}

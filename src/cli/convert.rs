@@ -20,9 +20,19 @@ pub struct ConvertArgs {
     /// Tile side in pixels (a multiple of 16)
     #[arg(long, value_name = "N", default_value_t = 256)]
     tile: u32,
-    /// Tile compression: deflate, zstd or none
+    /// Tile compression: deflate, zstd, jpeg[:Q] (quality 1-100, default 85) or none
     #[arg(long, value_name = "C", default_value = "deflate", value_parser = Compression::parse)]
     compression: Compression,
+    /// Data pages (16-bit, signed, float...): write the stored samples (native) or the
+    /// displayed colours with auto contrast (display)
+    #[arg(long, value_name = "S", default_value = "native", value_parser = ["native", "display"])]
+    samples: String,
+    /// Shrink the output by this integer factor (box filter; 1 = full resolution)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    scale: u32,
+    /// Turn the output as the file's Orientation tag says (auto), or by a tag value 1-8
+    #[arg(long, value_name = "O", default_value = "1")]
+    orientation: String,
     /// Add reduced-resolution pages (2x2 box filter) down to one tile
     #[arg(long)]
     pyramid: bool,
@@ -63,9 +73,17 @@ pub fn run(a: ConvertArgs) -> Result<()> {
             None => bail!("--region takes X,Y,W,H, not {r:?}"),
         },
     };
-    // Data pages are written as displayed: auto contrast over the whole page.
+    let native = a.samples == "native";
+    let orient = match a.orientation.as_str() {
+        "auto" => p.orientation,
+        v => match v.parse::<u16>() {
+            Ok(n @ 1..=8) => tessera::orientation::Orientation::from_exif(n),
+            _ => bail!("--orientation takes auto or 1-8, not {v:?}"),
+        },
+    };
+    // Data pages written as displayed: auto contrast over the whole page.
     let compiled = match &p.data {
-        Some(info) => {
+        Some(info) if !native => {
             let loader = tessera::loader::Loader::new(
                 image.clone(),
                 std::sync::Arc::new(std::sync::Mutex::new(tessera::cache::PieceCache::new(
@@ -80,14 +98,17 @@ pub fn run(a: ConvertArgs) -> Result<()> {
             m.auto(&mut st, tessera::display::Percentiles::default(), info);
             Some(m.compile(info))
         }
-        None => None,
+        _ => None,
     };
     let req = ConvertRequest {
         page: a.page,
         region,
+        scale: a.scale,
+        orient,
         tile: a.tile,
         compression: a.compression,
         pyramid: a.pyramid,
+        native,
         out: a.output.clone(),
         cache_bytes: (a.cache_mb as usize).saturating_mul(1 << 20),
     };

@@ -174,6 +174,7 @@ pub fn run(a: RenderArgs) -> Result<()> {
             scale: a.scale,
             out: a.output.clone(),
             cache_bytes: budget,
+            orient: tessera::orientation::Orientation::IDENTITY,
         };
         drop(loader);
         tessera::export::export_png(

@@ -61,6 +61,10 @@ impl SampleType {
         matches!(self, Self::F16 | Self::F32 | Self::F64)
     }
 
+    pub fn is_signed(self) -> bool {
+        matches!(self, Self::I8 | Self::I16 | Self::I32 | Self::I64)
+    }
+
     /// The name users of numpy, GDAL and astropy know.
     pub fn name(self) -> &'static str {
         match self {
@@ -205,6 +209,78 @@ impl SampleBuf {
             }
         }
         with_samples!(self, d => put(d, i, v));
+    }
+
+    /// Copy `n` samples from `src[from..]` to `self[at..]`; false (and nothing copied) when
+    /// the types differ or a range is out of bounds.
+    pub fn copy_run(&mut self, at: usize, src: &SampleBuf, from: usize, n: usize) -> bool {
+        macro_rules! run {
+            ($($v:ident),*) => {
+                match (self, src) {
+                    $((SampleBuf::$v(d), SampleBuf::$v(s)) => {
+                        match (d.get_mut(at..at + n), s.get(from..from + n)) {
+                            (Some(d), Some(s)) => {
+                                d.copy_from_slice(s);
+                                true
+                            }
+                            _ => false,
+                        }
+                    })*
+                    _ => false,
+                }
+            };
+        }
+        run!(U8, U16, U32, U64, I8, I16, I32, I64, F32, F64)
+    }
+
+    /// The samples as little-endian bytes (as a little-endian TIFF stores them).
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        with_samples!(self, v => v.iter().flat_map(|s| s.to_le_bytes()).collect())
+    }
+
+    /// `w` x `h` pixels of `channels` samples shrunk by `scale` (partial edge blocks too):
+    /// each output sample is the mean of the valid samples of its block (not NaN, not
+    /// `nodata`), rounded for integer types; a block with none is `nodata` (NaN for floats
+    /// without one, else 0).
+    pub fn shrink(
+        &self,
+        (w, h): (usize, usize),
+        channels: usize,
+        scale: usize,
+        ty: SampleType,
+        nodata: Option<f64>,
+    ) -> SampleBuf {
+        let scale = scale.max(1);
+        let (ow, oh) = (w.div_ceil(scale), h.div_ceil(scale));
+        let mut out = SampleBuf::zeroed(ty, ow * oh * channels);
+        let empty = nodata.unwrap_or(if ty.is_float() { f64::NAN } else { 0.0 });
+        let mut sums = vec![(0.0f64, 0u32); ow * channels];
+        for oy in 0..oh {
+            sums.iter_mut().for_each(|s| *s = (0.0, 0));
+            for y in oy * scale..((oy + 1) * scale).min(h) {
+                for x in 0..w {
+                    for c in 0..channels {
+                        let v = self.get((y * w + x) * channels + c);
+                        if !is_nodata(v, nodata) {
+                            let s = &mut sums[(x / scale) * channels + c];
+                            s.0 += v;
+                            s.1 += 1;
+                        }
+                    }
+                }
+            }
+            for (i, &(sum, n)) in sums.iter().enumerate() {
+                let v = if n == 0 {
+                    empty
+                } else if ty.is_float() {
+                    sum / f64::from(n)
+                } else {
+                    (sum / f64::from(n)).round()
+                };
+                out.set(oy * ow * channels + i, v);
+            }
+        }
+        out
     }
 
     /// Decode `count` stored samples of type `ty` (byte order `big_endian`) from `src` into
@@ -387,6 +463,32 @@ pub fn ome_channel_names(xml: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shrinking_averages_valid_samples_only() {
+        // 3x2, one channel, a no-data value of -1 and a NaN-free int type.
+        let b = SampleBuf::I16(vec![1, 2, 7, 4, -1, -1]);
+        let s = b.shrink((3, 2), 1, 2, SampleType::I16, Some(-1.0));
+        // Block (0..2, 0..2): 1, 2, 4 valid -> 2.33 -> 2; block (2, 0..2): 7 alone.
+        assert_eq!(s, SampleBuf::I16(vec![2, 7]));
+        let f = SampleBuf::F32(vec![f32::NAN, f32::NAN, 1.0, 2.0]);
+        let s = f.shrink((2, 2), 1, 2, SampleType::F32, None);
+        assert_eq!(s, SampleBuf::F32(vec![1.5]));
+        let s = SampleBuf::F32(vec![f32::NAN; 4]).shrink((2, 2), 1, 2, SampleType::F32, None);
+        assert!(s.get(0).is_nan());
+        // Two channels stay apart.
+        let c = SampleBuf::U8(vec![0, 100, 10, 200]);
+        assert_eq!(
+            c.shrink((2, 1), 2, 2, SampleType::U8, None),
+            SampleBuf::U8(vec![5, 150])
+        );
+        let mut d = SampleBuf::zeroed(SampleType::U16, 4);
+        assert!(d.copy_run(1, &SampleBuf::U16(vec![7, 8, 9]), 1, 2));
+        assert_eq!(d, SampleBuf::U16(vec![0, 8, 9, 0]));
+        assert!(!d.copy_run(3, &SampleBuf::U16(vec![7, 8]), 0, 2));
+        assert!(!d.copy_run(0, &SampleBuf::U8(vec![7]), 0, 1));
+        assert_eq!(SampleBuf::I16(vec![-2]).to_le_bytes(), vec![0xFE, 0xFF]);
+    }
 
     #[test]
     fn bytes_decode_in_both_orders() {

@@ -85,6 +85,7 @@ pub fn parse(source: &Source, progress: &Progress) -> Result<Layout, FormatError
         reduced: false,
         data: None,
         physical: None,
+        orientation: crate::orientation::Orientation::IDENTITY,
     };
     let page = if codec == Codec::Raw {
         let stride = (u64::from(width) * u64::from(bpp)).div_ceil(32) * 4;

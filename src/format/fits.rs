@@ -371,6 +371,7 @@ fn image_pages(
             reduced: false,
             data: Some(info.clone()),
             physical: crate::physical::from_fits(&|k| h.string(k)),
+            orientation: crate::orientation::Orientation::IDENTITY,
         });
     }
     Ok(())
@@ -764,6 +765,7 @@ fn compressed_page(
         reduced: false,
         data: Some(Arc::new(info)),
         physical: crate::physical::from_fits(&|k| h.string(k)),
+        orientation: crate::orientation::Orientation::IDENTITY,
     })
 }
 

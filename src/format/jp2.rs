@@ -192,6 +192,7 @@ impl Codestream {
             reduced: r > 0,
             data,
             physical: None,
+            orientation: crate::orientation::Orientation::IDENTITY,
         })
     }
 }

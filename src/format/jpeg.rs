@@ -31,6 +31,42 @@ pub struct JpegHeader {
     pub mcu: (u32, u32),
     /// Components in the first scan (all of them when the scan is interleaved).
     pub scan_components: u8,
+    /// The EXIF `Orientation` tag (1 when there is none).
+    pub orientation: u16,
+}
+
+/// The `Orientation` tag (0x0112) of IFD0 in an EXIF block (the TIFF structure after
+/// `Exif\0\0`), if it is there and readable.
+pub fn exif_orientation(tiff: &[u8]) -> Option<u16> {
+    let big = match tiff.get(0..2)? {
+        b"II" => false,
+        b"MM" => true,
+        _ => return None,
+    };
+    let u16_at = |i: usize| -> Option<u16> {
+        let b = tiff.get(i..i + 2)?;
+        Some(if big {
+            u16::from_be_bytes([b[0], b[1]])
+        } else {
+            u16::from_le_bytes([b[0], b[1]])
+        })
+    };
+    let u32_at = |i: usize| -> Option<u32> {
+        let b = tiff.get(i..i + 4)?;
+        let b = [b[0], b[1], b[2], b[3]];
+        Some(if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    };
+    let ifd = usize::try_from(u32_at(4)?).ok()?;
+    let count = usize::from(u16_at(ifd)?);
+    (0..count).find_map(|k| {
+        let e = ifd + 2 + k * 12;
+        // SHORT, one value, stored in the entry itself.
+        (u16_at(e)? == 0x0112 && u16_at(e + 2)? == 3).then(|| u16_at(e + 8))?
+    })
 }
 
 pub fn read_header(source: &Source) -> Result<JpegHeader, FormatError> {
@@ -40,6 +76,7 @@ pub fn read_header(source: &Source) -> Result<JpegHeader, FormatError> {
     let mut mcu = (8u32, 8u32);
     let mut restart_interval = 0u16;
     let mut adobe = false;
+    let mut orientation = 1u16;
     for _ in 0..10_000 {
         let mut m = [0u8; 4];
         source
@@ -98,6 +135,16 @@ pub fn read_header(source: &Source) -> Result<JpegHeader, FormatError> {
                     adobe = true;
                 }
             }
+            0xE1 if len > 8 => {
+                // APP1: EXIF (a segment is at most 64 KB, so this read is bounded).
+                let mut app = vec![0u8; (len - 2) as usize];
+                if source.read_exact_at(pos + 4, &mut app).is_ok()
+                    && app.starts_with(b"Exif\0\0")
+                    && let Some(v) = exif_orientation(&app[6..])
+                {
+                    orientation = v;
+                }
+            }
             0xDA => {
                 let (w, h, components, progressive) =
                     sof.ok_or_else(|| FormatError::invalid("JPEG scan before any frame header"))?;
@@ -121,6 +168,7 @@ pub fn read_header(source: &Source) -> Result<JpegHeader, FormatError> {
                     restart_interval,
                     mcu: if ns[0] == 1 { (8, 8) } else { mcu },
                     scan_components: ns[0],
+                    orientation,
                 });
             }
             0xD9 => break,
@@ -189,6 +237,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
             reduced: false,
             data: None,
             physical: None,
+            orientation: crate::orientation::Orientation::from_exif(h.orientation),
         }],
     })
 }

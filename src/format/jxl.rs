@@ -78,6 +78,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
             reduced: false,
             data,
             physical: None,
+            orientation: crate::orientation::Orientation::IDENTITY,
         }],
     })
 }

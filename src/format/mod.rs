@@ -528,6 +528,9 @@ pub struct Page {
     pub data: Option<Arc<DataInfo>>,
     /// How big a pixel is, when the file says.
     pub physical: Option<crate::physical::PixelSize>,
+    /// How the stored rows are meant to be shown (TIFF/EXIF `Orientation`); the viewer
+    /// starts with it, and locations stay in stored pixels.
+    pub orientation: crate::orientation::Orientation,
 }
 
 /// A tile descriptor, materialised for display.

@@ -290,6 +290,7 @@ fn raw_layout(
             reduced: false,
             data: None,
             physical: None,
+            orientation: crate::orientation::Orientation::IDENTITY,
         }],
     })
 }
@@ -349,6 +350,7 @@ fn index_plain(
             reduced: false,
             data: None,
             physical: None,
+            orientation: crate::orientation::Orientation::IDENTITY,
         }],
     })
 }

@@ -221,6 +221,13 @@ fn parse_page(d: &mut TiffDecoder, ifd_index: usize) -> Result<Page, FormatError
         reduced: subfile & 1 == 1,
         data,
         physical: physical_size(d, &description),
+        // An unreadable Orientation shows the rows as stored, as libtiff does.
+        orientation: crate::orientation::Orientation::from_exif(
+            d.find_tag_unsigned::<u16>(Tag::Orientation)
+                .ok()
+                .flatten()
+                .unwrap_or(1),
+        ),
     })
 }
 

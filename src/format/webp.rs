@@ -83,6 +83,7 @@ pub fn parse(source: &Source) -> Result<Layout, FormatError> {
             reduced: false,
             data: None,
             physical: None,
+            orientation: crate::orientation::Orientation::IDENTITY,
         }],
     })
 }

@@ -33,6 +33,27 @@ impl Measure {
     }
 }
 
+/// A rectangle of the image selected with Shift+drag (for export); it stays until the next
+/// one or `Esc`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Selection {
+    pub rect: Option<Extent>,
+}
+
+impl Selection {
+    /// The whole pixels between two image points, clipped to a `w` x `h` image.
+    pub fn between(a: (f64, f64), b: (f64, f64), (w, h): (u32, u32)) -> Option<Extent> {
+        let clip = |v: f64, max: u32| v.clamp(0.0, f64::from(max)) as u32;
+        let e = Extent::new(
+            clip(a.0.min(b.0).floor(), w),
+            clip(a.1.min(b.1).floor(), h),
+            clip(a.0.max(b.0).ceil(), w),
+            clip(a.1.max(b.1).ceil(), h),
+        );
+        (!e.is_empty()).then_some(e)
+    }
+}
+
 /// What the canvas reports back.
 #[derive(Default)]
 pub struct CanvasOutput {
@@ -44,10 +65,66 @@ pub struct CanvasOutput {
 fn to_rect(view: &Viewport, origin: Pos2, e: &Extent) -> Rect {
     let (x0, y0) = view.screen_from_image(f64::from(e.x0), f64::from(e.y0));
     let (x1, y1) = view.screen_from_image(f64::from(e.x1), f64::from(e.y1));
-    Rect::from_min_max(
+    // Turned or flipped, the corners swap places: take them in either order.
+    Rect::from_two_pos(
         origin + Vec2::new(x0 as f32, y0 as f32),
         origin + Vec2::new(x1 as f32, y1 as f32),
     )
+}
+
+/// Paint texture `id` over image extent `e`, turned and flipped with the view: a quad whose
+/// corners carry the texture's corners wherever the orientation puts them.
+fn paint_texture(
+    painter: &egui::Painter,
+    id: egui::TextureId,
+    view: &Viewport,
+    origin: Pos2,
+    e: &Extent,
+) {
+    if view.orient.is_identity() {
+        painter.image(
+            id,
+            to_rect(view, origin, e),
+            Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+            Color32::WHITE,
+        );
+        return;
+    }
+    let corner = |x: u32, y: u32| {
+        let (sx, sy) = view.screen_from_image(f64::from(x), f64::from(y));
+        origin + Vec2::new(sx as f32, sy as f32)
+    };
+    painter.add(quad(
+        id,
+        [
+            corner(e.x0, e.y0),
+            corner(e.x1, e.y0),
+            corner(e.x1, e.y1),
+            corner(e.x0, e.y1),
+        ],
+    ));
+}
+
+/// A textured quad: `corners` are where the texture's top-left, top-right, bottom-right and
+/// bottom-left corners go.
+pub fn quad(id: egui::TextureId, corners: [Pos2; 4]) -> egui::Mesh {
+    let mut mesh = egui::Mesh::with_texture(id);
+    let uvs = [
+        Pos2::new(0.0, 0.0),
+        Pos2::new(1.0, 0.0),
+        Pos2::new(1.0, 1.0),
+        Pos2::new(0.0, 1.0),
+    ];
+    for (pos, uv) in corners.into_iter().zip(uvs) {
+        mesh.vertices.push(egui::epaint::Vertex {
+            pos,
+            uv,
+            color: Color32::WHITE,
+        });
+    }
+    mesh.add_triangle(0, 1, 2);
+    mesh.add_triangle(0, 2, 3);
+    mesh
 }
 
 /// Zoom factor for one wheel event: 1.25 per line (or per 50 points of smooth scrolling).
@@ -67,6 +144,7 @@ pub fn canvas_ui(
     overlay: bool,
     selected: Option<u64>,
     measure: &mut Measure,
+    selection: &mut Selection,
 ) -> CanvasOutput {
     let mut out = CanvasOutput::default();
     let rect = ui.available_rect_before_wrap();
@@ -89,7 +167,19 @@ pub fn canvas_ui(
     let (iw, ih) = (page.width, page.height);
     let origin = rect.min;
 
-    if measure.active && response.dragged_by(egui::PointerButton::Primary) {
+    let selecting = ui.input(|i| i.modifiers.shift);
+    if selecting && response.dragged_by(egui::PointerButton::Primary) {
+        // Shift+drag selects a rectangle (from where the button went down).
+        if let (Some(pos), Some(press)) = (
+            response.interact_pointer_pos(),
+            ui.input(|i| i.pointer.press_origin()),
+        ) {
+            let at = |p: Pos2| {
+                view.image_from_screen(f64::from(p.x - origin.x), f64::from(p.y - origin.y))
+            };
+            selection.rect = Selection::between(at(press), at(pos), (iw, ih));
+        }
+    } else if measure.active && response.dragged_by(egui::PointerButton::Primary) {
         // The measure tool takes left drags; the middle button still pans.
         if let Some(pos) = response.interact_pointer_pos() {
             let p =
@@ -104,7 +194,14 @@ pub fn canvas_ui(
             measure.line = Some((start, p));
         }
     }
-    out.hover_pixel = handle_input(ui, &response, view, origin, (iw, ih), !measure.active);
+    out.hover_pixel = handle_input(
+        ui,
+        &response,
+        view,
+        origin,
+        (iw, ih),
+        !measure.active && !selecting,
+    );
     view.clamp_center(iw, ih);
 
     let visible = view.visible_extent(iw, ih, 0.0);
@@ -174,6 +271,28 @@ pub fn canvas_ui(
             Stroke::new(1.5, Color32::from_white_alpha(160)),
             StrokeKind::Inside,
         );
+    }
+    if let Some(e) = selection.rect {
+        let r = to_rect(view, origin, &e);
+        painter.rect_filled(r, 0.0, Color32::from_rgba_unmultiplied(0, 160, 255, 40));
+        painter.rect_stroke(
+            r,
+            0.0,
+            Stroke::new(2.0, Color32::from_rgb(0, 180, 255)),
+            StrokeKind::Outside,
+        );
+        let text = format!("{} x {}  (Ctrl+E exports)", e.width(), e.height());
+        let galley = painter.layout_no_wrap(text, egui::FontId::proportional(13.0), Color32::WHITE);
+        let pos = r.left_top() + egui::vec2(4.0, -galley.size().y - 6.0);
+        painter.rect_filled(
+            Rect::from_min_size(
+                pos - egui::vec2(3.0, 1.0),
+                galley.size() + egui::vec2(6.0, 2.0),
+            ),
+            3.0,
+            Color32::from_black_alpha(170),
+        );
+        painter.galley(pos, galley, Color32::WHITE);
     }
     if let Some(size) = &page.physical {
         scale_bar(&painter, rect, size, view.zoom);
@@ -296,7 +415,6 @@ fn paint_pieces(
     visible: &Extent,
 ) {
     let (iw, ih) = (session.page().width, session.page().height);
-    let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
     let fill_level = session.pyramid().coarsest();
     let level = session.level();
     let wanted = session.wanted().to_vec();
@@ -325,7 +443,7 @@ fn paint_pieces(
             Some(parts) => {
                 for (id, part) in parts {
                     let part = crate::pieces::scale_up(&part, f, iw, ih);
-                    painter.image(id, to_rect(view, origin, &part), uv, Color32::WHITE);
+                    paint_texture(painter, id, view, origin, &part);
                 }
             }
             // The coarse fill-in paints nothing until it arrives; the sharp level shows a

@@ -4,6 +4,7 @@
 pub mod canvas;
 pub mod descriptor_panel;
 pub mod display_panel;
+pub mod export_window;
 pub mod file_browser;
 pub mod navigator;
 pub mod status_bar;
@@ -67,6 +68,12 @@ pub enum Command {
     DeleteBookmark(usize),
     /// Show the export window (`Ctrl+E`), its region set to the view.
     ShowExport,
+    /// Turn or flip the view by this much more (`R`, `Shift+R`, `F`, `V`).
+    Turn(crate::orientation::Orientation),
+    /// Forget the Shift+drag selection (`Esc`).
+    ClearSelection,
+    /// Show the image as its file says (its `Orientation` tag), undoing turns.
+    ResetOrientation,
 }
 
 /// Colours for descriptor states, shared by the overlay and the panel.

@@ -17,7 +17,10 @@ pub fn navigator_ui(
     image_h: u32,
     thumbnail: &[(egui::TextureId, crate::format::Extent)],
 ) -> Option<Command> {
-    let aspect = image_w as f32 / image_h.max(1) as f32;
+    // The map shows the image turned and flipped as the view is.
+    let orient = view.orient;
+    let (dw, dh) = orient.display_size(image_w, image_h);
+    let aspect = dw as f32 / dh.max(1) as f32;
     let size = if aspect >= 1.0 {
         Vec2::new(SIZE, SIZE / aspect)
     } else {
@@ -32,23 +35,33 @@ pub fn navigator_ui(
     let painter = ui.painter_at(canvas);
     painter.rect_filled(rect.expand(2.0), 3.0, Color32::from_black_alpha(180));
     painter.rect_filled(rect, 0.0, Color32::from_gray(70));
-    let scale = rect.width() / image_w.max(1) as f32;
+    let scale = f64::from(rect.width()) / f64::from(dw.max(1));
+    let (half_w, half_h) = (f64::from(image_w) / 2.0, f64::from(image_h) / 2.0);
+    let nav_from_image = |x: f64, y: f64| {
+        let (dx, dy) = orient.apply(x - half_w, y - half_h);
+        rect.center() + Vec2::new((dx * scale) as f32, (dy * scale) as f32)
+    };
     // The whole image, from the coarsest level, where it is loaded.
-    let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
     for (id, e) in thumbnail {
-        let r = Rect::from_min_max(
-            rect.min + Vec2::new(e.x0 as f32, e.y0 as f32) * scale,
-            rect.min + Vec2::new(e.x1 as f32, e.y1 as f32) * scale,
+        let (x0, y0, x1, y1) = (
+            f64::from(e.x0),
+            f64::from(e.y0),
+            f64::from(e.x1),
+            f64::from(e.y1),
         );
-        painter.image(*id, r, uv, Color32::WHITE);
+        painter.add(super::canvas::quad(
+            *id,
+            [
+                nav_from_image(x0, y0),
+                nav_from_image(x1, y0),
+                nav_from_image(x1, y1),
+                nav_from_image(x0, y1),
+            ],
+        ));
     }
     let (x0, y0) = view.image_from_screen(0.0, 0.0);
     let (x1, y1) = view.image_from_screen(view.screen_w, view.screen_h);
-    let vr = Rect::from_min_max(
-        rect.min + Vec2::new(x0 as f32, y0 as f32) * scale,
-        rect.min + Vec2::new(x1 as f32, y1 as f32) * scale,
-    )
-    .intersect(rect);
+    let vr = Rect::from_two_pos(nav_from_image(x0, y0), nav_from_image(x1, y1)).intersect(rect);
     painter.rect_stroke(
         vr,
         0.0,
@@ -62,9 +75,11 @@ pub fn navigator_ui(
     match pointer {
         Some(p) if active => {
             let p: Pos2 = p;
-            let ix = f64::from((p.x - rect.min.x) / scale);
-            let iy = f64::from((p.y - rect.min.y) / scale);
-            Some(Command::CenterOn(ix, iy))
+            let d = p - rect.center();
+            let (vx, vy) = orient
+                .inverse()
+                .apply(f64::from(d.x) / scale, f64::from(d.y) / scale);
+            Some(Command::CenterOn(vx + half_w, vy + half_h))
         }
         _ => None,
     }

@@ -51,6 +51,10 @@ pub fn status_bar_ui(
             ui.separator();
             ui.label(format!("page {} of {}", at + 1, pages.len()));
         }
+        if !view.orient.is_identity() {
+            ui.separator();
+            ui.label(view.orient.describe());
+        }
         if measure.active {
             ui.separator();
             match measure.describe(page.physical.as_ref()) {

@@ -200,6 +200,8 @@ pub struct TiffSpec {
     pub nodata: Option<String>,
     /// ImageDescription text (OME-XML, say).
     pub description: Option<String>,
+    /// Orientation (274), written when not 1.
+    pub orientation: u16,
 }
 
 impl TiffSpec {
@@ -222,6 +224,7 @@ impl TiffSpec {
             sample_format: 1,
             nodata: None,
             description: None,
+            orientation: 1,
         }
     }
     pub fn strips(mut self, rows: u32) -> Self {
@@ -507,6 +510,9 @@ pub fn write_tiff_pages_data<W: Write + Seek>(
         }
         if spec.tiles.is_none() {
             entries.push((273, off_type, offsets.clone()));
+        }
+        if spec.orientation != 1 {
+            entries.push((274, SHORT, vec![u64::from(spec.orientation)]));
         }
         entries.push((277, SHORT, vec![u64::from(spec.samples)]));
         if spec.tiles.is_none() {
