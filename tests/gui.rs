@@ -1055,3 +1055,153 @@ fn the_export_window_saves_the_view_as_png() {
     let want = crate::support::render_region(&path, (100, 50, 640, 480), 2).expect("render");
     assert!(img.as_raw() == &want.data);
 }
+
+#[test]
+fn a_file_turned_by_its_tag_opens_turned_and_the_cursor_reads_stored_pixels() {
+    use tessera::orientation::Orientation;
+    let dir = crate::support::tempdir();
+    let path = dir.path().join("turned.tif");
+    let mut spec = TiffSpec::new(400, 300, 3, 8, 2);
+    spec.orientation = 6;
+    let mut f = std::fs::File::create(&path).expect("create");
+    write_tiff(
+        &mut f,
+        &spec,
+        &|x, y, c| u16::from(crate::support::synth::pattern(x, y, c)),
+        None,
+    )
+    .expect("tiff");
+    drop(f);
+    let mut h = harness(&path);
+    h.step();
+    assert_eq!(h.state().view.orient, Orientation::CW);
+    assert!(h.query_by_label_contains("rotated 90° clockwise").is_some());
+    // Fitted and turned, the image is 300 wide and 400 tall on screen; its top-left corner
+    // shows stored pixel (0, 299), the bottom-left of the stored rows.
+    let v = h.state().view;
+    let centre = h.state().canvas_rect.center();
+    let top_left = centre - Vec2::new(150.0 * v.zoom as f32, 200.0 * v.zoom as f32);
+    h.hover_at(top_left + Vec2::splat(0.5));
+    h.step();
+    h.step();
+    assert!(
+        h.query_by_label_contains("x 0  y 299 ").is_some(),
+        "the cursor reads the stored pixel under it"
+    );
+    // The screen's top-right corner is stored pixel (0, 0).
+    h.hover_at(top_left + Vec2::new(300.0 * v.zoom as f32 - 0.5, 0.5));
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains("x 0  y 0 ").is_some());
+    // R turns a quarter more (180° in all), F mirrors, and the menu's reset goes back.
+    h.key_press(egui::Key::R);
+    h.step();
+    assert_eq!(h.state().view.orient, Orientation::from_exif(3));
+    h.key_press(egui::Key::F);
+    h.step();
+    assert_eq!(h.state().view.orient, Orientation::from_exif(4));
+    h.state_mut().apply(tessera::ui::Command::ResetOrientation);
+    assert_eq!(h.state().view.orient, Orientation::CW);
+}
+
+/// Press at `p0` with Shift held, move to `p1`, release.
+fn shift_drag(h: &mut Harness<'static, TesseraApp>, p0: Pos2, p1: Pos2) {
+    h.event(Event::ModifiersChanged(Modifiers::SHIFT));
+    h.event(Event::PointerMoved(p0));
+    h.event(Event::PointerButton {
+        pos: p0,
+        button: PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::SHIFT,
+    });
+    h.step();
+    for i in 1..=10 {
+        h.event(Event::PointerMoved(p0 + (p1 - p0) * (i as f32 / 10.0)));
+        h.step();
+    }
+    h.event(Event::PointerButton {
+        pos: p1,
+        button: PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::SHIFT,
+    });
+    h.step();
+    h.event(Event::ModifiersChanged(Modifiers::NONE));
+    h.step();
+}
+
+#[test]
+fn a_shift_drag_selection_exports_as_a_tiled_tiff_turned_as_the_view() {
+    use tessera::ui::export_window::ExportFormat;
+    let dir = crate::support::tempdir();
+    let path = tiled(dir.path());
+    let mut h = harness(&path);
+    h.key_press(egui::Key::R);
+    h.step();
+    h.key_press(egui::Key::Num1);
+    h.step();
+    let before = h.state().view;
+    let r = h.state().canvas_rect;
+    let (p0, p1) = (
+        r.center() - Vec2::new(120.0, 90.0),
+        r.center() + Vec2::new(80.0, 60.0),
+    );
+    shift_drag(&mut h, p0, p1);
+    // The drag selected; it did not pan.
+    let v = h.state().view;
+    assert_eq!((v.center_x, v.center_y), (before.center_x, before.center_y));
+    let at = |p: Pos2| v.image_from_screen(f64::from(p.x - r.min.x), f64::from(p.y - r.min.y));
+    let want =
+        tessera::ui::canvas::Selection::between(at(p0), at(p1), (2000, 1500)).expect("a rectangle");
+    let sel = h.state().selection.rect.expect("a selection");
+    assert_eq!(sel, want);
+    // Turned a quarter: the 200x150-point drag spans 150 columns and 200 rows of the image.
+    assert_eq!((sel.width(), sel.height()), (150, 200));
+    h.key_press_modifiers(Modifiers::COMMAND, egui::Key::E);
+    h.step();
+    h.step();
+    let out = dir.path().join("sel.tif");
+    {
+        let ex = h.state_mut().export.as_mut().expect("export window");
+        assert_eq!(
+            ex.region,
+            format!("{},{},{},{}", sel.x0, sel.y0, sel.width(), sel.height()),
+            "the export takes the selection"
+        );
+        ex.set_format(ExportFormat::Tiff);
+        assert!(ex.path.ends_with(".tif"), "{}", ex.path);
+        ex.path = out.display().to_string();
+    }
+    h.step();
+    assert!(
+        h.query_by_label_contains("Written rotated 90° clockwise")
+            .is_some()
+    );
+    h.get_by_label("Export").click();
+    h.step();
+    let start = Instant::now();
+    while h
+        .query_by_label_contains(&format!("saved {}", out.display()))
+        .is_none()
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "no export");
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let got = image::open(&out).expect("tiff").to_rgb8();
+    let rendered =
+        crate::support::render_region(&path, (sel.x0, sel.y0, sel.width(), sel.height()), 1)
+            .expect("render");
+    let plain =
+        image::RgbaImage::from_raw(rendered.width, rendered.height, rendered.data).expect("img");
+    let want = image::DynamicImage::ImageRgba8(image::imageops::rotate90(&plain)).to_rgb8();
+    assert_eq!(got.dimensions(), (200, 150));
+    assert!(
+        got == want,
+        "the TIFF holds the selection turned as on screen"
+    );
+    // Esc forgets the selection.
+    h.key_press(egui::Key::Escape);
+    h.step();
+    assert!(h.state().selection.rect.is_none());
+}

@@ -14,6 +14,7 @@ mod gui;
 mod levels;
 mod malformed;
 mod mutation;
+mod orientation;
 mod physical;
 mod scientific;
 mod stream_index;
