@@ -218,17 +218,11 @@ pub fn convert(
         path: req.out.clone(),
         source,
     };
-    let (page, region) = crate::export::clip(&image, req.page, req.region)?;
+    let (page, frame) = Frame::clipped(&image, req.page, req.region, req.scale, req.orient)?;
     let px = pixels_for(&page, req).map_err(|msg| Error::Request {
         path: req.out.clone(),
         msg,
     })?;
-    let frame = Frame {
-        page: req.page,
-        region,
-        scale: req.scale.max(1),
-        orient: req.orient,
-    };
     let (ow, oh) = frame.size();
     let tile = req.tile.clamp(16, 4096) / 16 * 16;
     let sizes = level_sizes(ow, oh, tile, req.pyramid);

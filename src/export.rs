@@ -54,6 +54,24 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// The frame of `region` (clipped to the page) of `page` of `image`, and the page.
+    pub fn clipped(
+        image: &OpenImage,
+        page: u32,
+        region: Extent,
+        scale: u32,
+        orient: Orientation,
+    ) -> Result<(crate::format::Page, Self), Error> {
+        let (p, region) = clip(image, page, region)?;
+        let frame = Self {
+            page,
+            region,
+            scale: scale.max(1),
+            orient,
+        };
+        Ok((p, frame))
+    }
+
     /// The output before it is turned: the region shrunk by the scale.
     fn scaled(&self) -> (u32, u32) {
         let s = self.scale.max(1);
@@ -216,13 +234,7 @@ pub fn export_png(
         path: req.out.clone(),
         source,
     };
-    let (_, region) = clip(&image, req.page, req.region)?;
-    let frame = Frame {
-        page: req.page,
-        region,
-        scale: req.scale.max(1),
-        orient: req.orient,
-    };
+    let (_, frame) = Frame::clipped(&image, req.page, req.region, req.scale, req.orient)?;
     let (ow, oh) = frame.size();
     let loader = own_loader(&image, req.cache_bytes);
     let part = part_path(&req.out);

@@ -63,12 +63,18 @@ fn settle(h: &mut Harness<'static, TesseraApp>, done: impl Fn(&TesseraApp) -> bo
 
 /// Press at `p0`, move to `p1` in ten steps (a frame each), release.
 fn drag(h: &mut Harness<'static, TesseraApp>, p0: Pos2, p1: Pos2) {
+    drag_with(h, p0, p1, Modifiers::NONE);
+}
+
+/// [`drag`] with `modifiers` held (Shift selects).
+fn drag_with(h: &mut Harness<'static, TesseraApp>, p0: Pos2, p1: Pos2, modifiers: Modifiers) {
+    h.event(Event::ModifiersChanged(modifiers));
     h.event(Event::PointerMoved(p0));
     h.event(Event::PointerButton {
         pos: p0,
         button: PointerButton::Primary,
         pressed: true,
-        modifiers: Modifiers::NONE,
+        modifiers,
     });
     h.step();
     for i in 1..=10 {
@@ -79,8 +85,12 @@ fn drag(h: &mut Harness<'static, TesseraApp>, p0: Pos2, p1: Pos2) {
         pos: p1,
         button: PointerButton::Primary,
         pressed: false,
-        modifiers: Modifiers::NONE,
+        modifiers,
     });
+    if modifiers != Modifiers::NONE {
+        h.step();
+        h.event(Event::ModifiersChanged(Modifiers::NONE));
+    }
 }
 
 /// A 2000x1500 tiled TIFF with 256x256 tiles: 8x6 = 48 descriptors.
@@ -1104,32 +1114,6 @@ fn a_file_turned_by_its_tag_opens_turned_and_the_cursor_reads_stored_pixels() {
     assert_eq!(h.state().view.orient, Orientation::CW);
 }
 
-/// Press at `p0` with Shift held, move to `p1`, release.
-fn shift_drag(h: &mut Harness<'static, TesseraApp>, p0: Pos2, p1: Pos2) {
-    h.event(Event::ModifiersChanged(Modifiers::SHIFT));
-    h.event(Event::PointerMoved(p0));
-    h.event(Event::PointerButton {
-        pos: p0,
-        button: PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::SHIFT,
-    });
-    h.step();
-    for i in 1..=10 {
-        h.event(Event::PointerMoved(p0 + (p1 - p0) * (i as f32 / 10.0)));
-        h.step();
-    }
-    h.event(Event::PointerButton {
-        pos: p1,
-        button: PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::SHIFT,
-    });
-    h.step();
-    h.event(Event::ModifiersChanged(Modifiers::NONE));
-    h.step();
-}
-
 #[test]
 fn a_shift_drag_selection_exports_as_a_tiled_tiff_turned_as_the_view() {
     use tessera::ui::export_window::ExportFormat;
@@ -1146,7 +1130,8 @@ fn a_shift_drag_selection_exports_as_a_tiled_tiff_turned_as_the_view() {
         r.center() - Vec2::new(120.0, 90.0),
         r.center() + Vec2::new(80.0, 60.0),
     );
-    shift_drag(&mut h, p0, p1);
+    drag_with(&mut h, p0, p1, Modifiers::SHIFT);
+    h.step();
     // The drag selected; it did not pan.
     let v = h.state().view;
     assert_eq!((v.center_x, v.center_y), (before.center_x, before.center_y));

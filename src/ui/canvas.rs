@@ -282,17 +282,7 @@ pub fn canvas_ui(
             StrokeKind::Outside,
         );
         let text = format!("{} x {}  (Ctrl+E exports)", e.width(), e.height());
-        let galley = painter.layout_no_wrap(text, egui::FontId::proportional(13.0), Color32::WHITE);
-        let pos = r.left_top() + egui::vec2(4.0, -galley.size().y - 6.0);
-        painter.rect_filled(
-            Rect::from_min_size(
-                pos - egui::vec2(3.0, 1.0),
-                galley.size() + egui::vec2(6.0, 2.0),
-            ),
-            3.0,
-            Color32::from_black_alpha(170),
-        );
-        painter.galley(pos, galley, Color32::WHITE);
+        label(&painter, r.left_top() + egui::vec2(4.0, -6.0), text);
     }
     if let Some(size) = &page.physical {
         scale_bar(&painter, rect, size, view.zoom);
@@ -309,24 +299,28 @@ pub fn canvas_ui(
             painter.circle_filled(p, 3.5, Color32::from_rgb(255, 210, 0));
         }
         if let Some(text) = measure.describe(page.physical.as_ref()) {
-            let galley =
-                painter.layout_no_wrap(text, egui::FontId::proportional(14.0), Color32::WHITE);
-            let pos = a + (b - a) * 0.5 + egui::vec2(8.0, -galley.size().y - 6.0);
-            painter.rect_filled(
-                Rect::from_min_size(
-                    pos - egui::vec2(4.0, 2.0),
-                    galley.size() + egui::vec2(8.0, 4.0),
-                ),
-                3.0,
-                Color32::from_black_alpha(170),
-            );
-            painter.galley(pos, galley, Color32::WHITE);
+            label(&painter, a + (b - a) * 0.5 + egui::vec2(8.0, -6.0), text);
         }
     }
     if response.double_clicked() {
         out.commands.push(Command::Fit);
     }
     out
+}
+
+/// White text on a dark box whose bottom left is at `at`.
+fn label(painter: &egui::Painter, at: Pos2, text: String) {
+    let galley = painter.layout_no_wrap(text, egui::FontId::proportional(14.0), Color32::WHITE);
+    let pos = at - egui::vec2(0.0, galley.size().y);
+    painter.rect_filled(
+        Rect::from_min_size(
+            pos - egui::vec2(4.0, 2.0),
+            galley.size() + egui::vec2(8.0, 4.0),
+        ),
+        3.0,
+        Color32::from_black_alpha(170),
+    );
+    painter.galley(pos, galley, Color32::WHITE);
 }
 
 /// A scale bar at the canvas's bottom left: a round length (see `physical::scale_bar`) of at
