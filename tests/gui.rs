@@ -1190,3 +1190,50 @@ fn a_shift_drag_selection_exports_as_a_tiled_tiff_turned_as_the_view() {
     h.step();
     assert!(h.state().selection.rect.is_none());
 }
+
+#[test]
+fn a_slow_remote_image_keeps_the_window_drawing_while_it_loads() {
+    let dir = crate::support::tempdir();
+    let path = tiled(dir.path());
+    let server = crate::support::server::Server::http(dir.path());
+    crate::remote::private_range_cache();
+    let url = server.url(path.file_name().and_then(|n| n.to_str()).expect("name"));
+    let mut h = build(Path::new(&url));
+    settle(&mut h, |app| !app.is_opening());
+    // From now on every answer takes 400 ms.
+    server
+        .delay_ms
+        .store(400, std::sync::atomic::Ordering::SeqCst);
+    h.key_press(egui::Key::Num1);
+    let start = Instant::now();
+    let mut slowest = Duration::ZERO;
+    loop {
+        let t = Instant::now();
+        h.step();
+        slowest = slowest.max(t.elapsed());
+        let s = h.state().session.as_ref().expect("open");
+        if s.loader.pending() == 0 && s.pending_uploads() == 0 && start.elapsed().as_millis() > 500
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the pieces never came"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Frames kept coming while requests took 400 ms each.
+    assert!(
+        slowest < Duration::from_millis(300),
+        "a frame took {slowest:?}"
+    );
+    assert!(
+        h.query_by_label_contains(" requests, ").is_some(),
+        "the status bar counts fetches"
+    );
+    assert!(
+        h.query_by_label_contains("remote object, read by range GET")
+            .is_some(),
+        "the panel says range GET"
+    );
+}

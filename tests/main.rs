@@ -16,5 +16,6 @@ mod malformed;
 mod mutation;
 mod orientation;
 mod physical;
+mod remote;
 mod scientific;
 mod stream_index;

@@ -216,6 +216,9 @@ pub fn run(a: RenderArgs) -> Result<()> {
             start.elapsed().as_secs_f64() * 1000.0,
             stats::peak_rss_bytes() as f64 / 1e6
         );
+        if let Some(f) = image.source.fetch_summary() {
+            eprintln!("{f}");
+        }
     }
     Ok(())
 }

@@ -1,10 +1,16 @@
-//! Bytes at offsets: positioned reads (`pread`) and, where the layout allows, a memory map.
+//! Bytes at offsets: positioned reads (`pread`) and, where the layout allows, a memory map;
+//! for a URL, range requests ([`remote`]) with an on-disk cache of what was fetched
+//! ([`range_cache`]).
 //!
 //! Every read is checked against the file's length and reported as a typed error; a mapped file
 //! that shrinks while open is caught by the `sigbus` module and turns the mapping off (reads fall back to
 //! `pread`, which just comes back short). Reads are counted for `--stats` and the status bar.
 
+pub mod range_cache;
+pub mod remote;
+
 use crate::sys::{self, Advice, sigbus};
+use std::sync::Arc;
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
@@ -29,7 +35,9 @@ struct Mapping {
 /// An open image file.
 pub struct Source {
     path: PathBuf,
-    file: File,
+    /// The local file; `None` for a remote object.
+    file: Option<File>,
+    remote: Option<Arc<remote::RemoteObject>>,
     len: u64,
     map: Option<Mapping>,
     /// Set once the mapping faulted: the file changed, so we stop trusting the map.
@@ -50,6 +58,9 @@ impl std::fmt::Debug for Source {
 impl Source {
     /// Open a regular file for reading. FIFOs and devices are refused before they can block.
     pub fn open(path: &Path) -> Result<Self, Error> {
+        if let Some(url) = path.to_str().filter(|p| remote::is_url(p)) {
+            return Self::open_remote(url);
+        }
         let err = |source| Error::Open {
             path: path.to_path_buf(),
             source,
@@ -97,8 +108,26 @@ impl Source {
         sys::advise(&file, 0, 0, Advice::Random);
         Ok(Self {
             path: path.to_path_buf(),
-            file,
+            file: Some(file),
+            remote: None,
             len,
+            map: None,
+            map_poisoned: AtomicBool::new(false),
+            stats: IoStats::default(),
+        })
+    }
+
+    /// Open a remote object: its size, version and first bytes come with one request.
+    pub fn open_remote(url: &str) -> Result<Self, Error> {
+        let object = remote::RemoteObject::open(url).map_err(|msg| Error::Open {
+            path: PathBuf::from(url),
+            source: std::io::Error::other(msg),
+        })?;
+        Ok(Self {
+            path: PathBuf::from(url),
+            file: None,
+            len: object.len(),
+            remote: Some(Arc::new(object)),
             map: None,
             map_poisoned: AtomicBool::new(false),
             stats: IoStats::default(),
@@ -107,6 +136,42 @@ impl Source {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The remote object behind this source, if it is one.
+    pub fn remote(&self) -> Option<&Arc<remote::RemoteObject>> {
+        self.remote.as_ref()
+    }
+
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    /// What a remote object has cost so far: `range GET: 12 requests (1 in flight), 3.4 MB
+    /// fetched, 40 blocks from the range cache`; `None` for a local file.
+    pub fn fetch_summary(&self) -> Option<String> {
+        let r = self.remote.as_ref()?;
+        let st = &r.stats;
+        Some(format!(
+            "range GET: {} requests ({} in flight), {:.1} MB fetched, {} blocks from the range cache",
+            st.requests.load(Ordering::Relaxed),
+            st.in_flight.load(Ordering::Relaxed),
+            st.bytes.load(Ordering::Relaxed) as f64 / 1e6,
+            st.disk_blocks.load(Ordering::Relaxed)
+        ))
+    }
+
+    /// Start reading these `(offset, length)` ranges now, without waiting: a remote object
+    /// puts them in flight together (near ones in one request); a local file asks the kernel.
+    pub fn prefetch_ranges(&self, ranges: &[(u64, u64)]) {
+        match &self.remote {
+            Some(r) => r.prefetch(ranges),
+            None => {
+                for &(off, len) in ranges {
+                    self.prefetch(off, len);
+                }
+            }
+        }
     }
 
     /// Bytes read from the file so far (through `pread` or the map).
@@ -134,13 +199,16 @@ impl Source {
 
     /// Map the file (for layouts PIL would map). Failure just leaves `pread` in charge.
     pub fn enable_mmap(&mut self) {
+        let Some(file) = &self.file else {
+            return;
+        };
         if self.map.is_some() {
             return;
         }
         // If the file shrinks, touching the lost pages raises SIGBUS; `sigbus` maps zeros
         // there, counts the fault, and `read_mapped` turns that into FileChanged, so no zeros
         // ever reach the user.
-        let Ok(map) = sys::map_file(&self.file) else {
+        let Ok(map) = sys::map_file(file) else {
             return;
         };
         let _ = map.advise(memmap2::Advice::Random);
@@ -156,7 +224,11 @@ impl Source {
 
     /// The file's current length (it may have changed since open).
     pub fn current_len(&self) -> u64 {
-        self.file.metadata().map(|m| m.len()).unwrap_or(0)
+        match &self.file {
+            Some(f) => f.metadata().map(|m| m.len()).unwrap_or(0),
+            // A remote object's version is checked on every response instead.
+            None => self.len,
+        }
     }
 
     fn changed_or_truncated(&self, offset: u64, want: usize) -> FormatError {
@@ -173,9 +245,17 @@ impl Source {
 
     /// Read up to `buf.len()` bytes at `offset`; returns how many were read (short at EOF).
     pub fn read_some(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FormatError> {
+        let Some(file) = &self.file else {
+            let n = (self.len.saturating_sub(offset)).min(buf.len() as u64) as usize;
+            if let Some(r) = &self.remote {
+                r.read_exact_at(offset, &mut buf[..n])?;
+            }
+            self.count(n);
+            return Ok(n);
+        };
         let mut done = 0;
         while done < buf.len() {
-            match self.file.read_at(&mut buf[done..], offset + done as u64) {
+            match file.read_at(&mut buf[done..], offset + done as u64) {
                 Ok(0) => break,
                 Ok(n) => done += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -257,7 +337,9 @@ impl Source {
     /// Tell the kernel the file will now be read front to back (a one-pass tool): its own
     /// readahead then runs ahead of the reads. The viewer keeps the random-access advice.
     pub fn advise_sequential(&self) {
-        sys::advise(&self.file, 0, 0, Advice::Sequential);
+        if let Some(f) = &self.file {
+            sys::advise(f, 0, 0, Advice::Sequential);
+        }
     }
 
     /// Ask the kernel to start reading `len` bytes at `offset` (a sequential pass reads ahead
@@ -271,6 +353,16 @@ impl Source {
     /// Ask the kernel to start reading every row window now, so a cold band costs one round of
     /// parallel I/O instead of one synchronous read (or page fault) per row.
     fn prefetch_rows(&self, offset: u64, stride: u64, rows: usize, skip: u64, width: usize) {
+        if let Some(r) = &self.remote {
+            let ranges: Vec<(u64, u64)> = (0..rows as u64)
+                .map(|i| (offset + i * stride + skip, width as u64))
+                .collect();
+            r.prefetch(&ranges);
+            return;
+        }
+        let Some(file) = &self.file else {
+            return;
+        };
         let gap = stride.saturating_sub(width as u64);
         // Small gaps: one range (the gap costs less than the extra requests).
         let ranges: Box<dyn Iterator<Item = (u64, u64)>> = if gap <= 16 << 10 || rows == 1 {
@@ -291,7 +383,7 @@ impl Source {
                             .advise_range(memmap2::Advice::WillNeed, off as usize, len as usize);
                 }
             } else {
-                sys::advise(&self.file, off, len, Advice::WillNeed);
+                sys::advise(file, off, len, Advice::WillNeed);
             }
         }
     }
@@ -345,7 +437,9 @@ impl Source {
     /// file bigger than RAM then does not push everything else out of the page cache, and the
     /// kernel does not spend its time reclaiming behind it.
     pub fn drop_cached(&self, offset: u64, len: u64) {
-        sys::advise(&self.file, offset, len, Advice::DontNeed);
+        if let Some(f) = &self.file {
+            sys::advise(f, offset, len, Advice::DontNeed);
+        }
     }
 }
 

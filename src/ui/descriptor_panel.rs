@@ -119,6 +119,9 @@ fn page_summary_ui(ui: &mut egui::Ui, session: &Session, index: Option<&StreamIn
         access.name(),
         access.reason()
     )));
+    if let Some(f) = session.image.source.fetch_summary() {
+        ui.label(format!("remote object, read by {f}"));
+    }
     if let Some(ix) = index {
         let reached = ix.reached();
         let bytes = ix.memory() as f64;
@@ -221,6 +224,8 @@ pub fn descriptor_panel_ui(
         "{:>7} {:<18} {:<25} {:>12} {:>9} {:<6} {:<8} {:>7}  {}",
         "index", "decoder", "extent", "offset", "length", "access", "state", "ms", "args"
     );
+    // A remote object's descriptors are all read by range requests.
+    let remote = session.image.source.is_remote();
     egui::ScrollArea::both()
         .auto_shrink([false, false])
         .show_rows(ui, row_height, total as usize, |ui, range| {
@@ -254,7 +259,7 @@ pub fn descriptor_panel_ui(
                     ),
                     d.offset,
                     d.length,
-                    d.access.name(),
+                    if remote { "range GET" } else { d.access.name() },
                     state_name,
                     ms,
                     d.args

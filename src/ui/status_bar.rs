@@ -73,7 +73,21 @@ pub fn status_bar_ui(
         ui.separator();
         ui.label(format!("GPU {}", mb(s.textures.bytes() as u64)));
         ui.separator();
-        ui.label(format!("read {}", mb(s.image.source.bytes_read())));
+        match s.image.source.remote() {
+            Some(r) => {
+                use std::sync::atomic::Ordering;
+                let st = &r.stats;
+                ui.label(format!(
+                    "fetched {} in {} requests, {} in flight",
+                    mb(st.bytes.load(Ordering::Relaxed)),
+                    st.requests.load(Ordering::Relaxed),
+                    st.in_flight.load(Ordering::Relaxed)
+                ));
+            }
+            None => {
+                ui.label(format!("read {}", mb(s.image.source.bytes_read())));
+            }
+        }
         ui.separator();
         let pending = s.loader.pending() + s.pending_uploads();
         ui.label(format!("pending {pending}"));

@@ -2,6 +2,7 @@
 //! rendering through the real engine, comparing with an independent decode, running the CLI.
 
 pub mod encode;
+pub mod server;
 pub mod synth;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,20 @@ pub fn render_page(
     scale: u32,
 ) -> Result<Rgba, String> {
     render_page_window(path, page, region, scale, None)
+}
+
+/// Render a region of page 0 of an open image (a picture page).
+pub fn render_image(
+    image: &Arc<OpenImage>,
+    (x, y, w, h): (u32, u32, u32, u32),
+    scale: u32,
+) -> Result<Rgba, String> {
+    let cache = Arc::new(Mutex::new(PieceCache::new(8 << 20)));
+    let loader = Loader::new(image.clone(), cache, 2, 1024);
+    let req = RenderRequest::new(0, Extent::new(x, y, x + w, y + h), scale);
+    render(&loader, req)
+        .map(|(img, _)| img)
+        .map_err(|e| e.to_string())
 }
 
 /// [`render_page`], a data page through a linear `window` (or auto contrast when `None`).
@@ -194,9 +209,15 @@ fn levels_dir() -> &'static Path {
 /// Run the CLI (its default levels folder a temporary one); returns (exit code, stdout,
 /// stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
+    run_env(args, &[])
+}
+
+/// [`run`] with more environment variables (the range cache's folder, AWS keys...).
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(bin())
         .args(args)
         .env("TESSERA_LEVELS_DIR", levels_dir())
+        .envs(env.iter().copied())
         .output()
         .expect("run tessera");
     (
