@@ -132,6 +132,8 @@ pub struct TesseraApp {
     pending_place: Option<(Option<u32>, Option<String>)>,
     /// The go-to field's text and its last error, while it is shown.
     goto: Option<(String, Option<String>)>,
+    /// The Open URL field's text and its last error, while it is shown.
+    pub open_url: Option<(String, Option<String>)>,
     /// The window title last sent.
     title: String,
     /// The measure tool and its line.
@@ -185,6 +187,7 @@ impl TesseraApp {
             pending_place: (start.page.is_some() || start.at.is_some())
                 .then_some((start.page, start.at)),
             goto: None,
+            open_url: None,
             measure: Default::default(),
             export: None,
             selection: Default::default(),
@@ -438,6 +441,47 @@ impl TesseraApp {
         }
     }
 
+    /// File > Open URL: `https://`, `s3://` (or `http://` on this machine), opened like a file.
+    fn open_url_ui(&mut self, ctx: &egui::Context, cmds: &mut Vec<Command>) {
+        let Some((text, error)) = &mut self.open_url else {
+            return;
+        };
+        let mut open = true;
+        let mut go = false;
+        egui::Window::new("Open URL")
+            .open(&mut open)
+            .collapsible(false)
+            .resizable(false)
+            .show(ctx, |ui| {
+                ui.horizontal(|ui| {
+                    let r = ui.add(
+                        egui::TextEdit::singleline(text)
+                            .hint_text("https://host/image.tif or s3://bucket/key.tif")
+                            .desired_width(420.0),
+                    );
+                    r.request_focus();
+                    go = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                    go |= ui.button("Open").clicked();
+                });
+                ui.label("S3: keys from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL; none for a public bucket.");
+                if let Some(e) = error {
+                    ui.colored_label(egui::Color32::from_rgb(230, 90, 90), e.as_str());
+                }
+            });
+        if go {
+            let url = text.trim().to_string();
+            if crate::source::remote::is_url(&url) {
+                cmds.push(Command::Open(PathBuf::from(url)));
+                self.open_url = None;
+                return;
+            }
+            *error = Some("a URL starts with https://, s3:// or http:// (this machine)".into());
+        }
+        if !open {
+            self.open_url = None;
+        }
+    }
+
     /// The window title: file, page, centre and zoom, sent when it changes.
     fn update_title(&mut self, ctx: &egui::Context) {
         let title = match (&self.session, self.location()) {
@@ -596,6 +640,7 @@ impl TesseraApp {
                 | Command::DeleteBookmark(_)
                 | Command::ShowExport
                 | Command::Turn(_)
+                | Command::ToggleOpenUrl
                 | Command::ResetOrientation
                 | Command::ClearSelection
         ) {
@@ -726,6 +771,12 @@ impl TesseraApp {
             Command::ShowExport => self.show_export(),
             Command::Turn(o) => self.view.orient = self.view.orient.then(o),
             Command::ClearSelection => self.selection = Default::default(),
+            Command::ToggleOpenUrl => {
+                self.open_url = match self.open_url.take() {
+                    Some(_) => None,
+                    None => Some((String::new(), None)),
+                }
+            }
             Command::ResetOrientation => {
                 if let Some(s) = &self.session {
                     self.view.orient = s.page().orientation;
@@ -861,6 +912,9 @@ impl TesseraApp {
             if i.modifiers.command && i.key_pressed(egui::Key::O) {
                 cmds.push(Command::OpenDialog);
             }
+            if i.modifiers.command && i.key_pressed(egui::Key::U) {
+                cmds.push(Command::ToggleOpenUrl);
+            }
             if i.modifiers.command && i.key_pressed(egui::Key::G) {
                 cmds.push(Command::ToggleGoTo);
             }
@@ -915,6 +969,9 @@ impl TesseraApp {
                 }
                 if ui.button("Open with the built-in browser...").clicked() {
                     cmds.push(Command::OpenBrowser);
+                }
+                if ui.button("Open URL...  (Ctrl+U)").clicked() {
+                    cmds.push(Command::ToggleOpenUrl);
                 }
                 if ui.button("Export region...  (Ctrl+E)").clicked() {
                     cmds.push(Command::ShowExport);
@@ -1040,8 +1097,15 @@ impl TesseraApp {
                 let can_build = self.session.as_ref().is_some_and(|s| {
                     s.image.built_levels().is_none() && levels::wanted(&s.image, 0)
                 });
+                let label = match self.session.as_ref().filter(|s| s.image.source.is_remote()) {
+                    Some(s) => format!(
+                        "Build levels now (downloads {:.0} MB)",
+                        s.image.source.len() as f64 / 1e6
+                    ),
+                    None => "Build levels now".to_string(),
+                };
                 if ui
-                    .add_enabled(can_build, egui::Button::new("Build levels now"))
+                    .add_enabled(can_build, egui::Button::new(label))
                     .clicked()
                 {
                     cmds.push(Command::BuildLevels);
@@ -1202,6 +1266,7 @@ impl eframe::App for TesseraApp {
         egui::Panel::top("menu").show(ui, |ui| cmds.extend(self.menu_ui(ui)));
         self.error_banner_ui(ui, &mut cmds);
         self.goto_ui(&ctx, &mut cmds);
+        self.open_url_ui(&ctx, &mut cmds);
         self.export_ui(&ctx);
         if let Some(b) = &mut self.browser {
             use crate::ui::file_browser::Action;
@@ -1350,7 +1415,13 @@ impl eframe::App for TesseraApp {
 
 /// On the opening thread: attach kept levels, or prepare a build for a big file without any.
 fn prepare_levels(image: Arc<OpenImage>, cfg: &LevelsConfig, build: bool) -> Opened {
-    if levels::attach_existing(&image, cfg) || !build || !levels::wanted(&image, cfg.auto_pixels) {
+    // A remote file is not downloaded whole on its own: Settings offers the build, with
+    // the size it would fetch.
+    if levels::attach_existing(&image, cfg)
+        || !build
+        || !levels::wanted(&image, cfg.auto_pixels)
+        || image.source.is_remote()
+    {
         return (image, None, None);
     }
     match levels::prepare_build(&image, cfg) {

@@ -67,6 +67,20 @@ impl OpenImage {
         self.levels.get()
     }
 
+    /// What identifies this image for the kept levels and indexes: path, size and mtime of a
+    /// local file; URL, size and version (ETag or date) of a remote object.
+    pub fn identity(&self) -> std::io::Result<String> {
+        match self.source.remote() {
+            Some(r) => Ok(format!(
+                "tessera levels v1\nsource: {}\nsize: {}\nversion: {}\npage: 0\n",
+                r.url(),
+                r.len(),
+                r.version()
+            )),
+            None => crate::store::identity(self.path(), 0),
+        }
+    }
+
     /// Attach built levels; false (and `levels` dropped) when some are attached already.
     pub fn set_built_levels(&self, levels: BuiltLevels) -> bool {
         self.levels.set(levels).is_ok()
@@ -78,7 +92,7 @@ impl OpenImage {
         let Some(index) = &self.index else {
             return false;
         };
-        let Ok(identity) = crate::store::identity(self.path(), 0) else {
+        let Ok(identity) = self.identity() else {
             return false;
         };
         index.attach_store(crate::index::file_for(dir, self.path()), identity)

@@ -208,12 +208,15 @@ impl Loader {
     /// Ask for pieces; later calls are served before earlier ones. Keys already pending move
     /// to the front; keys being decoded are not asked twice.
     pub fn request(&self, keys: impl IntoIterator<Item = PieceKey>) {
+        let keys: Vec<PieceKey> = keys.into_iter().collect();
+        prefetch_remote(&self.shared.image, &keys);
         lock(&self.shared.queue).request(keys, self.shared.capacity);
         self.shared.wake.notify_all();
     }
 
     /// Make `keys` the whole wanted set: pending requests not in it are dropped.
     pub fn replace(&self, keys: &[PieceKey]) {
+        prefetch_remote(&self.shared.image, keys);
         lock(&self.shared.queue).replace(keys, self.shared.capacity);
         self.shared.wake.notify_all();
     }
@@ -265,6 +268,38 @@ impl Drop for Loader {
             let _ = w.join();
         }
     }
+}
+
+/// For a remote file: put the stored bytes of every wanted piece in flight at once (near ones
+/// in one request), instead of one round trip per piece per worker. Pieces read by rows (raw
+/// layouts) and streams ask for their own bytes as they go.
+fn prefetch_remote(image: &OpenImage, keys: &[PieceKey]) {
+    if !image.source.is_remote() {
+        return;
+    }
+    let mut ranges = Vec::new();
+    for k in keys {
+        if matches!(
+            k.source,
+            LevelSource::Preview { .. } | LevelSource::Built(_)
+        ) {
+            continue;
+        }
+        let Some(page) = image.source_page(k.source) else {
+            continue;
+        };
+        if !matches!(
+            page.storage,
+            Storage::Chunks { .. } | Storage::Tiles(_) | Storage::J2k { .. }
+        ) {
+            continue;
+        }
+        for d in page.unit_descriptors(k.unit) {
+            let d = page.descriptor(d);
+            ranges.push((d.offset, d.length));
+        }
+    }
+    image.source.prefetch_ranges(&ranges);
 }
 
 fn worker(shared: &Shared) {

@@ -66,6 +66,8 @@ pub struct RenderStats {
     pub units: u64,
     pub descriptors: u64,
     pub from_cache: u64,
+    /// Stored bytes of the descriptors the render needed (what a perfect reader fetches).
+    pub descriptor_bytes: u64,
     /// The level read: its factor and source.
     pub factor: u32,
     pub source: Option<LevelSource>,
@@ -145,7 +147,12 @@ pub fn prepare(
     let coarser = crate::sidecar::factors(pyramid.width, pyramid.height)
         .first()
         .is_some_and(|&f| f <= req.scale && f > have);
-    if !coarser || read * BUILD_SHARE < all || !crate::levels::wanted(image, cfg.auto_pixels) {
+    // A remote file is never read whole unasked: `render` draws from its own levels.
+    if !coarser
+        || read * BUILD_SHARE < all
+        || !crate::levels::wanted(image, cfg.auto_pixels)
+        || image.source.is_remote()
+    {
         return Ok(None);
     }
     crate::levels::prepare_build(image, cfg).map(Some)
@@ -348,8 +355,18 @@ pub fn render_mapped(
         .map_or(1, |p| p.descriptor_count() / p.unit_count().max(1));
     let mut out = Compositor::new(target);
     out.skip_transparent = mapping.is_some();
+    let descriptor_bytes = image
+        .source_page(level.source)
+        .filter(|_| level.source.has_descriptors())
+        .map_or(0, |p| {
+            keys.iter()
+                .flat_map(|k| p.unit_descriptors(k.unit))
+                .map(|d| p.descriptor(d).length)
+                .sum()
+        });
     let mut stats = RenderStats {
         units: keys.len() as u64,
+        descriptor_bytes,
         factor: level.factor,
         source: Some(level.source),
         ..RenderStats::default()

@@ -217,7 +217,7 @@ pub fn run(a: RenderArgs) -> Result<()> {
             stats::peak_rss_bytes() as f64 / 1e6
         );
         if let Some(f) = image.source.fetch_summary() {
-            eprintln!("{f}");
+            eprintln!("{f}\ndescriptor bytes: {}", rstats.descriptor_bytes);
         }
     }
     Ok(())

@@ -94,8 +94,11 @@ fn window(
     bench: Option<bool>,
     (page, at): (Option<u32>, Option<String>),
 ) -> Result<()> {
-    // Fail fast, in one line, for a path that cannot be opened at all.
-    std::fs::metadata(&file).with_context(|| format!("{}", file.display()))?;
+    // Fail fast, in one line, for a path that cannot be opened at all (a URL is checked by
+    // its first request, in the window).
+    if !file.to_str().is_some_and(tessera::source::remote::is_url) {
+        std::fs::metadata(&file).with_context(|| format!("{}", file.display()))?;
+    }
     let cfg = levels.config();
     let start = tessera::app::StartOptions {
         file: Some(file),

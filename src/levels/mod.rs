@@ -137,7 +137,7 @@ pub fn attach_existing(image: &OpenImage, cfg: &LevelsConfig) -> bool {
     if !path.exists() {
         return false;
     }
-    let Ok(identity) = crate::store::identity(image.path(), 0) else {
+    let Ok(identity) = image.identity() else {
         return false;
     };
     let valid = crate::sidecar::stored_identity(&path).is_some_and(|s| s == identity);
@@ -221,7 +221,7 @@ pub fn prepare_build(image: &Arc<OpenImage>, cfg: &LevelsConfig) -> Result<Build
     } else {
         None
     };
-    let identity = crate::store::identity(&path, 0).map_err(|e| io_error(&path, e))?;
+    let identity = image.identity().map_err(|e| io_error(&path, e))?;
     let work_path = match &final_path {
         Some(f) => {
             crate::store::make_room(&dir, plan.file_len, cfg.cap_bytes, f);

@@ -297,6 +297,11 @@ impl RemoteObject {
         &self.url
     }
 
+    /// ETag, else Last-Modified, when the object was opened.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
     pub fn len(&self) -> u64 {
         self.len
     }

@@ -70,6 +70,8 @@ pub enum Command {
     ShowExport,
     /// Turn or flip the view by this much more (`R`, `Shift+R`, `F`, `V`).
     Turn(crate::orientation::Orientation),
+    /// Show or hide the Open URL field (`Ctrl+U`).
+    ToggleOpenUrl,
     /// Forget the Shift+drag selection (`Esc`).
     ClearSelection,
     /// Show the image as its file says (its `Orientation` tag), undoing turns.
