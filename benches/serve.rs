@@ -1,7 +1,8 @@
 //! A delaying HTTP file server for the remote benchmark: tower-http's `ServeDir` (honours
 //! `Range`) under hyper on loopback, every answer held back `--delay-ms` (a far-away object
 //! store, for Tessera and for GDAL's /vsicurl/ alike). It prints its port, and after every
-//! answer writes `REQUESTS BYTES` (body bytes sent) to `--stats FILE`.
+//! answer writes `REQUESTS BYTES` to `--stats FILE` (bytes: the Content-Length of GET answers;
+//! a client that closes a connection early received less). `SERVE_LOG=1` logs each request.
 //!
 //!     cargo run --release --example serve -- DIR [--delay-ms 50] [--stats FILE]
 
@@ -61,6 +62,21 @@ fn main() {
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let mut serve = tower_http::services::ServeDir::new(dir.clone());
                 let (requests, bytes, stats) = (requests.clone(), bytes.clone(), stats.clone());
+                let range = req
+                    .headers()
+                    .get(hyper::header::RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_string();
+                // A HEAD answer carries the object's length but sends no body.
+                let head = req.method() == hyper::Method::HEAD;
+                if std::env::var_os("SERVE_LOG").is_some() {
+                    eprintln!(
+                        "{:?} GET {} {range}",
+                        std::time::SystemTime::now(),
+                        req.uri()
+                    );
+                }
                 async move {
                     tokio::time::sleep(Duration::from_millis(delay_ms)).await;
                     let r = tower_service::Service::call(&mut serve, req).await;
@@ -70,6 +86,7 @@ fn main() {
                             .get(hyper::header::CONTENT_LENGTH)
                             .and_then(|v| v.to_str().ok())
                             .and_then(|v| v.parse::<u64>().ok())
+                            .filter(|_| !head)
                             .unwrap_or(0);
                         let q = requests.fetch_add(1, Ordering::SeqCst) + 1;
                         let b = bytes.fetch_add(n, Ordering::SeqCst) + n;

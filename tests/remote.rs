@@ -188,3 +188,54 @@ fn s3_objects_open_with_keys_from_the_environment_and_never_show_them() {
     assert_ne!(code, 0);
     assert!(err.contains("not found (HTTP 404)"), "{err}");
 }
+
+#[test]
+fn jpeg_2000_raw_and_png_files_read_by_range_equal_the_local_file() {
+    let dir = tempdir();
+    // A JPEG 2000 fixture (tiles by their SOT markers), a raw PPM (rows by ranges) and a PNG
+    // (streamed once).
+    let jp2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/j2k_tiled_lossless.jp2");
+    std::fs::copy(&jp2, dir.path().join("a.jp2")).expect("copy");
+    let (w, h) = (900u32, 700u32);
+    let mut ppm = format!("P6\n{w} {h}\n255\n").into_bytes();
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..3 {
+                ppm.push(pattern(x, y, c));
+            }
+        }
+    }
+    crate::support::write(dir.path(), "b.ppm", &ppm);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([pattern(x, y, 0), pattern(x, y, 1), pattern(x, y, 2)])
+    });
+    img.save(dir.path().join("c.png")).expect("png");
+    let server = Server::http(dir.path());
+    let cache = dir.path().join("cache");
+    let env = [("TESSERA_CACHE_DIR", cache.to_str().expect("utf-8"))];
+    for name in ["a.jp2", "b.ppm", "c.png"] {
+        let local = dir.path().join(name);
+        let image = tessera::OpenImage::open(&local).expect("open");
+        let p = image.page(0).expect("page");
+        let (rw, rh) = (p.width.min(400), p.height.min(300));
+        let region = (p.width - rw, p.height - rh, rw, rh);
+        let out = dir.path().join(format!("{name}.png"));
+        let (code, _, err) = run_env(
+            &[
+                "render",
+                &server.url(name),
+                "--region",
+                &format!("{},{},{},{}", region.0, region.1, region.2, region.3),
+                "-o",
+                out.to_str().expect("utf-8"),
+            ],
+            &env,
+        );
+        assert_eq!(code, 0, "{name}: {err}");
+        let want = render_region(&local, region, 1).expect("local render");
+        assert!(
+            png_pixels(&out) == want.data,
+            "{name}: remote pixels differ"
+        );
+    }
+}

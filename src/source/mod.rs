@@ -246,10 +246,10 @@ impl Source {
     /// Read up to `buf.len()` bytes at `offset`; returns how many were read (short at EOF).
     pub fn read_some(&self, offset: u64, buf: &mut [u8]) -> Result<usize, FormatError> {
         let Some(file) = &self.file else {
-            let n = (self.len.saturating_sub(offset)).min(buf.len() as u64) as usize;
-            if let Some(r) = &self.remote {
-                r.read_exact_at(offset, &mut buf[..n])?;
-            }
+            let n = match &self.remote {
+                Some(r) => r.read_some(offset, buf)?,
+                None => 0,
+            };
             self.count(n);
             return Ok(n);
         };
@@ -278,6 +278,11 @@ impl Source {
             return Err(self.changed_or_truncated(offset, buf.len()));
         }
         if self.read_mapped(offset, buf)? {
+            return Ok(());
+        }
+        if let Some(r) = &self.remote {
+            r.read_exact_at(offset, buf)?;
+            self.count(buf.len());
             return Ok(());
         }
         let n = self.read_some(offset, buf)?;

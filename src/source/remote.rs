@@ -24,8 +24,12 @@ use crate::error::FormatError;
 
 /// Cache and request granularity.
 pub const BLOCK: u64 = 16 << 10;
-/// The first request at open: enough for the header and IFDs of a cloud-optimised TIFF.
-pub const SPECULATIVE: u64 = 256 << 10;
+/// The first request at open: enough for the header and IFDs of a cloud-optimised TIFF
+/// (GDAL's COG of 24000x24000 in 512-pixel tiles has them in its first 27 KB).
+pub const SPECULATIVE: u64 = 64 << 10;
+/// A stream read (a header walked field by field, a sequential decoder) that misses fetches
+/// this much from where it stands, so following IFDs or a stream costs few round trips.
+const READ_AHEAD: u64 = 128 << 10;
 /// Missing blocks this close together are fetched in one request (the gap costs less than a
 /// round trip).
 const GAP_BLOCKS: u64 = 2;
@@ -448,6 +452,40 @@ impl RemoteObject {
         }
         drop(blocks);
         self.arrived.notify_all();
+    }
+
+    /// Read up to `buf.len()` bytes at `offset` for a stream reader: the first block is
+    /// fetched if it must be, the rest only as far as it is already here. A decoder's buffered
+    /// read-ahead past its chunk then costs no request of its own.
+    pub fn read_some(self: &Arc<Self>, offset: u64, buf: &mut [u8]) -> Result<usize, FormatError> {
+        let want = (self.len.saturating_sub(offset)).min(buf.len() as u64) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let b = offset / BLOCK;
+        let here = {
+            let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+            blocks.ready.as_mut().is_some_and(|r| r.contains(&b)) || blocks.pending.contains(&b)
+        };
+        if !here {
+            self.prefetch(&[(b * BLOCK, READ_AHEAD)]);
+        }
+        let first_end = ((b + 1) * BLOCK).min(offset + want as u64);
+        let mut n = (first_end - offset) as usize;
+        self.read_exact_at(offset, &mut buf[..n])?;
+        let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        while n < want {
+            let at = offset + n as u64;
+            let b = at / BLOCK;
+            let Some(data) = blocks.ready.as_mut().and_then(|r| r.get(&b).cloned()) else {
+                break;
+            };
+            let from = (at - b * BLOCK) as usize;
+            let k = (data.len() - from).min(want - n);
+            buf[n..n + k].copy_from_slice(&data[from..from + k]);
+            n += k;
+        }
+        Ok(n)
     }
 
     /// Fill `buf` from `offset` (inside the object), fetching what is missing and waiting for
