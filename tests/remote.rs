@@ -78,15 +78,33 @@ fn missing_objects_and_servers_that_go_away_are_one_line_errors() {
     assert_ne!(code, 0);
     assert!(err.contains("not found (HTTP 404)"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    // Opened, then the server stops before the pixels are read.
+    // Opened; the server answers slowly, and goes away while the pixel requests are in
+    // flight.
     private_range_cache();
     let image = tessera::OpenImage::open(Path::new(&server.url("t.tif"))).expect("open");
-    server.stop();
+    server
+        .delay_ms
+        .store(1500, std::sync::atomic::Ordering::SeqCst);
     let started = std::time::Instant::now();
-    let r = crate::support::render_image(&image, (0, 0, 1500, 1100), 1);
-    let e = r.expect_err("the server is gone");
+    let reader =
+        std::thread::spawn(move || crate::support::render_image(&image, (0, 0, 1500, 1100), 1));
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let in_flight = server.requests();
+    server.stop();
+    let e = reader
+        .join()
+        .expect("no panic")
+        .expect_err("the server is gone");
+    assert!(in_flight > 0, "requests were on their way when it stopped");
     assert!(started.elapsed().as_secs() < 60, "it gave up in time");
     assert_eq!(e.to_string().lines().count(), 1, "{e}");
+    // A host that does not resolve (or no network at all): one line, soon.
+    let (code, _, err) = run_env(
+        &["info", "https://tessera-no-such-host.invalid/a.tif"],
+        &[("TESSERA_HTTP_RETRIES", "0")],
+    );
+    assert_ne!(code, 0);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
     // Plain http:// to another machine is refused before any request.
     let (code, _, err) = run_env(&["info", "http://example.org/a.tif"], &env);
     assert_ne!(code, 0);
@@ -183,6 +201,18 @@ fn s3_objects_open_with_keys_from_the_environment_and_never_show_them() {
             "{t}"
         );
     }
+    // A public bucket (a server without authentication): no key, unsigned requests.
+    let public = Server::s3_public(&dir.path().join("s3"));
+    let anon_endpoint = format!("http://{}", public.addr);
+    let (code, _, err) = run_env(
+        &["info", "s3://images/t.tif"],
+        &[
+            ("TESSERA_CACHE_DIR", cache.to_str().expect("utf-8")),
+            ("AWS_ENDPOINT_URL", anon_endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    );
+    assert_eq!(code, 0, "anonymous: {err}");
     // A missing key in the bucket.
     let (code, _, err) = run_env(&["info", "s3://images/none.tif"], &good);
     assert_ne!(code, 0);

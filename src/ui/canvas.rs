@@ -219,12 +219,15 @@ pub fn canvas_ui(
     }
     if session.mode() == ViewMode::TooFarOut {
         // Nothing is loaded at this scale: the image area is a neutral placeholder.
-        placeholder(
-            &painter,
-            to_rect(view, origin, &page.extent()),
-            rect,
-            "Zoomed too far out to load full-resolution pieces.\nThis file has no resolution levels yet: zoom in to see pixels,\nor build them (Settings > Build levels now).",
-        );
+        let text = if session.image.source.is_remote() {
+            format!(
+                "Zoomed too far out to load full-resolution pieces.\nThis remote file has no resolution levels: zoom in to see pixels,\nor build them (Settings > Build levels now downloads {:.0} MB).",
+                session.image.source.len() as f64 / 1e6
+            )
+        } else {
+            "Zoomed too far out to load full-resolution pieces.\nThis file has no resolution levels yet: zoom in to see pixels,\nor build them (Settings > Build levels now).".to_string()
+        };
+        placeholder(&painter, to_rect(view, origin, &page.extent()), rect, &text);
     }
     if let Some(e) = session.unbuilt() {
         // Levels are being built and have not reached this part yet.

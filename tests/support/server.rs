@@ -102,6 +102,18 @@ impl Server {
         }
     }
 
+    /// An S3 server without authentication (a public bucket).
+    pub fn s3_public(root: &Path) -> Self {
+        let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs");
+        let (addr, rt) = serve(s3s::service::S3ServiceBuilder::new(fs).build());
+        Self {
+            addr,
+            rt: Some(rt),
+            requests: Arc::new(AtomicU64::new(0)),
+            delay_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
     pub fn url(&self, name: &str) -> String {
         format!("http://{}/{name}", self.addr)
     }
