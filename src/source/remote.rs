@@ -207,13 +207,25 @@ fn describe(e: &object_store::Error) -> String {
         E::Unauthenticated { .. } => "not authenticated (HTTP 401): check the key".to_string(),
         E::Precondition { .. } => "the object changed since it was opened".to_string(),
         other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
+            // The chain's innermost error says what happened (object_store's own messages
+            // repeat the request around it).
+            let mut root: &dyn std::error::Error = other;
+            while let Some(s) = root.source() {
+                root = s;
             }
-            text
+            let cause = root.to_string();
+            let lower = cause.to_ascii_lowercase();
+            if lower.contains("dns") || lower.contains("lookup address") {
+                format!("cannot find the host (DNS): {cause}")
+            } else if lower.contains("certificate") || lower.contains("tls") {
+                format!("TLS failure: {cause}")
+            } else if lower.contains("refused") {
+                "connection refused: is the server running?".to_string()
+            } else if lower.contains("timed out") || lower.contains("timeout") {
+                "the server did not answer in time".to_string()
+            } else {
+                format!("request failed: {cause}")
+            }
         }
     };
     one_line(&redact(&text))
