@@ -1250,3 +1250,35 @@ fn a_slow_remote_image_keeps_the_window_drawing_while_it_loads() {
         "the panel says range GET"
     );
 }
+
+#[test]
+fn a_url_typed_in_the_open_dialog_opens_and_is_kept_in_recent_files() {
+    let dir = crate::support::tempdir();
+    let path = tiled(dir.path());
+    let server = crate::support::server::Server::http(dir.path());
+    crate::remote::private_range_cache();
+    let url = server.url(path.file_name().and_then(|n| n.to_str()).expect("name"));
+    let mut h = build_from(StartOptions {
+        cache_mb: Some(64),
+        settings: Some(tessera::app::Settings::default()),
+        ..StartOptions::default()
+    });
+    h.step();
+    h.state_mut().apply(tessera::ui::Command::OpenBrowser);
+    h.step();
+    h.state_mut()
+        .browser
+        .as_mut()
+        .expect("the browser")
+        .url_text = url.clone();
+    h.step();
+    h.get_by_label("Open URL").click();
+    settle(&mut h, |app| app.session.is_some() && !app.is_opening());
+    let s = h.state().session.as_ref().expect("opened");
+    assert_eq!(s.image.path(), Path::new(&url));
+    assert_eq!((s.page().width, s.page().height), (2000, 1500));
+    assert_eq!(
+        h.state().settings.recent.first(),
+        Some(&std::path::PathBuf::from(&url))
+    );
+}

@@ -112,6 +112,8 @@ pub struct FileBrowser {
     info: Option<(String, String)>,
     pending: Option<Receiver<(String, String)>>,
     pub show_all: bool,
+    /// The "Open URL" field: an `https://` or `s3://` object instead of a file.
+    pub url_text: String,
 }
 
 /// What the browser asks of the app this frame.
@@ -125,6 +127,7 @@ impl FileBrowser {
     pub fn new(dir: PathBuf) -> Self {
         let mut b = Self {
             dir_text: dir.display().to_string(),
+            url_text: String::new(),
             dir,
             entries: Vec::new(),
             error: None,
@@ -206,6 +209,26 @@ impl FileBrowser {
                     }
                     if ui.checkbox(&mut self.show_all, "all files").changed() {
                         go = Some(self.dir.clone());
+                    }
+                });
+                ui.horizontal(|ui| {
+                    ui.label("URL");
+                    let r = ui.add(
+                        egui::TextEdit::singleline(&mut self.url_text)
+                            .hint_text("https://host/image.tif or s3://bucket/key.tif")
+                            .desired_width(380.0),
+                    );
+                    let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                    if (ui.button("Open URL").clicked() || enter) && !self.url_text.is_empty() {
+                        let url = self.url_text.trim();
+                        if crate::source::remote::is_url(url) {
+                            action = Action::Open(PathBuf::from(url));
+                        } else {
+                            self.error = Some(
+                                "a URL starts with https://, s3:// or http:// (this machine)"
+                                    .into(),
+                            );
+                        }
                     }
                 });
                 if let Some(e) = &self.error {
