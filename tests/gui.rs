@@ -1045,6 +1045,21 @@ fn bookmarks_keep_page_centre_and_zoom_and_survive_a_restart() {
     );
 }
 
+/// Click Export and step until the window says the file is saved.
+fn export_and_wait(h: &mut Harness<'static, TesseraApp>, out: &Path) {
+    h.get_by_label("Export").click();
+    h.step();
+    let start = Instant::now();
+    while h
+        .query_by_label_contains(&format!("saved {}", out.display()))
+        .is_none()
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "no export");
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn the_export_window_saves_the_view_as_png() {
     let dir = crate::support::tempdir();
@@ -1062,17 +1077,7 @@ fn the_export_window_saves_the_view_as_png() {
         ex.path = out.display().to_string();
     }
     h.step();
-    h.get_by_label("Export").click();
-    h.step();
-    let start = Instant::now();
-    while h
-        .query_by_label_contains(&format!("saved {}", out.display()))
-        .is_none()
-    {
-        assert!(start.elapsed() < Duration::from_secs(20), "no export");
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    export_and_wait(&mut h, &out);
     let img = image::open(&out).expect("png").to_rgba8();
     assert_eq!((img.width(), img.height()), (320, 240));
     let want = crate::support::render_region(&path, (100, 50, 640, 480), 2).expect("render");
@@ -1175,17 +1180,7 @@ fn a_shift_drag_selection_exports_as_a_tiled_tiff_turned_as_the_view() {
         h.query_by_label_contains("Written rotated 90° clockwise")
             .is_some()
     );
-    h.get_by_label("Export").click();
-    h.step();
-    let start = Instant::now();
-    while h
-        .query_by_label_contains(&format!("saved {}", out.display()))
-        .is_none()
-    {
-        assert!(start.elapsed() < Duration::from_secs(20), "no export");
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    export_and_wait(&mut h, &out);
     let got = image::open(&out).expect("tiff").to_rgb8();
     let rendered =
         crate::support::render_region(&path, (sel.x0, sel.y0, sel.width(), sel.height()), 1)
