@@ -112,6 +112,29 @@ fn missing_objects_and_servers_that_go_away_are_one_line_errors() {
 }
 
 #[test]
+fn a_server_that_answers_503_is_retried_with_backoff() {
+    let dir = tempdir();
+    let local = tiled(dir.path(), "t.tif");
+    let server = Server::http(dir.path());
+    private_range_cache();
+    let image = tessera::OpenImage::open(Path::new(&server.url("t.tif"))).expect("open");
+    // The next three answers are 503: retried (4 retries by default), the pixels arrive.
+    server
+        .fail_next
+        .store(3, std::sync::atomic::Ordering::SeqCst);
+    let before = server.requests();
+    let got = crate::support::render_image(&image, (0, 0, 1500, 1100), 1).expect("retried");
+    let want = render_region(&local, (0, 0, 1500, 1100), 1).expect("local");
+    assert!(got.data == want.data, "pixels after retries");
+    assert_eq!(
+        server.fail_next.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the failures were met"
+    );
+    assert!(server.requests() - before >= 4, "retried");
+}
+
+#[test]
 fn an_object_replaced_while_open_is_an_error_not_a_mix() {
     let dir = tempdir();
     let path = tiled(dir.path(), "t.tif");
@@ -220,7 +243,7 @@ fn s3_objects_open_with_keys_from_the_environment_and_never_show_them() {
 }
 
 #[test]
-fn jpeg_2000_raw_and_png_files_read_by_range_equal_the_local_file() {
+fn jpeg_2000_raw_png_jpeg_and_fits_files_read_by_range_equal_the_local_file() {
     let dir = tempdir();
     // A JPEG 2000 fixture (tiles by their SOT markers), a raw PPM (rows by ranges) and a PNG
     // (streamed once).
@@ -240,32 +263,65 @@ fn jpeg_2000_raw_and_png_files_read_by_range_equal_the_local_file() {
         image::Rgb([pattern(x, y, 0), pattern(x, y, 1), pattern(x, y, 2)])
     });
     img.save(dir.path().join("c.png")).expect("png");
+    // A baseline JPEG (streamed once, with its checkpoint index) and a 16-bit FITS image (a
+    // data page, shown with auto contrast).
+    crate::support::write(
+        dir.path(),
+        "d.jpg",
+        &crate::support::encode::jpeg_bytes(3, false, true, 640, 480),
+    );
+    let (fw, fh) = (300u32, 200u32);
+    let mut data = Vec::new();
+    for y in 0..fh {
+        for x in 0..fw {
+            data.extend_from_slice(&(((x * 37 + y * 91) % 30000) as i16).to_be_bytes());
+        }
+    }
+    let cards = [
+        ("SIMPLE", "T".to_string()),
+        ("BITPIX", "16".to_string()),
+        ("NAXIS", "2".to_string()),
+        ("NAXIS1", fw.to_string()),
+        ("NAXIS2", fh.to_string()),
+    ];
+    crate::support::write(
+        dir.path(),
+        "e.fits",
+        &crate::scientific::fits(&cards, &data, &[]),
+    );
     let server = Server::http(dir.path());
     let cache = dir.path().join("cache");
     let env = [("TESSERA_CACHE_DIR", cache.to_str().expect("utf-8"))];
-    for name in ["a.jp2", "b.ppm", "c.png"] {
+    for name in ["a.jp2", "b.ppm", "c.png", "d.jpg", "e.fits"] {
         let local = dir.path().join(name);
         let image = tessera::OpenImage::open(&local).expect("open");
         let p = image.page(0).expect("page");
         let (rw, rh) = (p.width.min(400), p.height.min(300));
-        let region = (p.width - rw, p.height - rh, rw, rh);
-        let out = dir.path().join(format!("{name}.png"));
-        let (code, _, err) = run_env(
-            &[
-                "render",
-                &server.url(name),
-                "--region",
-                &format!("{},{},{},{}", region.0, region.1, region.2, region.3),
-                "-o",
-                out.to_str().expect("utf-8"),
-            ],
-            &env,
+        let region = format!("{},{},{},{}", p.width - rw, p.height - rh, rw, rh);
+        // The same command on the local file and on its URL.
+        let render = |source: &str, out: &Path| {
+            let (code, _, err) = run_env(
+                &[
+                    "render",
+                    source,
+                    "--region",
+                    &region,
+                    "-o",
+                    out.to_str().expect("utf-8"),
+                ],
+                &env,
+            );
+            assert_eq!(code, 0, "{name}: {err}");
+            png_pixels(out)
+        };
+        let remote = render(
+            &server.url(name),
+            &dir.path().join(format!("{name}.remote.png")),
         );
-        assert_eq!(code, 0, "{name}: {err}");
-        let want = render_region(&local, region, 1).expect("local render");
-        assert!(
-            png_pixels(&out) == want.data,
-            "{name}: remote pixels differ"
+        let here = render(
+            local.to_str().expect("utf-8"),
+            &dir.path().join(format!("{name}.local.png")),
         );
+        assert!(remote == here, "{name}: remote pixels differ");
     }
 }

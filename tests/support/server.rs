@@ -19,6 +19,8 @@ pub struct Server {
     pub requests: Arc<AtomicU64>,
     /// Milliseconds each answer waits first.
     pub delay_ms: Arc<AtomicU64>,
+    /// Answer this many of the next requests with 503 Service Unavailable.
+    pub fail_next: Arc<AtomicU64>,
 }
 
 /// Serve `service` on a fresh loopback port.
@@ -63,17 +65,36 @@ where
 impl Server {
     /// An HTTP server of the files in `root`.
     pub fn http(root: &Path) -> Self {
+        use http_body_util::BodyExt;
         let requests = Arc::new(AtomicU64::new(0));
         let delay_ms = Arc::new(AtomicU64::new(0));
-        let (r, d, root) = (requests.clone(), delay_ms.clone(), PathBuf::from(root));
+        let fail_next = Arc::new(AtomicU64::new(0));
+        let (r, d, f, root) = (
+            requests.clone(),
+            delay_ms.clone(),
+            fail_next.clone(),
+            PathBuf::from(root),
+        );
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             r.fetch_add(1, Ordering::SeqCst);
             let delay = Duration::from_millis(d.load(Ordering::SeqCst));
+            let fail = f
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
             let mut dir = tower_http::services::ServeDir::new(root.clone());
             async move {
                 tokio::time::sleep(delay).await;
+                if fail {
+                    let body = http_body_util::Empty::new()
+                        .map_err(|never| match never {})
+                        .boxed_unsync();
+                    let mut resp = hyper::Response::new(body);
+                    *resp.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                    return Ok::<_, std::convert::Infallible>(resp);
+                }
                 // The Service answers a missing file with 404 (`try_call` hands back the error).
-                tower_service::Service::call(&mut dir, req).await
+                let resp = tower_service::Service::call(&mut dir, req).await?;
+                Ok(resp.map(|b| b.map_err(std::io::Error::other).boxed_unsync()))
             }
         });
         let (addr, rt) = serve(service);
@@ -82,6 +103,7 @@ impl Server {
             rt: Some(rt),
             requests,
             delay_ms,
+            fail_next,
         }
     }
 
@@ -99,6 +121,7 @@ impl Server {
             rt: Some(rt),
             requests: Arc::new(AtomicU64::new(0)),
             delay_ms: Arc::new(AtomicU64::new(0)),
+            fail_next: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -111,6 +134,7 @@ impl Server {
             rt: Some(rt),
             requests: Arc::new(AtomicU64::new(0)),
             delay_ms: Arc::new(AtomicU64::new(0)),
+            fail_next: Arc::new(AtomicU64::new(0)),
         }
     }
 
