@@ -56,6 +56,14 @@ fn a_remote_tiff_renders_the_local_pixels_and_reopens_from_the_range_cache() {
     let want = render_region(&local, region, 1).expect("local render");
     assert!(png_pixels(&out) == want.data, "remote pixels differ");
     assert!(err.contains("range GET"), "{err}");
+    // `convert` takes a URL too (over an existing output).
+    let tif = dir.path().join("copy.tif");
+    std::fs::write(&tif, b"old").expect("old output");
+    let (code, _, err) = run_env(&["convert", &url, tif.to_str().expect("utf-8")], &env);
+    assert_eq!(code, 0, "{err}");
+    let copy = image::open(&tif).expect("converted").to_rgba8();
+    let whole = render_region(&local, (0, 0, 1500, 1100), 1).expect("local");
+    assert!(copy.as_raw() == &whole.data, "converted from the URL");
     // Again, from the range cache: only the opening request reaches the server.
     let before = server.requests();
     let (code, _, err) = run_env(&args, &env);

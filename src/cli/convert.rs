@@ -49,7 +49,14 @@ pub struct ConvertArgs {
 pub fn run(a: ConvertArgs) -> Result<()> {
     let start = Instant::now();
     let image = OpenImage::open(&a.input)?;
-    if a.output.exists() && std::fs::canonicalize(&a.output)? == std::fs::canonicalize(&a.input)? {
+    let remote = a
+        .input
+        .to_str()
+        .is_some_and(tessera::source::remote::is_url);
+    if !remote
+        && a.output.exists()
+        && std::fs::canonicalize(&a.output)? == std::fs::canonicalize(&a.input)?
+    {
         bail!(
             "{}: refusing to write the output over the input",
             a.output.display()
