@@ -47,6 +47,9 @@ fn cap_bytes() -> u64 {
         .saturating_mul(1 << 20)
 }
 
+/// Largest object kept (64 TB): its bitmap is 512 MB.
+const MAX_OBJECT: u64 = 1 << 46;
+
 pub struct RangeCache {
     dir: PathBuf,
     data: File,
@@ -97,6 +100,10 @@ fn trim(root: &Path, keep: &Path, cap: u64) {
 impl RangeCache {
     /// The cache of object `url` at `version` (`len` bytes); `None` where it cannot be kept.
     pub fn open(url: &str, version: &str, len: u64) -> Option<Self> {
+        // The size comes from the server: a bitmap for an absurd one is not allocated.
+        if len == 0 || len > MAX_OBJECT {
+            return None;
+        }
         let root = root()?;
         let mut h = std::hash::DefaultHasher::new();
         (url, version, len).hash(&mut h);
@@ -165,5 +172,29 @@ impl RangeCache {
                 let _ = have.0.write_all_at(&v, i as u64);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_round_trip_and_a_new_version_starts_empty() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        set_root(dir.path().to_path_buf());
+        let len = 3 * BLOCK + 100;
+        let c = RangeCache::open("https://h/a.tif", "v1", len).expect("cache");
+        let last = vec![7u8; 100];
+        c.put(3, &last);
+        assert_eq!(c.get(3, 100), Some(last.clone()));
+        assert_eq!(c.get(0, BLOCK as usize), None);
+        drop(c);
+        // Kept between opens of the same version; a new version is another object.
+        let again = RangeCache::open("https://h/a.tif", "v1", len).expect("cache");
+        assert_eq!(again.get(3, 100), Some(last));
+        let changed = RangeCache::open("https://h/a.tif", "v2", len).expect("cache");
+        assert_eq!(changed.get(3, 100), None);
+        assert!(RangeCache::open("https://h/a.tif", "v1", u64::MAX).is_none());
     }
 }
