@@ -176,8 +176,16 @@ fn channel_row(
     };
     ui.horizontal(|ui| {
         if composite {
-            ui.checkbox(&mut ch.visible, "")
-                .on_hover_text(format!("show {name}"));
+            ui.add(egui::Checkbox::without_text(&mut ch.visible))
+                .on_hover_text(format!("show {name}"))
+                .widget_info(|| {
+                    egui::WidgetInfo::selected(
+                        egui::Role::CheckBox,
+                        true,
+                        ch.visible,
+                        format!("show {name}"),
+                    )
+                });
             ui.color_edit_button_srgb(&mut ch.color);
             if ui.selectable_label(c == selected, name).clicked() {
                 ui.ctx().data_mut(|mem| mem.insert_temp(selected_id(), c));
@@ -202,7 +210,8 @@ fn channel_row(
                 .custom_formatter(|v, _| format_value(v)),
         )
         .on_hover_text(format!("white point of {name}"));
-        egui::ComboBox::from_id_salt(("transfer", c))
+        // Named, for screen readers (and kittest's accessibility check).
+        egui::ComboBox::new(("transfer", c), "curve")
             .selected_text(ch.transfer.name())
             .show_ui(ui, |ui| {
                 for t in Transfer::ALL {

@@ -246,7 +246,8 @@ impl ExportWindow {
                     ui.add(egui::TextEdit::singleline(&mut self.region).hint_text("x,y,w,h"));
                     ui.end_row();
                     ui.label("Level");
-                    egui::ComboBox::from_id_salt("export-scale")
+                    // Named, for screen readers (and kittest's accessibility check).
+                    egui::ComboBox::new("export-scale", "of full resolution")
                         .selected_text(format!("1/{}", self.scale))
                         .show_ui(ui, |ui| {
                             for k in [1u32, 2, 4, 8, 16, 32, 64] {
