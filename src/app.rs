@@ -469,13 +469,14 @@ impl TesseraApp {
                 }
             });
         if go {
-            let url = text.trim().to_string();
-            if crate::source::remote::is_url(&url) {
-                cmds.push(Command::Open(PathBuf::from(url)));
-                self.open_url = None;
-                return;
+            match crate::source::remote::typed_url(text) {
+                Ok(url) => {
+                    cmds.push(Command::Open(url));
+                    self.open_url = None;
+                    return;
+                }
+                Err(e) => *error = Some(e),
             }
-            *error = Some("a URL starts with https://, s3:// or http:// (this machine)".into());
         }
         if !open {
             self.open_url = None;

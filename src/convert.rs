@@ -262,27 +262,16 @@ pub fn convert(
             w.write_all(&[b'I', b'I', 42, 0, 0, 0, 0, 0])
                 .map_err(io_err)?;
         }
-        let native = px.ty != SampleType::U8 || page.data.is_some() && req.native;
-        let mut y = 0;
-        while y < oh {
-            // Reports what is done so far, and fails once cancelled.
-            progress
-                .update(u64::from(y), u64::from(oh))
-                .map_err(|source| Error::Format {
-                    path: req.out.clone(),
-                    source,
-                })?;
-            let y1 = (y + tile).min(oh);
+        // Native samples where `pixels_for` chose them (a data page asked for natively).
+        let native = req.native && page.data.is_some();
+        frame.for_each_band(tile, progress, &req.out, |y0, y1| {
             let rows = if native {
-                frame.native_rows(&loader, y, y1)?
+                frame.native_rows(&loader, y0, y1)?
             } else {
-                pack(&frame.display_rows(&loader, mapping, y, y1)?, px.spp)
+                pack(&frame.display_rows(&loader, mapping, y0, y1)?, px.spp)
             };
-            push_rows(&mut levels, 0, rows, &out, &mut w).map_err(io_err)?;
-            y = y1;
-        }
-        // Every row is in: a cancel from now on comes too late to matter.
-        let _ = progress.update(u64::from(oh), u64::from(oh));
+            push_rows(&mut levels, 0, rows, &out, &mut w).map_err(io_err)
+        })?;
         // Levels whose last row is odd still hold one row: reduce it alone.
         for i in 0..levels.len() {
             flush_level(&mut levels, i, &out, &mut w).map_err(io_err)?;

@@ -99,6 +99,34 @@ impl Frame {
         )
     }
 
+    /// Hand the output to `each(y0, y1)` a band of at most `rows` rows at a time, reporting
+    /// progress as it goes and stopping (with an error naming `out`) once it is cancelled.
+    pub fn for_each_band(
+        &self,
+        rows: u32,
+        progress: &Progress,
+        out: &Path,
+        mut each: impl FnMut(u32, u32) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let (_, oh) = self.size();
+        let mut y = 0;
+        while y < oh {
+            // Reports what is done so far, and fails once cancelled.
+            progress
+                .update(u64::from(y), u64::from(oh))
+                .map_err(|source| Error::Format {
+                    path: out.to_path_buf(),
+                    source,
+                })?;
+            let y1 = (y + rows.max(1)).min(oh);
+            each(y, y1)?;
+            y = y1;
+        }
+        // Every row is in: a cancel from now on comes too late to matter.
+        let _ = progress.update(u64::from(oh), u64::from(oh));
+        Ok(())
+    }
+
     /// Output rows `y0..y1` and the scaled pixels they show.
     fn band(&self, y0: u32, y1: u32) -> (Extent, Extent) {
         let out = Extent::new(0, y0, self.size().0, y1);
@@ -247,23 +275,11 @@ pub fn export_png(
         let io = |e: png::EncodingError| path_err(std::io::Error::other(e.to_string()));
         let mut writer = enc.write_header().map_err(io)?;
         let mut stream = writer.stream_writer().map_err(io)?;
-        let mut row = 0u32;
-        while row < oh {
-            // Reports what is done so far, and fails once cancelled.
-            progress
-                .update(u64::from(row), u64::from(oh))
-                .map_err(|source| Error::Format {
-                    path: req.out.clone(),
-                    source,
-                })?;
-            let rows = BAND_ROWS.min(oh - row);
-            let band = frame.display_rows(&loader, mapping, row, row + rows)?;
+        frame.for_each_band(BAND_ROWS, progress, &req.out, |y0, y1| {
+            let band = frame.display_rows(&loader, mapping, y0, y1)?;
             use std::io::Write;
-            stream.write_all(&band).map_err(path_err)?;
-            row += rows;
-        }
-        // Every row is in: a cancel from now on comes too late to matter.
-        let _ = progress.update(u64::from(oh), u64::from(oh));
+            stream.write_all(&band).map_err(path_err)
+        })?;
         stream.finish().map_err(io)?;
         Ok(())
     })();

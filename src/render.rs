@@ -86,6 +86,20 @@ pub fn parse_region(s: &str) -> Option<(u64, u64, u64, u64)> {
     }
 }
 
+/// Parse `X,Y,W,H` into an extent, values past `u32` clamped (a region reaching past the
+/// page is clipped or refused by whoever uses it).
+pub fn parse_extent(s: &str) -> Option<Extent> {
+    let (x, y, w, h) = parse_region(s)?;
+    let c = |v: u64| v.min(u64::from(u32::MAX)) as u32;
+    let (x, y) = (c(x), c(y));
+    Some(Extent::new(
+        x,
+        y,
+        x.saturating_add(c(w)),
+        y.saturating_add(c(h)),
+    ))
+}
+
 /// Check a region against a page and turn it into an extent.
 pub fn region_extent(
     path: &Path,

@@ -9,7 +9,6 @@ use clap::Args;
 use tessera::OpenImage;
 use tessera::convert::{Compression, ConvertRequest, convert};
 use tessera::display::Mapping;
-use tessera::format::Extent;
 use tessera::progress::Progress;
 
 #[derive(Debug, Args)]
@@ -65,18 +64,8 @@ pub fn run(a: ConvertArgs) -> Result<()> {
     let p = image.page(a.page)?.clone();
     let region = match &a.region {
         None => p.extent(),
-        Some(r) => match tessera::render::parse_region(r) {
-            Some((x, y, w, h)) => {
-                let (x, y) = (
-                    x.min(u64::from(u32::MAX)) as u32,
-                    y.min(u64::from(u32::MAX)) as u32,
-                );
-                let (w, h) = (
-                    w.min(u64::from(u32::MAX)) as u32,
-                    h.min(u64::from(u32::MAX)) as u32,
-                );
-                Extent::new(x, y, x.saturating_add(w), y.saturating_add(h))
-            }
+        Some(r) => match tessera::render::parse_extent(r) {
+            Some(e) => e,
             None => bail!("--region takes X,Y,W,H, not {r:?}"),
         },
     };

@@ -51,7 +51,6 @@ fn cap_bytes() -> u64 {
 const MAX_OBJECT: u64 = 1 << 46;
 
 pub struct RangeCache {
-    dir: PathBuf,
     data: File,
     /// The bitmap file and its contents (a bit per block).
     have: Mutex<(File, Vec<u8>)>,
@@ -97,6 +96,17 @@ fn trim(root: &Path, keep: &Path, cap: u64) {
     }
 }
 
+/// Open (or create) a file to read and write in place.
+fn open_rw(path: &Path) -> Option<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .ok()
+}
+
 impl RangeCache {
     /// The cache of object `url` at `version` (`len` bytes); `None` where it cannot be kept.
     pub fn open(url: &str, version: &str, len: u64) -> Option<Self> {
@@ -110,37 +120,21 @@ impl RangeCache {
         let dir = root.join(format!("{:016x}", h.finish()));
         std::fs::create_dir_all(&dir).ok()?;
         trim(&root, &dir, cap_bytes());
-        let data = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join("data"))
-            .ok()?;
+        let data = open_rw(&dir.join("data"))?;
         if data.metadata().ok()?.len() != len {
             data.set_len(len).ok()?;
         }
         let blocks = len.div_ceil(BLOCK);
-        let have_file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join("have"))
-            .ok()?;
-        let mut bits = std::fs::read(dir.join("have")).unwrap_or_default();
+        let have_file = open_rw(&dir.join("have"))?;
+        let mut bits = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut &have_file, &mut bits);
         bits.resize(blocks.div_ceil(8) as usize, 0);
         // Which object this is, for a person looking at the folder.
         let _ = std::fs::write(dir.join("object"), format!("{url}\n{version}\n{len}\n"));
         Some(Self {
-            dir,
             data,
             have: Mutex::new((have_file, bits)),
         })
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Block `b` (`len` bytes), if it is here.

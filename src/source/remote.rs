@@ -12,7 +12,6 @@
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
@@ -41,6 +40,16 @@ pub fn is_url(s: &str) -> bool {
     s.starts_with("https://") || s.starts_with("http://") || s.starts_with("s3://")
 }
 
+/// A URL typed by the user, trimmed, or the one line that says what a URL looks like.
+pub fn typed_url(text: &str) -> Result<std::path::PathBuf, String> {
+    let url = text.trim();
+    if is_url(url) {
+        Ok(std::path::PathBuf::from(url))
+    } else {
+        Err("a URL starts with https://, s3:// or http:// (this machine)".into())
+    }
+}
+
 /// Counters of what was fetched, for the status bar and the descriptor panel.
 #[derive(Debug, Default)]
 pub struct FetchStats {
@@ -52,9 +61,8 @@ pub struct FetchStats {
 }
 
 /// Blocks in memory, blocks on their way, and fetches that failed (until read once).
-#[derive(Default)]
 struct Blocks {
-    ready: Option<lru::LruCache<u64, Arc<Vec<u8>>>>,
+    ready: lru::LruCache<u64, Arc<Vec<u8>>>,
     pending: HashSet<u64>,
     failed: HashMap<u64, String>,
 }
@@ -165,25 +173,17 @@ fn store_for(url: &str) -> Result<(Arc<dyn ObjectStore>, object_store::path::Pat
             Ok((Arc::new(store), location))
         }
         "s3" => {
-            use object_store::aws::AmazonS3Builder;
+            use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+            // `from_env` reads the keys, the region (us-east-1 when unset) and
+            // AWS_ENDPOINT_URL; a plain-http endpoint (MinIO, a local server) must also be
+            // allowed in the client options given below.
             let mut b = AmazonS3Builder::from_env()
                 .with_bucket_name(host)
                 .with_retry(retry());
-            let endpoint = std::env::var("AWS_ENDPOINT_URL")
-                .or_else(|_| std::env::var("AWS_ENDPOINT"))
-                .ok();
-            let mut options = client();
-            if let Some(e) = &endpoint {
-                b = b.with_endpoint(e.clone());
-                if e.starts_with("http://") {
-                    options = options.with_allow_http(true);
-                }
-            }
-            if std::env::var_os("AWS_REGION").is_none()
-                && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-            {
-                b = b.with_region("us-east-1");
-            }
+            let plain_http = b
+                .get_config_value(&AmazonS3ConfigKey::Endpoint)
+                .is_some_and(|e| e.starts_with("http://"));
+            let options = client().with_allow_http(plain_http);
             // No key: a public bucket, read unsigned.
             if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
                 b = b.with_skip_signature(true);
@@ -296,10 +296,11 @@ impl RemoteObject {
             len: meta.size,
             version,
             blocks: Mutex::new(Blocks {
-                ready: Some(lru::LruCache::new(
+                ready: lru::LruCache::new(
                     NonZeroUsize::new(MEMORY_BLOCKS).unwrap_or(NonZeroUsize::MIN),
-                )),
-                ..Blocks::default()
+                ),
+                pending: HashSet::new(),
+                failed: HashMap::new(),
             }),
             arrived: Condvar::new(),
             disk,
@@ -326,11 +327,6 @@ impl RemoteObject {
         self.len == 0
     }
 
-    /// Where the range cache keeps this object, if it does.
-    pub fn cache_dir(&self) -> Option<PathBuf> {
-        self.disk.as_ref().map(|d| d.dir().to_path_buf())
-    }
-
     fn block_len(&self, b: u64) -> usize {
         (self.len - b * BLOCK).min(BLOCK) as usize
     }
@@ -338,19 +334,22 @@ impl RemoteObject {
     /// Keep the blocks of `data`, which starts at block `first` (a short last block only at
     /// the end of the object).
     fn store_blocks(&self, first: u64, data: &[u8]) {
-        let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, chunk) in data.chunks(BLOCK as usize).enumerate() {
-            let b = first + i as u64;
-            if chunk.len() != self.block_len(b) {
-                break;
-            }
-            if let Some(d) = &self.disk {
+        let whole: Vec<(u64, &[u8])> = data
+            .chunks(BLOCK as usize)
+            .enumerate()
+            .map(|(i, chunk)| (first + i as u64, chunk))
+            .take_while(|&(b, chunk)| chunk.len() == self.block_len(b))
+            .collect();
+        // To disk first, without holding the lock readers wait on.
+        if let Some(d) = &self.disk {
+            for &(b, chunk) in &whole {
                 d.put(b, chunk);
             }
+        }
+        let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        for (b, chunk) in whole {
             blocks.pending.remove(&b);
-            if let Some(r) = blocks.ready.as_mut() {
-                r.put(b, Arc::new(chunk.to_vec()));
-            }
+            blocks.ready.put(b, Arc::new(chunk.to_vec()));
         }
         drop(blocks);
         self.arrived.notify_all();
@@ -385,15 +384,13 @@ impl RemoteObject {
         {
             let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
             for &b in wanted {
-                let here = blocks.ready.as_mut().is_some_and(|r| r.contains(&b));
+                let here = blocks.ready.contains(&b);
                 if here || blocks.pending.contains(&b) {
                     continue;
                 }
                 if let Some(data) = self.disk.as_ref().and_then(|d| d.get(b, self.block_len(b))) {
                     self.stats.disk_blocks.fetch_add(1, Ordering::Relaxed);
-                    if let Some(r) = blocks.ready.as_mut() {
-                        r.put(b, Arc::new(data));
-                    }
+                    blocks.ready.put(b, Arc::new(data));
                     continue;
                 }
                 blocks.pending.insert(b);
@@ -476,8 +473,8 @@ impl RemoteObject {
         }
         let b = offset / BLOCK;
         let here = {
-            let mut blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
-            blocks.ready.as_mut().is_some_and(|r| r.contains(&b)) || blocks.pending.contains(&b)
+            let blocks = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+            blocks.ready.contains(&b) || blocks.pending.contains(&b)
         };
         if !here {
             self.prefetch(&[(b * BLOCK, READ_AHEAD)]);
@@ -489,7 +486,7 @@ impl RemoteObject {
         while n < want {
             let at = offset + n as u64;
             let b = at / BLOCK;
-            let Some(data) = blocks.ready.as_mut().and_then(|r| r.get(&b).cloned()) else {
+            let Some(data) = blocks.ready.get(&b).cloned() else {
                 break;
             };
             let from = (at - b * BLOCK) as usize;
@@ -537,7 +534,7 @@ impl RemoteObject {
                         source: std::io::Error::other(msg),
                     });
                 }
-                if let Some(data) = blocks.ready.as_mut().and_then(|r| r.get(&b).cloned()) {
+                if let Some(data) = blocks.ready.get(&b).cloned() {
                     got.push(data);
                     break;
                 }

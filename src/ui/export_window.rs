@@ -71,17 +71,6 @@ fn default_path(image: &Path, e: &Extent, ext: &str) -> String {
     dir.join(name).display().to_string()
 }
 
-/// Parse `X,Y,W,H`.
-pub fn parse_region(text: &str) -> Result<Extent, String> {
-    let nums: Vec<Option<u32>> = text.split(',').map(|v| v.trim().parse().ok()).collect();
-    match nums[..] {
-        [Some(x), Some(y), Some(w), Some(h)] if w > 0 && h > 0 => {
-            Ok(Extent::new(x, y, x.saturating_add(w), y.saturating_add(h)))
-        }
-        _ => Err(format!("region '{text}': expected X,Y,W,H")),
-    }
-}
-
 impl ExportWindow {
     /// The window for `region` of the session's page; data pages default to their native
     /// samples when written as TIFF.
@@ -121,10 +110,10 @@ impl ExportWindow {
 
     /// Start the export on a background thread: `orient` is the view's orientation.
     pub fn start(&mut self, session: &Session, orient: Orientation, ctx: &egui::Context) {
-        let region = match parse_region(&self.region) {
-            Ok(r) => r,
-            Err(e) => {
-                self.message = Some(e);
+        let region = match crate::render::parse_extent(&self.region).filter(|e| !e.is_empty()) {
+            Some(r) => r,
+            None => {
+                self.message = Some(format!("region '{}': expected X,Y,W,H", self.region));
                 return;
             }
         };

@@ -220,14 +220,9 @@ impl FileBrowser {
                     );
                     let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
                     if (ui.button("Open URL").clicked() || enter) && !self.url_text.is_empty() {
-                        let url = self.url_text.trim();
-                        if crate::source::remote::is_url(url) {
-                            action = Action::Open(PathBuf::from(url));
-                        } else {
-                            self.error = Some(
-                                "a URL starts with https://, s3:// or http:// (this machine)"
-                                    .into(),
-                            );
+                        match crate::source::remote::typed_url(&self.url_text) {
+                            Ok(url) => action = Action::Open(url),
+                            Err(e) => self.error = Some(e),
                         }
                     }
                 });
