@@ -5,7 +5,7 @@
 use tiff::decoder::{Decoder, DecodingResult};
 use tiff::tags::Tag;
 
-use crate::support::synth::{TiffSpec, pattern, write_tiff};
+use crate::support::synth::{TiffSpec, pattern, pattern_tiff, write_tiff};
 use crate::support::{run, tempdir};
 
 const W: u32 = 300;
@@ -39,16 +39,11 @@ fn reduce(img: &[u8], w: u32, h: u32) -> (Vec<u8>, u32, u32) {
 #[test]
 fn convert_writes_a_tiled_pyramid_tiff_others_read() {
     let dir = tempdir();
-    let input = dir.path().join("in.tif");
-    let mut f = std::fs::File::create(&input).expect("create");
-    write_tiff(
-        &mut f,
+    // `source` is `pattern`.
+    let input = pattern_tiff(
+        &dir.path().join("in.tif"),
         &TiffSpec::new(W, H, 3, 8, 2).strips(16),
-        &|x, y, c| u16::from(source(x, y, c)),
-        None,
-    )
-    .expect("tiff");
-    drop(f);
+    );
     let out = dir.path().join("out.tif");
     let (code, _, err) = run(&[
         "convert",
@@ -97,16 +92,7 @@ fn convert_writes_a_tiled_pyramid_tiff_others_read() {
 #[test]
 fn convert_refuses_to_overwrite_its_input() {
     let dir = tempdir();
-    let input = dir.path().join("in.tif");
-    let mut f = std::fs::File::create(&input).expect("create");
-    write_tiff(
-        &mut f,
-        &TiffSpec::new(8, 8, 3, 8, 2),
-        &|x, y, c| u16::from(source(x, y, c)),
-        None,
-    )
-    .expect("tiff");
-    drop(f);
+    let input = pattern_tiff(&dir.path().join("in.tif"), &TiffSpec::new(8, 8, 3, 8, 2));
     let p = input.to_str().expect("utf-8");
     let (code, _, err) = run(&["convert", p, p]);
     assert_ne!(code, 0);

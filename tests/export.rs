@@ -11,15 +11,14 @@ use tessera::format::Extent;
 use tessera::orientation::Orientation;
 use tessera::progress::Progress;
 
-use crate::support::synth::{TiffSpec, pattern, write_tiff};
+use crate::support::synth::{TiffSpec, pattern_tiff};
 use crate::support::{render_region, tempdir};
 
 fn tiled(dir: &std::path::Path) -> std::path::PathBuf {
-    let p = dir.join("big.tif");
-    let spec = TiffSpec::new(3000, 2200, 3, 8, 2).tiles(256, 256);
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).expect("create"));
-    write_tiff(&mut f, &spec, &|x, y, c| u16::from(pattern(x, y, c)), None).expect("tiff");
-    p
+    pattern_tiff(
+        &dir.join("big.tif"),
+        &TiffSpec::new(3000, 2200, 3, 8, 2).tiles(256, 256),
+    )
 }
 
 #[test]

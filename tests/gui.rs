@@ -95,18 +95,10 @@ fn drag_with(h: &mut Harness<'static, TesseraApp>, p0: Pos2, p1: Pos2, modifiers
 
 /// A 2000x1500 tiled TIFF with 256x256 tiles: 8x6 = 48 descriptors.
 fn tiled(dir: &Path) -> std::path::PathBuf {
-    let p = dir.join("t.tif");
-    let spec = TiffSpec::new(2000, 1500, 3, 8, 2).tiles(256, 256);
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).expect("create"));
-    write_tiff(
-        &mut f,
-        &spec,
-        &|x, y, c| u16::from(crate::support::synth::pattern(x, y, c)),
-        None,
+    crate::support::synth::pattern_tiff(
+        &dir.join("t.tif"),
+        &TiffSpec::new(2000, 1500, 3, 8, 2).tiles(256, 256),
     )
-    .expect("tiff");
-    drop(f);
-    p
 }
 
 fn canvas_point(h: &Harness<'static, TesseraApp>) -> Pos2 {
@@ -1091,15 +1083,7 @@ fn a_file_turned_by_its_tag_opens_turned_and_the_cursor_reads_stored_pixels() {
     let path = dir.path().join("turned.tif");
     let mut spec = TiffSpec::new(400, 300, 3, 8, 2);
     spec.orientation = 6;
-    let mut f = std::fs::File::create(&path).expect("create");
-    write_tiff(
-        &mut f,
-        &spec,
-        &|x, y, c| u16::from(crate::support::synth::pattern(x, y, c)),
-        None,
-    )
-    .expect("tiff");
-    drop(f);
+    crate::support::synth::pattern_tiff(&path, &spec);
     let mut h = harness(&path);
     h.step();
     assert_eq!(h.state().view.orient, Orientation::CW);

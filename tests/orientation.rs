@@ -5,7 +5,7 @@
 use tessera::OpenImage;
 use tessera::orientation::Orientation;
 
-use crate::support::synth::{TiffSpec, pattern, write_tiff};
+use crate::support::synth::{TiffSpec, pattern_tiff};
 use crate::support::{render_region, run, tempdir};
 
 /// A JPEG (the `image` crate's encoder) with an APP1 EXIF block spliced in after SOI.
@@ -65,9 +65,7 @@ fn the_tiff_tag_and_jpeg_exif_say_how_to_show_the_image() {
     let tif = dir.path().join("turned.tif");
     let mut spec = TiffSpec::new(120, 80, 3, 8, 2);
     spec.orientation = 8;
-    let mut f = std::fs::File::create(&tif).expect("create");
-    write_tiff(&mut f, &spec, &|x, y, c| u16::from(pattern(x, y, c)), None).expect("tiff");
-    drop(f);
+    pattern_tiff(&tif, &spec);
     let image = OpenImage::open(&tif).expect("open");
     assert_eq!(
         image.page(0).expect("page").orientation,
@@ -111,9 +109,7 @@ fn convert_can_write_the_image_as_its_tag_says() {
     let tif = dir.path().join("turned.tif");
     let mut spec = TiffSpec::new(150, 70, 3, 8, 2).strips(16);
     spec.orientation = 6;
-    let mut f = std::fs::File::create(&tif).expect("create");
-    write_tiff(&mut f, &spec, &|x, y, c| u16::from(pattern(x, y, c)), None).expect("tiff");
-    drop(f);
+    pattern_tiff(&tif, &spec);
     let out = dir.path().join("upright.tif");
     let (code, _, err) = run(&[
         "convert",

@@ -6,16 +6,15 @@
 use std::path::Path;
 
 use crate::support::server::Server;
-use crate::support::synth::{TiffSpec, pattern, write_tiff};
+use crate::support::synth::{TiffSpec, pattern, pattern_tiff};
 use crate::support::{render_region, run_env, tempdir};
 
 /// A 1500x1100 RGB TIFF in 128-pixel tiles.
 fn tiled(dir: &Path, name: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    let spec = TiffSpec::new(1500, 1100, 3, 8, 2).tiles(128, 128);
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&p).expect("create"));
-    write_tiff(&mut f, &spec, &|x, y, c| u16::from(pattern(x, y, c)), None).expect("tiff");
-    p
+    pattern_tiff(
+        &dir.join(name),
+        &TiffSpec::new(1500, 1100, 3, 8, 2).tiles(128, 128),
+    )
 }
 
 /// In-process opens keep their range cache in a folder of the test run, not the user's.

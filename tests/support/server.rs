@@ -109,26 +109,27 @@ impl Server {
 
     /// An S3 server whose buckets are the folders of `root`, accepting one key pair.
     pub fn s3(root: &Path, access_key: &str, secret_key: &str) -> Self {
-        let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs");
-        let mut b = s3s::service::S3ServiceBuilder::new(fs);
-        b.set_auth(s3s::auth::SimpleAuth::from_single(
-            access_key.to_string(),
-            secret_key.to_string(),
-        ));
-        let (addr, rt) = serve(b.build());
-        Self {
-            addr,
-            rt: Some(rt),
-            requests: Arc::new(AtomicU64::new(0)),
-            delay_ms: Arc::new(AtomicU64::new(0)),
-            fail_next: Arc::new(AtomicU64::new(0)),
-        }
+        Self::s3_with(
+            root,
+            Some(s3s::auth::SimpleAuth::from_single(
+                access_key.to_string(),
+                secret_key.to_string(),
+            )),
+        )
     }
 
     /// An S3 server without authentication (a public bucket).
     pub fn s3_public(root: &Path) -> Self {
+        Self::s3_with(root, None)
+    }
+
+    fn s3_with(root: &Path, auth: Option<s3s::auth::SimpleAuth>) -> Self {
         let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs");
-        let (addr, rt) = serve(s3s::service::S3ServiceBuilder::new(fs).build());
+        let mut b = s3s::service::S3ServiceBuilder::new(fs);
+        if let Some(auth) = auth {
+            b.set_auth(auth);
+        }
+        let (addr, rt) = serve(b.build());
         Self {
             addr,
             rt: Some(rt),

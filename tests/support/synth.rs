@@ -375,6 +375,14 @@ fn chunk_bytes(
     out
 }
 
+/// Write `spec` filled with [`pattern`] (uncompressed) to `path`, and return the path.
+pub fn pattern_tiff(path: &Path, spec: &TiffSpec) -> std::path::PathBuf {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    write_tiff(&mut f, spec, &|x, y, c| u16::from(pattern(x, y, c)), None).expect("tiff");
+    f.flush().expect("flush");
+    path.to_path_buf()
+}
+
 /// Write a one-page TIFF. `sample(x, y, channel)` gives stored sample values.
 pub fn write_tiff<W: Write + Seek>(
     w: &mut W,
